@@ -1,0 +1,1 @@
+//! benches: criterion benchmarks (issue 7). Not built yet.

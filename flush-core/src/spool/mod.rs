@@ -1,0 +1,1 @@
+//! The crash-safe on-disk spool (issue 4, being built).

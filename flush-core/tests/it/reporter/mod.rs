@@ -1,0 +1,1 @@
+//! Reporter integration tests (issue 5).

@@ -1,0 +1,1 @@
+//! Spool integration tests (issue 4).

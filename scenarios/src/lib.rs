@@ -1,0 +1,1 @@
+//! scenarios: the end-to-end harness (issue 6). Not built yet.
