@@ -1,3 +1,76 @@
-//! fake-ingest: a fake telemetry ingest server (`POST /ingest`) that captures, dedupes and injects faults.
+//! fake-ingest: a fake telemetry ingest server that captures, dedupes and injects faults, deterministically.
 //!
-//! Being built in issue 3; nothing is exposed yet.
+//! It is the stand-in for a real ingest service: strict about the protocol (`docs/PROTOCOL.md`), honest about what
+//! it received (`/_fake/stats`, `/_fake/events`), and able to misbehave on purpose (`docs/FAULTS.md`). Run it as
+//! the `fake-ingest` binary, or embed it in tests:
+//!
+//! ```no_run
+//! use fake_ingest::{Config, FaultPlan, Server};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Port 0 (the library default) picks a free port.
+//! let server = Server::start_blocking(Config::default())?;
+//! let url = format!("{}/ingest", server.url());
+//! // ... point a client at `url` ...
+//! server.set_faults(FaultPlan::from_json(r#"{"rules": [{"when": {"nth": 1}, "then": "reset_after_store"}]}"#)?);
+//! assert_eq!(server.stats().events_unique, 0);
+//! server.shutdown();
+//! # let _ = url;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Without a socket, drive [`app`] with `tower::ServiceExt::oneshot` (connection resets and crashes then degrade to
+//! a `503` response, because there is no connection or server to drop).
+//!
+//! # Map of the crate
+//! - [`cli`]: the `fake-ingest` command line, runnable from any binary.
+//! - `config`: [`Config`], validated once.
+//! - `event`: the captured-event model every front door decodes into ([`IncomingEvent`], [`CapturedEvent`]).
+//! - `faults`: the fault plan ([`FaultPlan`]) and the deterministic per-request decision ([`FaultPlan::decide`]).
+//! - `store`: capture, dedupe, persistence and counters shared by every front door.
+//! - `log`: the on-disk batch log behind `--data-dir` (its module doc is the format spec).
+//! - `stats`: the [`Stats`] shape served at `/_fake/stats`.
+//! - `front_door`: the shared pipeline a data route runs (count, decide, delay, store, answer or misbehave).
+//! - `ingest`: the strict `POST /ingest` decoder.
+//! - `control`: the `/_fake/` control API ([`EventsPage`] and friends).
+//! - `connection`: the per-connection handle that lets a handler reset its TCP connection.
+//! - `state`: what every handler shares (settings, the current plan, the store, what a crash does).
+//! - `server`: [`app`], the accept loop and the embeddable [`Server`] handle.
+//! - `error`: [`Error`], the library's error type.
+
+pub mod cli;
+mod config;
+mod connection;
+mod control;
+mod error;
+mod event;
+mod faults;
+mod front_door;
+mod ingest;
+mod log;
+#[allow(dead_code)]
+mod metrics;
+#[allow(dead_code)]
+mod otlp;
+#[allow(dead_code)]
+mod posthog;
+mod server;
+mod state;
+mod stats;
+mod store;
+#[allow(dead_code)]
+mod web;
+#[allow(dead_code)]
+mod web_body;
+
+pub use config::{Config, DEFAULT_MAX_BODY_BYTES};
+pub use control::{EventsPage, EventsQuery};
+pub use error::Error;
+pub use event::{CapturedEvent, IncomingEvent, Protocol};
+pub use faults::{
+    Action, Decision, FaultContext, FaultKind, FaultPlan, Latency, PlanError, PropertyMatch, Rule,
+    When,
+};
+pub use server::{CrashMode, Server, app};
+pub use stats::{FaultCounts, RouteStats, Stats};

@@ -1,6 +1,5 @@
-//! The `fake-ingest` binary (being built in issue 3).
+//! The `fake-ingest` binary; the command line itself is [`fake_ingest::cli`].
 
-fn main() {
-    eprintln!("fake-ingest is not built yet");
-    std::process::exit(1);
+fn main() -> std::process::ExitCode {
+    fake_ingest::cli::run(std::env::args_os())
 }

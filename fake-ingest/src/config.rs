@@ -1,0 +1,56 @@
+//! [`Config`]: everything a fake-ingest server is started with, validated once in [`Config::validate`].
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use crate::error::Error;
+use crate::faults::FaultPlan;
+
+/// The default body limit (4 MiB), applied to the body as sent and again after decompression.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// How a fake-ingest server is started.
+///
+/// `Config::default()` binds `127.0.0.1:0` (a free port: what tests want), seed 0, no faults, everything in memory,
+/// a 4 MiB body limit. The `fake-ingest` binary defaults `listen` to `127.0.0.1:8090` instead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The seed every fault decision derives its randomness from.
+    pub seed: u64,
+    /// The fault plan the server starts with (replaceable at run time).
+    pub faults: FaultPlan,
+    /// With a directory, every stored batch is appended to a durable log there and replayed on start.
+    pub data_dir: Option<PathBuf>,
+    /// The largest accepted request body in bytes, before and after decompression.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            seed: 0,
+            faults: FaultPlan::none(),
+            data_dir: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the config as a whole; every entry point calls this once.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a zero body limit, [`Error::Plan`] for an invalid fault plan.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.max_body_bytes == 0 {
+            return Err(Error::InvalidConfig(
+                "max_body_bytes must be at least 1".to_owned(),
+            ));
+        }
+        self.faults.validate()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,117 @@
+//! The control API under `/_fake/`: what a test or harness reads and changes (`docs/PROTOCOL.md`, "Control API").
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /_fake/health` | `{"status": "ok"}` |
+//! | `GET /_fake/stats` | [`crate::Stats`] |
+//! | `GET /_fake/events?offset=&limit=&protocol=&route=` | [`EventsPage`] |
+//! | `GET /_fake/faults` | the current [`crate::FaultPlan`] |
+//! | `PUT /_fake/faults` | replaces the plan (`400` with `{"error"}` when invalid) |
+//! | `POST /_fake/reset` | forgets events, counters, the request index and the clock; truncates the log |
+//!
+//! These routes are never fault-injected and never counted in [`crate::Stats`].
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::event::{CapturedEvent, Protocol};
+use crate::faults::FaultPlan;
+use crate::front_door::{Rejection, error_chain};
+use crate::state::AppState;
+
+/// The query of `GET /_fake/events`: which events, from where, how many.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsQuery {
+    /// Skip this many matching events (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<usize>,
+    /// Return at most this many (default and maximum 10 000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Only events that came through this protocol (`ingest`, `otlp_logs`, ..., `posthog`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+    /// Only events that came through this route, e.g. `/ingest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+}
+
+/// One page of captured events, in arrival order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventsPage {
+    /// How many events match the query in all.
+    pub total: usize,
+    /// The offset this page starts at.
+    pub offset: usize,
+    /// The offset of the next page, absent on the last page.
+    pub next_offset: Option<usize>,
+    /// The events of this page.
+    pub events: Vec<CapturedEvent>,
+}
+
+/// The `/_fake/` routes.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/_fake/health", get(health))
+        .route("/_fake/stats", get(stats))
+        .route("/_fake/events", get(events))
+        .route("/_fake/faults", get(get_faults).put(put_faults))
+        .route("/_fake/reset", post(reset))
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn stats(State(state): State<Arc<AppState>>) -> Json<crate::stats::Stats> {
+    Json(state.store.stats())
+}
+
+async fn events(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Json<EventsPage>, Rejection> {
+    let Query(query) = query.map_err(|rejection| Rejection::bad_request(rejection.body_text()))?;
+    Ok(Json(state.store.page(&query)))
+}
+
+async fn get_faults(State(state): State<Arc<AppState>>) -> Json<FaultPlan> {
+    Json(FaultPlan::clone(&state.faults()))
+}
+
+async fn put_faults(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<Json<FaultPlan>, Rejection> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| Rejection::bad_request("the fault plan is not UTF-8"))?;
+    let plan =
+        FaultPlan::from_json(text).map_err(|error| Rejection::bad_request(error_chain(&error)))?;
+    state.set_faults(plan.clone());
+    tracing::info!(rules = plan.rules.len(), "fault plan replaced");
+    Ok(Json(plan))
+}
+
+async fn reset(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.reset() {
+        Ok(()) => {
+            tracing::info!("state reset");
+            Json(json!({ "reset": true })).into_response()
+        }
+        Err(error) => Rejection::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot reset: {}", error_chain(&error)),
+        )
+        .into_response(),
+    }
+}

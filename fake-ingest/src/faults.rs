@@ -1,0 +1,577 @@
+//! Fault plans (the format of `docs/FAULTS.md`) and the deterministic per-request decision.
+//!
+//! A [`FaultPlan`] is an ordered list of [`Rule`]s; [`FaultPlan::decide`] returns the [`Decision`] of the first rule
+//! whose [`When`] matches a request's [`FaultContext`]. Every front door calls it the same way, so a new route gets
+//! fault injection by building a `FaultContext`.
+//!
+//! Invariant: a decision depends only on the seed, the request index, the rule index, the time since start and the
+//! decoded batch. Each rule's randomness comes from its own generator seeded with a hash of
+//! `(seed, request index, rule index)`: the first draw is the `probability` draw, the next ones the latency. So the
+//! same seed and request sequence give the same decisions, whatever the connections or the thread scheduling.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::event::{IncomingEvent, Protocol};
+
+/// An ordered list of rules; the first rule whose `when` matches decides what happens to a request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultPlan {
+    /// The rules, evaluated in order.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+/// One rule: a trigger, an optional delay and an action.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// The conditions that must all hold (empty: always matches).
+    #[serde(default, skip_serializing_if = "When::is_empty")]
+    pub when: When,
+    /// A delay before the action happens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
+    /// What happens to the request (default: stored normally).
+    #[serde(default, skip_serializing_if = "Action::is_store")]
+    pub then: Action,
+}
+
+/// The trigger of a rule: every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    /// A seeded draw in `[0, 1)` is below this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    /// The request index is at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<u64>,
+    /// The request index is a multiple of this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<u64>,
+    /// The request index is exactly this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nth: Option<u64>,
+    /// The request index is greater than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    /// The time since start (or the last reset) is in `[a, b)` milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub between_ms: Option<[u64; 2]>,
+    /// Some event in the batch has this property.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_has_property: Option<PropertyMatch>,
+}
+
+/// A matcher on the batch: some event has property `name` (equal to `equals` when given).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PropertyMatch {
+    /// The property name.
+    pub name: String,
+    /// The value it must equal; absent: the property only has to be present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<Value>,
+}
+
+/// A delay before the action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Latency {
+    /// Exactly this many milliseconds.
+    FixedMs(u64),
+    /// Uniform in `[a, b]` milliseconds.
+    UniformMs([u64; 2]),
+    /// Log-normal with this median and shape, capped: a long tail.
+    Lognormal {
+        /// The median delay in milliseconds.
+        median_ms: f64,
+        /// The shape (standard deviation of the underlying normal); 0 gives the median every time.
+        sigma: f64,
+        /// The largest delay in milliseconds.
+        cap_ms: u64,
+    },
+}
+
+/// What happens to a request a rule matched.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Value", into = "Value")]
+pub enum Action {
+    /// Normal handling: stored, `202`.
+    #[default]
+    Store,
+    /// Answer this 4xx/5xx status with `{"error": "injected fault"}`; nothing stored.
+    Status {
+        /// The status code, 400..=599.
+        status: u16,
+        /// The `Retry-After` header value in seconds, when given.
+        retry_after_secs: Option<u64>,
+    },
+    /// Reset the connection (TCP RST) without storing or answering.
+    ResetBeforeStore,
+    /// Store (and persist) the batch, then reset the connection without answering: a lost acknowledgement.
+    ResetAfterStore,
+    /// Read the request and never answer.
+    Hang,
+    /// Abort the process at once, storing nothing.
+    CrashBeforeStore,
+    /// Store and persist the batch, then abort the process at once.
+    CrashAfterStore,
+}
+
+/// The kinds of injected fault, as counted in [`crate::FaultCounts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FaultKind {
+    /// A delay was applied.
+    Latency,
+    /// An injected status was answered.
+    Status,
+    /// The connection was reset before storing.
+    ResetBeforeStore,
+    /// The connection was reset after storing.
+    ResetAfterStore,
+    /// The request was left unanswered.
+    Hang,
+    /// The process crashed before storing.
+    CrashBeforeStore,
+    /// The process crashed after storing.
+    CrashAfterStore,
+}
+
+/// Everything a fault decision may depend on: built by each front door for each request.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultContext<'a> {
+    /// The 1-based index of this request among fault-evaluated requests since start or the last reset.
+    pub request_index: u64,
+    /// The route the request came to, e.g. `/ingest`.
+    pub route: &'a str,
+    /// The protocol of that route.
+    pub protocol: Protocol,
+    /// The time since start or the last reset.
+    pub since_start: Duration,
+    /// The decoded batch, or `None` when the request was invalid (then no `batch_has_property` matches).
+    pub events: Option<&'a [IncomingEvent]>,
+}
+
+/// The outcome of [`FaultPlan::decide`] for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The index of the rule that matched, if any.
+    pub rule: Option<usize>,
+    /// The delay to apply before the action.
+    pub latency: Option<Duration>,
+    /// The action.
+    pub action: Action,
+}
+
+impl Decision {
+    /// Normal handling, no delay.
+    pub fn store() -> Self {
+        Self {
+            rule: None,
+            latency: None,
+            action: Action::Store,
+        }
+    }
+}
+
+/// Why a fault plan was rejected; the message says what is wrong and where.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// The text is not JSON of the plan format (serde's message gives line and column).
+    #[error("not a fault plan")]
+    Json(#[from] serde_json::Error),
+    /// A rule is well-formed JSON but its values are out of range.
+    #[error("rules[{rule}]: {problem}")]
+    Invalid {
+        /// The 0-based index of the offending rule.
+        rule: usize,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+impl FaultPlan {
+    /// The empty plan: every request is handled normally.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Parses and validates a plan in the `docs/FAULTS.md` format.
+    ///
+    /// ```
+    /// let plan = fake_ingest::FaultPlan::from_json(r#"{"rules": [{"when": {"every": 7}, "then": "reset_before_store"}]}"#)?;
+    /// assert_eq!(plan.rules.len(), 1);
+    /// # Ok::<(), fake_ingest::PlanError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`PlanError::Json`] for malformed JSON, unknown fields or actions; [`PlanError::Invalid`] for out-of-range
+    /// values (a status outside 400..=599, a probability outside `[0, 1]`, a zero `every`, an empty range).
+    pub fn from_json(text: &str) -> Result<Self, PlanError> {
+        let plan: FaultPlan = serde_json::from_str(text)?;
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// Checks every rule's values.
+    ///
+    /// # Errors
+    /// [`PlanError::Invalid`] naming the first offending rule.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        for (index, rule) in self.rules.iter().enumerate() {
+            rule.validate().map_err(|problem| PlanError::Invalid {
+                rule: index,
+                problem,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Decides what happens to one request: the first matching rule's delay and action, or normal handling.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fake_ingest::{Action, FaultContext, FaultPlan, Protocol};
+    ///
+    /// let plan = FaultPlan::from_json(r#"{"rules": [{"when": {"nth": 2}, "then": "hang"}]}"#)?;
+    /// let context = |request_index| FaultContext {
+    ///     request_index,
+    ///     route: "/ingest",
+    ///     protocol: Protocol::Ingest,
+    ///     since_start: Duration::ZERO,
+    ///     events: None,
+    /// };
+    /// assert_eq!(plan.decide(7, &context(1)).action, Action::Store);
+    /// assert_eq!(plan.decide(7, &context(2)).action, Action::Hang);
+    /// # Ok::<(), fake_ingest::PlanError>(())
+    /// ```
+    pub fn decide(&self, seed: u64, context: &FaultContext<'_>) -> Decision {
+        for (index, rule) in self.rules.iter().enumerate() {
+            let mut rng = fastrand::Rng::with_seed(mix(seed, context.request_index, index as u64));
+            // Invariant: the probability draw is always the first draw, whether or not it is used.
+            let draw = rng.f64();
+            if rule.when.matches(draw, context) {
+                return Decision {
+                    rule: Some(index),
+                    latency: rule
+                        .latency
+                        .as_ref()
+                        .map(|latency| latency.sample(&mut rng)),
+                    action: rule.then.clone(),
+                };
+            }
+        }
+        Decision::store()
+    }
+}
+
+impl Rule {
+    fn validate(&self) -> Result<(), String> {
+        let when = &self.when;
+        if let Some(p) = when.probability
+            && !(0.0..=1.0).contains(&p)
+        {
+            return Err(format!("when.probability {p} is not in [0, 1]"));
+        }
+        for (name, value) in [("every", when.every), ("nth", when.nth)] {
+            if value == Some(0) {
+                return Err(format!("when.{name} must be at least 1"));
+            }
+        }
+        if let Some([a, b]) = when.between_ms
+            && a > b
+        {
+            return Err(format!("when.between_ms [{a}, {b}] is an empty window"));
+        }
+        match &self.latency {
+            Some(Latency::UniformMs([a, b])) if a > b => {
+                return Err(format!("latency.uniform_ms [{a}, {b}] is an empty range"));
+            }
+            Some(Latency::Lognormal {
+                median_ms, sigma, ..
+            }) if !(median_ms.is_finite()
+                && *median_ms > 0.0
+                && sigma.is_finite()
+                && *sigma >= 0.0) =>
+            {
+                return Err("latency.lognormal needs median_ms > 0 and sigma >= 0".to_owned());
+            }
+            _ => {}
+        }
+        if let Action::Status { status, .. } = self.then
+            && !(400..=599).contains(&status)
+        {
+            return Err(format!("then.status {status} is not a 4xx or 5xx status"));
+        }
+        Ok(())
+    }
+}
+
+impl When {
+    fn is_empty(&self) -> bool {
+        *self == When::default()
+    }
+
+    fn matches(&self, draw: f64, context: &FaultContext<'_>) -> bool {
+        let index = context.request_index;
+        let since_start_ms = u64::try_from(context.since_start.as_millis()).unwrap_or(u64::MAX);
+        self.probability.is_none_or(|p| draw < p)
+            && self.first.is_none_or(|n| index <= n)
+            && self.every.is_none_or(|n| n != 0 && index.is_multiple_of(n))
+            && self.nth.is_none_or(|n| index == n)
+            && self.after.is_none_or(|n| index > n)
+            && self
+                .between_ms
+                .is_none_or(|[a, b]| a <= since_start_ms && since_start_ms < b)
+            && self.batch_has_property.as_ref().is_none_or(|matcher| {
+                context
+                    .events
+                    .is_some_and(|events| events.iter().any(|event| matcher.matches(event)))
+            })
+    }
+}
+
+impl PropertyMatch {
+    fn matches(&self, event: &IncomingEvent) -> bool {
+        match (event.properties.get(&self.name), &self.equals) {
+            (Some(value), Some(expected)) => value == expected,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+impl Latency {
+    fn sample(&self, rng: &mut fastrand::Rng) -> Duration {
+        match *self {
+            Latency::FixedMs(ms) => Duration::from_millis(ms),
+            Latency::UniformMs([a, b]) => Duration::from_millis(rng.u64(a..=b.max(a))),
+            Latency::Lognormal {
+                median_ms,
+                sigma,
+                cap_ms,
+            } => {
+                // Box-Muller: a standard normal from two uniform draws (1 - f64() is in (0, 1], so ln is finite).
+                let u1 = 1.0 - rng.f64();
+                let u2 = rng.f64();
+                let normal = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+                let ms = (median_ms * (sigma * normal).exp()).clamp(0.0, cap_ms as f64);
+                Duration::from_secs_f64(ms / 1000.0)
+            }
+        }
+    }
+}
+
+impl Action {
+    fn is_store(&self) -> bool {
+        *self == Action::Store
+    }
+
+    /// The fault this action counts as, `None` for [`Action::Store`].
+    pub fn kind(&self) -> Option<FaultKind> {
+        match self {
+            Action::Store => None,
+            Action::Status { .. } => Some(FaultKind::Status),
+            Action::ResetBeforeStore => Some(FaultKind::ResetBeforeStore),
+            Action::ResetAfterStore => Some(FaultKind::ResetAfterStore),
+            Action::Hang => Some(FaultKind::Hang),
+            Action::CrashBeforeStore => Some(FaultKind::CrashBeforeStore),
+            Action::CrashAfterStore => Some(FaultKind::CrashAfterStore),
+        }
+    }
+}
+
+const ACTION_NAMES: [(&str, Action); 6] = [
+    ("store", Action::Store),
+    ("reset_before_store", Action::ResetBeforeStore),
+    ("reset_after_store", Action::ResetAfterStore),
+    ("hang", Action::Hang),
+    ("crash_before_store", Action::CrashBeforeStore),
+    ("crash_after_store", Action::CrashAfterStore),
+];
+
+const ACTION_EXPECTED: &str = "one of \"store\", \"reset_before_store\", \"reset_after_store\", \"hang\", \
+     \"crash_before_store\", \"crash_after_store\" or {\"status\": n, \"retry_after_secs\": s}";
+
+impl TryFrom<Value> for Action {
+    type Error = String;
+
+    fn try_from(value: Value) -> Result<Self, String> {
+        match value {
+            Value::String(name) => ACTION_NAMES
+                .iter()
+                .find(|(known, _)| *known == name)
+                .map(|(_, action)| action.clone())
+                .ok_or_else(|| format!("unknown action \"{name}\"; expected {ACTION_EXPECTED}")),
+            Value::Object(fields) => {
+                let mut status = None;
+                let mut retry_after_secs = None;
+                for (key, field) in fields {
+                    let number = field.as_u64();
+                    match (key.as_str(), number) {
+                        ("status", Some(n)) => {
+                            status = Some(u16::try_from(n).map_err(|_| "status too large")?)
+                        }
+                        ("retry_after_secs", Some(n)) => retry_after_secs = Some(n),
+                        ("status" | "retry_after_secs", None) => {
+                            return Err(format!(
+                                "action field \"{key}\" must be a non-negative integer"
+                            ));
+                        }
+                        _ => {
+                            return Err(format!(
+                                "unknown action field \"{key}\"; expected {ACTION_EXPECTED}"
+                            ));
+                        }
+                    }
+                }
+                let status = status.ok_or_else(|| {
+                    format!("action object without \"status\"; expected {ACTION_EXPECTED}")
+                })?;
+                Ok(Action::Status {
+                    status,
+                    retry_after_secs,
+                })
+            }
+            other => Err(format!(
+                "invalid action {other}; expected {ACTION_EXPECTED}"
+            )),
+        }
+    }
+}
+
+impl From<Action> for Value {
+    fn from(action: Action) -> Value {
+        if let Action::Status {
+            status,
+            retry_after_secs,
+        } = action
+        {
+            let mut fields = serde_json::Map::new();
+            fields.insert("status".to_owned(), status.into());
+            if let Some(secs) = retry_after_secs {
+                fields.insert("retry_after_secs".to_owned(), secs.into());
+            }
+            return Value::Object(fields);
+        }
+        let name = ACTION_NAMES
+            .iter()
+            .find(|(_, known)| *known == action)
+            .map_or("store", |(name, _)| name);
+        Value::String(name.to_owned())
+    }
+}
+
+/// A 64-bit hash of the three inputs (SplitMix64 finalizer chained), the seed of one rule's generator.
+fn mix(seed: u64, request_index: u64, rule_index: u64) -> u64 {
+    fn splitmix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    splitmix(splitmix(splitmix(seed) ^ request_index) ^ rule_index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(request_index: u64) -> FaultContext<'static> {
+        FaultContext {
+            request_index,
+            route: "/ingest",
+            protocol: Protocol::Ingest,
+            since_start: Duration::ZERO,
+            events: None,
+        }
+    }
+
+    #[test]
+    fn the_documented_example_plan_parses_and_round_trips() {
+        let text = r#"{
+          "rules": [
+            { "when": { "between_ms": [0, 5000] }, "then": { "status": 503, "retry_after_secs": 1 } },
+            { "when": { "batch_has_property": { "name": "poison", "equals": true } }, "then": { "status": 400 } },
+            { "when": { "probability": 0.2 }, "then": "reset_after_store" },
+            { "when": { "every": 7 }, "then": "reset_before_store" },
+            { "when": { "nth": 3 }, "then": "hang" },
+            { "when": { "after": 500, "probability": 0.01 }, "then": "crash_after_store" },
+            { "latency": { "uniform_ms": [5, 50] } }
+          ]
+        }"#;
+        let plan = FaultPlan::from_json(text).expect("the documented plan parses");
+        assert_eq!(plan.rules.len(), 7);
+        let again = FaultPlan::from_json(&serde_json::to_string(&plan).expect("serializes"))
+            .expect("round trips");
+        assert_eq!(again, plan);
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_rule() {
+        let error = FaultPlan::from_json(r#"{"rules": [{}, {"then": {"status": 200}}]}"#)
+            .expect_err("rejected");
+        assert_eq!(
+            error.to_string(),
+            "rules[1]: then.status 200 is not a 4xx or 5xx status"
+        );
+    }
+
+    #[test]
+    fn unknown_actions_are_rejected_with_the_list_of_known_ones() {
+        let error =
+            FaultPlan::from_json(r#"{"rules": [{"then": "explode"}]}"#).expect_err("rejected");
+        let PlanError::Json(source) = error else {
+            panic!("expected a JSON error")
+        };
+        assert!(
+            source.to_string().contains("unknown action \"explode\""),
+            "{source}"
+        );
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_decisions_and_another_seed_differs() {
+        let plan = FaultPlan::from_json(
+            r#"{"rules": [{"when": {"probability": 0.5}, "latency": {"lognormal": {"median_ms": 10, "sigma": 1, "cap_ms": 100}}, "then": "hang"}]}"#,
+        )
+        .expect("valid");
+        let run = |seed| {
+            (1..=200)
+                .map(|i| plan.decide(seed, &context(i)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(42), run(42));
+        assert_ne!(run(42), run(43));
+        let hangs = run(42).iter().filter(|d| d.action == Action::Hang).count();
+        assert!(
+            (60..140).contains(&hangs),
+            "about half of 200 requests, got {hangs}"
+        );
+    }
+
+    #[test]
+    fn count_triggers_match_the_documented_indices() {
+        let plan = |when: &str| {
+            FaultPlan::from_json(&format!(
+                r#"{{"rules": [{{"when": {when}, "then": "hang"}}]}}"#
+            ))
+        };
+        let hits = |when: &str| {
+            let plan = plan(when).expect("valid");
+            (1..=10)
+                .filter(|&i| plan.decide(0, &context(i)).action == Action::Hang)
+                .collect::<Vec<u64>>()
+        };
+        assert_eq!(hits(r#"{"first": 2}"#), [1, 2]);
+        assert_eq!(hits(r#"{"every": 4}"#), [4, 8]);
+        assert_eq!(hits(r#"{"nth": 3}"#), [3]);
+        assert_eq!(hits(r#"{"after": 8}"#), [9, 10]);
+    }
+}

@@ -1,0 +1,346 @@
+//! The pipeline every data route runs, whatever its wire format: the one place faults are applied.
+//!
+//! A front door (today `POST /ingest`; OTLP and PostHog routes plug in the same way) does three things:
+//! 1. `state.store.begin_request(route)` as soon as the request arrives: counts it and gives its fault index;
+//! 2. decodes the body into `Result<Vec<IncomingEvent>, Rejection>` (using [`read_body`] and
+//!    [`require_content_type`] for the shared HTTP rules: encodings, the body limit before and after decompression);
+//! 3. calls [`serve_batch`] with an [`Intake`] and a closure that renders its own success response.
+//!
+//! [`serve_batch`] decides the request's fault ([`crate::FaultPlan::decide`]), applies the delay, then stores,
+//! answers, resets, hangs or crashes, and counts the response and the fault. Invalid requests still go through the
+//! decision (an outage answers `503` whatever the body), but actions that need a stored batch (`store`,
+//! `reset_after_store`, `crash_after_store`) answer the rejection instead.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+
+use crate::connection::ConnectionHandle;
+use crate::event::{IncomingEvent, Protocol};
+use crate::faults::{Action, FaultContext, FaultKind};
+use crate::state::{AppState, CrashBehavior};
+use crate::store::{RequestTicket, StoreOutcome};
+
+/// The header every injected response carries, naming the fault.
+pub(crate) const FAULT_HEADER: &str = "x-fake-ingest-fault";
+
+/// A request refused before storing: a status and `{"error": ..., "index": ...}`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Rejection {
+    pub(crate) status: StatusCode,
+    pub(crate) error: String,
+    pub(crate) index: Option<usize>,
+}
+
+impl Rejection {
+    pub(crate) fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        Self {
+            status,
+            error: error.into(),
+            index: None,
+        }
+    }
+
+    pub(crate) fn bad_request(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error)
+    }
+
+    pub(crate) fn at(mut self, index: usize) -> Self {
+        self.index = Some(index);
+        self
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let body = match self.index {
+            Some(index) => json!({ "error": self.error, "index": index }),
+            None => json!({ "error": self.error }),
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Which route and protocol a batch came through, and its request ticket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Intake {
+    pub(crate) route: &'static str,
+    pub(crate) protocol: Protocol,
+    pub(crate) ticket: RequestTicket,
+}
+
+/// Refuses a request whose `Content-Type` media type is not one of `accepted` (parameters are ignored).
+pub(crate) fn require_content_type(
+    headers: &HeaderMap,
+    accepted: &[&str],
+) -> Result<(), Rejection> {
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.split(';').next().unwrap_or_default().trim());
+    match media_type {
+        Some(media_type)
+            if accepted
+                .iter()
+                .any(|known| media_type.eq_ignore_ascii_case(known)) =>
+        {
+            Ok(())
+        }
+        Some(media_type) => Err(Rejection::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "unsupported Content-Type \"{media_type}\"; expected {}",
+                accepted.join(" or ")
+            ),
+        )),
+        None => Err(Rejection::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("missing Content-Type; expected {}", accepted.join(" or ")),
+        )),
+    }
+}
+
+/// Reads the body under `limit` bytes, then decompresses it (gzip or identity) under `limit` bytes again.
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, Rejection> {
+    let gzip = match headers
+        .get(header::CONTENT_ENCODING)
+        .map(HeaderValue::to_str)
+    {
+        None => false,
+        Some(Ok(value)) if value.trim().eq_ignore_ascii_case("identity") => false,
+        Some(Ok(value)) if value.trim().eq_ignore_ascii_case("gzip") => true,
+        Some(value) => {
+            let shown = value.unwrap_or("(not text)");
+            return Err(Rejection::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported Content-Encoding \"{shown}\"; expected gzip or identity"),
+            ));
+        }
+    };
+    let too_large = |what: &str| {
+        Rejection::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{what} exceeds the limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large("the body"));
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(too_large("the body"));
+        }
+        Err(error) => {
+            return Err(Rejection::bad_request(format!(
+                "cannot read the body: {error}"
+            )));
+        }
+    };
+    if !gzip {
+        return Ok(bytes);
+    }
+    let mut decompressed = Vec::new();
+    let mut decoder = flate2::read::MultiGzDecoder::new(&bytes[..]).take(limit as u64 + 1);
+    if let Err(error) = decoder.read_to_end(&mut decompressed) {
+        return Err(Rejection::bad_request(format!(
+            "the body is not valid gzip: {error}"
+        )));
+    }
+    if decompressed.len() > limit {
+        return Err(too_large("the decompressed body"));
+    }
+    Ok(Bytes::from(decompressed))
+}
+
+/// Decides the request's fault and carries it out; `accepted` renders the success response of the front door.
+pub(crate) async fn serve_batch(
+    state: &Arc<AppState>,
+    connection: Option<ConnectionHandle>,
+    intake: Intake,
+    decoded: Result<Vec<IncomingEvent>, Rejection>,
+    accepted: impl FnOnce(StoreOutcome) -> Response,
+) -> Response {
+    let decision = state.faults().decide(
+        state.seed,
+        &FaultContext {
+            request_index: intake.ticket.index,
+            route: intake.route,
+            protocol: intake.protocol,
+            since_start: intake.ticket.since_start,
+            events: decoded.as_deref().ok(),
+        },
+    );
+    if let Some(delay) = decision.latency {
+        state.store.count_fault(FaultKind::Latency);
+        tokio::time::sleep(delay).await;
+    }
+    let response = match (decision.action, decoded) {
+        (
+            Action::Status {
+                status,
+                retry_after_secs,
+            },
+            _,
+        ) => {
+            state.store.count_fault(FaultKind::Status);
+            injected_status(status, retry_after_secs)
+        }
+        (Action::ResetBeforeStore, _) => {
+            state.store.count_fault(FaultKind::ResetBeforeStore);
+            reset(connection, "reset_before_store").await
+        }
+        (Action::Hang, _) => {
+            state.store.count_fault(FaultKind::Hang);
+            std::future::pending().await
+        }
+        (Action::CrashBeforeStore, _) => {
+            state.store.count_fault(FaultKind::CrashBeforeStore);
+            crash(state, connection, "crash_before_store").await
+        }
+        (_, Err(rejection)) => rejection.into_response(),
+        (
+            action @ (Action::Store | Action::ResetAfterStore | Action::CrashAfterStore),
+            Ok(events),
+        ) => match store(state, intake, events).await {
+            Err(response) => response,
+            Ok(outcome) => match action {
+                Action::ResetAfterStore => {
+                    state.store.count_fault(FaultKind::ResetAfterStore);
+                    reset(connection, "reset_after_store").await
+                }
+                Action::CrashAfterStore => {
+                    state.store.count_fault(FaultKind::CrashAfterStore);
+                    crash(state, connection, "crash_after_store").await
+                }
+                _ => accepted(outcome),
+            },
+        },
+    };
+    state
+        .store
+        .count_response(intake.route, response.status().as_u16());
+    response
+}
+
+/// Stores a batch, off the async runtime when it waits for a disk sync.
+async fn store(
+    state: &Arc<AppState>,
+    intake: Intake,
+    events: Vec<IncomingEvent>,
+) -> Result<StoreOutcome, Response> {
+    let request_id = intake.ticket.index;
+    let stored = if state.store.is_durable() {
+        let state = Arc::clone(state);
+        let task = move || {
+            state
+                .store
+                .store_batch(request_id, intake.protocol, intake.route, events)
+        };
+        match tokio::task::spawn_blocking(task).await {
+            Ok(stored) => stored,
+            Err(join_error) => {
+                tracing::error!(%join_error, "the store task failed; answering 500");
+                let rejection =
+                    Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "the store task failed");
+                return Err(rejection.into_response());
+            }
+        }
+    } else {
+        state
+            .store
+            .store_batch(request_id, intake.protocol, intake.route, events)
+    };
+    stored.map_err(|error| {
+        let chain = error_chain(&error);
+        tracing::error!(error = %chain, "cannot store a batch; answering 500");
+        Rejection::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot store the batch: {chain}"),
+        )
+        .into_response()
+    })
+}
+
+fn injected_status(status: u16, retry_after_secs: Option<u64>) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (code, Json(json!({ "error": "injected fault" }))).into_response();
+    let headers = response.headers_mut();
+    headers.insert(FAULT_HEADER, HeaderValue::from_static("status"));
+    if let Some(secs) = retry_after_secs {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+/// The response of a fault that cannot happen without a connection or server (`app()` driven by `oneshot`).
+fn degraded(fault: &'static str, why: &str) -> Response {
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": format!("injected fault: {fault} ({why}; answering 503 instead)") })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(FAULT_HEADER, HeaderValue::from_static(fault));
+    response
+}
+
+async fn reset(connection: Option<ConnectionHandle>, fault: &'static str) -> Response {
+    match connection {
+        Some(connection) => {
+            tracing::debug!(fault, "resetting the connection");
+            connection.reset();
+            // The connection task drops this future along with the connection.
+            std::future::pending().await
+        }
+        None => degraded(fault, "no connection to reset"),
+    }
+}
+
+async fn crash(
+    state: &AppState,
+    connection: Option<ConnectionHandle>,
+    fault: &'static str,
+) -> Response {
+    match &state.crash {
+        CrashBehavior::AbortProcess => {
+            tracing::error!(fault, "injected crash: aborting the process");
+            std::process::abort()
+        }
+        CrashBehavior::StopServer(stop) => {
+            tracing::warn!(fault, "injected crash: stopping the embedded server");
+            let _ = stop.send(true);
+            if let Some(connection) = connection {
+                connection.reset();
+            }
+            std::future::pending().await
+        }
+        CrashBehavior::Respond => degraded(fault, "no server to crash"),
+    }
+}
+
+/// An error and its sources, joined with `: `.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

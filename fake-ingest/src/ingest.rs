@@ -1,0 +1,240 @@
+//! The `POST /ingest` front door: the strict decoder of our own batch protocol (`docs/PROTOCOL.md`).
+//!
+//! Decoding checks, in order: the method (405), the content type (415), the content encoding (415), the body limit
+//! before and after decompression (413), then the JSON shape and every field of every event (400, naming the field
+//! and the event's index). Nothing is stored unless the whole batch is valid.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use crate::connection::ConnectionHandle;
+use crate::event::{IncomingEvent, Protocol};
+use crate::front_door::{self, Intake, Rejection};
+use crate::state::AppState;
+
+/// The route of this front door.
+pub(crate) const ROUTE: &str = "/ingest";
+
+/// `POST /ingest`.
+pub(crate) async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let ticket = state.store.begin_request(ROUTE);
+    let (parts, body) = request.into_parts();
+    let connection = parts.extensions.get::<ConnectionHandle>().cloned();
+    let decoded = match front_door::require_content_type(&parts.headers, &["application/json"]) {
+        Ok(()) => match front_door::read_body(&parts.headers, body, state.max_body_bytes).await {
+            Ok(bytes) => decode_batch(&bytes),
+            Err(rejection) => Err(rejection),
+        },
+        Err(rejection) => Err(rejection),
+    };
+    let intake = Intake {
+        route: ROUTE,
+        protocol: Protocol::Ingest,
+        ticket,
+    };
+    front_door::serve_batch(&state, connection, intake, decoded, |outcome| {
+        let body = json!({ "accepted": outcome.accepted, "duplicates": outcome.duplicates });
+        (StatusCode::ACCEPTED, Json(body)).into_response()
+    })
+    .await
+}
+
+/// Any other method on `/ingest`: `405` with `Allow: POST`.
+pub(crate) async fn method_not_allowed(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+) -> Response {
+    state.store.count_request(ROUTE);
+    let rejection = Rejection::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "method {} is not allowed on {ROUTE}; use POST",
+            request.method()
+        ),
+    );
+    let mut response = rejection.into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    state
+        .store
+        .count_response(ROUTE, response.status().as_u16());
+    response
+}
+
+/// Decodes and validates a whole `{"batch": [...]}` body.
+pub(crate) fn decode_batch(bytes: &[u8]) -> Result<Vec<IncomingEvent>, Rejection> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|error| Rejection::bad_request(format!("the body is not valid JSON: {error}")))?;
+    let Value::Object(mut top) = value else {
+        return Err(Rejection::bad_request(
+            "the body must be a JSON object with a \"batch\" array",
+        ));
+    };
+    let batch = match top.remove("batch") {
+        Some(Value::Array(batch)) => batch,
+        Some(_) => {
+            return Err(Rejection::bad_request(
+                "\"batch\" must be an array of events",
+            ));
+        }
+        None => return Err(Rejection::bad_request("missing field \"batch\"")),
+    };
+    if batch.is_empty() {
+        return Err(Rejection::bad_request(
+            "\"batch\" is empty; send at least one event",
+        ));
+    }
+    batch
+        .into_iter()
+        .enumerate()
+        .map(|(index, event)| {
+            decode_event(event).map_err(|problem| {
+                Rejection::bad_request(format!("batch[{index}]{problem}")).at(index)
+            })
+        })
+        .collect()
+}
+
+/// Decodes one event; the error is the rest of a message that starts with `batch[i]`.
+fn decode_event(event: Value) -> Result<IncomingEvent, String> {
+    let Value::Object(mut fields) = event else {
+        return Err(" must be an object".to_owned());
+    };
+    let uuid = required_string(&mut fields, "uuid")?;
+    let parsed = uuid::Uuid::try_parse(&uuid)
+        .ok()
+        .filter(|_| uuid.len() == 36)
+        .ok_or_else(|| format!(".uuid \"{uuid}\" is not a hyphenated UUID"))?;
+    let name = required_string(&mut fields, "event")?;
+    if name.is_empty() {
+        return Err(".event must not be empty".to_owned());
+    }
+    let distinct_id = required_string(&mut fields, "distinct_id")?;
+    if distinct_id.is_empty() {
+        return Err(".distinct_id must not be empty".to_owned());
+    }
+    let timestamp = required_string(&mut fields, "timestamp")?;
+    if let Err(error) = timestamp.parse::<jiff::Timestamp>() {
+        return Err(format!(
+            ".timestamp \"{timestamp}\" is not an RFC 3339 timestamp with an offset: {error}"
+        ));
+    }
+    let properties = match fields.remove("properties") {
+        None => Map::new(),
+        Some(Value::Object(properties)) => properties,
+        Some(other) => {
+            return Err(format!(
+                ".properties must be an object, not {}",
+                kind(&other)
+            ));
+        }
+    };
+    Ok(IncomingEvent {
+        dedupe_key: parsed.hyphenated().to_string(),
+        has_idempotency_key: true,
+        name,
+        timestamp: Some(timestamp),
+        distinct_id: Some(distinct_id),
+        resource: None,
+        properties,
+    })
+}
+
+fn required_string(fields: &mut Map<String, Value>, name: &str) -> Result<String, String> {
+    match fields.remove(name) {
+        Some(Value::String(text)) => Ok(text),
+        Some(other) => Err(format!(".{name} must be a string, not {}", kind(&other))),
+        None => Err(format!(": missing field \"{name}\"")),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"uuid": "01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f", "event": "e", "distinct_id": "d",
+        "timestamp": "2026-11-23T10:55:10.123Z", "properties": {"a": 1}}"#;
+
+    fn error_of(body: &str) -> Rejection {
+        decode_batch(body.as_bytes()).expect_err("rejected")
+    }
+
+    #[test]
+    fn a_valid_batch_decodes_with_a_canonical_key() {
+        let upper = GOOD.replace(
+            "01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f",
+            "01936F4E-8A2B-7C3D-9E4F-5A6B7C8D9E0F",
+        );
+        let events = decode_batch(format!(r#"{{"batch": [{upper}], "extra": 1}}"#).as_bytes())
+            .expect("valid");
+        assert_eq!(events[0].dedupe_key, "01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f");
+        assert_eq!(events[0].properties["a"], 1);
+    }
+
+    #[test]
+    fn each_bad_field_is_named_with_the_index_of_its_event() {
+        let cases = [
+            (
+                "uuid",
+                r#""not-a-uuid""#,
+                "batch[1].uuid \"not-a-uuid\" is not a hyphenated UUID",
+            ),
+            ("event", r#""""#, "batch[1].event must not be empty"),
+            (
+                "distinct_id",
+                "7",
+                "batch[1].distinct_id must be a string, not a number",
+            ),
+            (
+                "properties",
+                "[]",
+                "batch[1].properties must be an object, not an array",
+            ),
+        ];
+        for (field, value, expected) in cases {
+            let mut bad: Map<String, Value> = serde_json::from_str(GOOD).expect("json");
+            bad.insert(field.to_owned(), serde_json::from_str(value).expect("json"));
+            let body = format!(r#"{{"batch": [{GOOD}, {}]}}"#, Value::Object(bad));
+            let rejection = error_of(&body);
+            assert_eq!(
+                (rejection.error.as_str(), rejection.index),
+                (expected, Some(1))
+            );
+        }
+    }
+
+    #[test]
+    fn a_timestamp_without_an_offset_is_rejected() {
+        let body = format!(r#"{{"batch": [{}]}}"#, GOOD.replace("10.123Z", "10.123"));
+        assert!(error_of(&body).error.starts_with("batch[0].timestamp"));
+    }
+
+    #[test]
+    fn shapes_other_than_a_non_empty_batch_are_rejected_without_an_index() {
+        for body in ["[]", "{}", r#"{"batch": {}}"#, r#"{"batch": []}"#, "{", ""] {
+            let rejection = error_of(body);
+            assert_eq!(
+                (rejection.status, rejection.index),
+                (StatusCode::BAD_REQUEST, None),
+                "{body}"
+            );
+        }
+    }
+}

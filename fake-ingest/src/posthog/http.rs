@@ -1,0 +1,73 @@
+//! The axum side of the PostHog front door: the capture routes through the shared pipeline
+//! ([`front_door::serve_batch`]), worded as PostHog answers.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{SUCCESS_BODY, decode, decompress, error_body_for};
+use crate::connection::ConnectionHandle;
+use crate::event::Protocol;
+use crate::front_door::{self, Answers, Intake, Rejection};
+use crate::state::AppState;
+use crate::store::StoreOutcome;
+
+/// `POST` on one of the capture routes.
+pub(crate) async fn handle(route: &'static str, state: Arc<AppState>, request: Request) -> Response {
+    let ticket = state.store.begin_request(route);
+    let (parts, body) = request.into_parts();
+    let connection = parts.extensions.get::<ConnectionHandle>().cloned();
+    let limit = state.max_body_bytes;
+    let decoded = match front_door::read_raw_body(&parts.headers, body, limit).await {
+        Err(rejection) => Err(rejection),
+        Ok(bytes) => {
+            let content_encoding = parts.headers.get(header::CONTENT_ENCODING).and_then(|value| value.to_str().ok());
+            decompress(content_encoding, parts.uri.query(), &bytes, limit)
+                .and_then(|plain| decode(&plain))
+                .map(|batch| batch.events)
+                .map_err(|error| {
+                    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                    let rejection = Rejection::new(status, error.detail());
+                    match error.attr() {
+                        Some(index) => rejection.at(index),
+                        None => rejection,
+                    }
+                })
+        }
+    };
+    let intake = Intake { route, protocol: Protocol::Posthog, ticket, rejected: 0 };
+    front_door::serve_batch(&state, connection, intake, decoded, &PosthogAnswers).await
+}
+
+/// Any other method on a capture route: `405` with `Allow: POST`.
+pub(crate) fn method_not_allowed(route: &'static str, state: &AppState, method: &str) -> Response {
+    state.store.count_request(route);
+    let detail = format!("method {method} is not allowed on {route}; use POST");
+    let mut response = PosthogAnswers.refused(Rejection::new(StatusCode::METHOD_NOT_ALLOWED, detail));
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+    state.store.count_response(route, response.status().as_u16());
+    response
+}
+
+/// How PostHog words each answer: `200 {"status": 1}`, errors as `{"type", "code", "detail", "attr"}`.
+struct PosthogAnswers;
+
+impl Answers for PosthogAnswers {
+    fn stored(&self, _outcome: StoreOutcome) -> Response {
+        json_response(StatusCode::OK, SUCCESS_BODY.to_owned())
+    }
+
+    fn refused(&self, rejection: Rejection) -> Response {
+        json_response(rejection.status, error_body_for(rejection.status.as_u16(), &rejection.error, rejection.index))
+    }
+
+    fn injected(&self, status: StatusCode) -> Response {
+        json_response(status, error_body_for(status.as_u16(), "injected fault", None))
+    }
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}

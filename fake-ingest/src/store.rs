@@ -1,0 +1,263 @@
+//! The [`Store`]: capture, dedupe, persistence and counters, shared by every front door.
+//!
+//! A front door decodes a request into `Vec<IncomingEvent>` and hands it to [`Store::store_batch`] with its
+//! [`Protocol`] and route; the store appends it to the batch log (when there is one) and syncs it, then applies it in
+//! memory: each event whose idempotency key is new gets the next `seq` and is captured, the others count as
+//! duplicates. Counters of requests, responses and injected faults live here too, so `/_fake/stats` is one snapshot.
+//!
+//! Invariant: one mutex guards the events, the dedupe keys, the counters and the log, so the log order is the `seq`
+//! order, a batch is applied whole or not at all, and a duplicate is only ever answered once the original is durable.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::control::{EventsPage, EventsQuery};
+use crate::error::Error;
+use crate::event::{CapturedEvent, IncomingEvent, Protocol};
+use crate::faults::FaultKind;
+use crate::log::{BatchLog, BatchRecordRef};
+use crate::stats::Stats;
+
+/// The most events one `GET /_fake/events` page returns.
+pub(crate) const MAX_PAGE: usize = 10_000;
+
+/// Capture, dedupe, persistence and counters.
+#[derive(Debug)]
+pub(crate) struct Store {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    events: Vec<CapturedEvent>,
+    keys: HashSet<String>,
+    stats: Stats,
+    /// Fault-evaluated requests since start or the last reset.
+    request_index: u64,
+    started: Instant,
+    log: Option<BatchLog>,
+}
+
+/// What storing one batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoreOutcome {
+    /// Events newly stored.
+    pub(crate) accepted: u64,
+    /// Events whose key was already stored.
+    pub(crate) duplicates: u64,
+}
+
+/// The index and clock reading a fault decision needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestTicket {
+    pub(crate) index: u64,
+    pub(crate) since_start: Duration,
+}
+
+impl Store {
+    /// Opens a store: in memory, or backed by the batch log in `data_dir`, replayed.
+    pub(crate) fn open(data_dir: Option<&Path>) -> Result<Self, Error> {
+        let mut inner = Inner {
+            events: Vec::new(),
+            keys: HashSet::new(),
+            stats: Stats::default(),
+            request_index: 0,
+            started: Instant::now(),
+            log: None,
+        };
+        if let Some(dir) = data_dir {
+            let (log, records) = BatchLog::open(dir)?;
+            let batches = records.len();
+            for record in records {
+                inner.apply(
+                    record.request_id,
+                    record.protocol,
+                    &record.route,
+                    &record.received_at,
+                    record.events,
+                );
+            }
+            tracing::info!(
+                dir = %dir.display(),
+                batches,
+                events_unique = inner.stats.events_unique,
+                "replayed the batch log"
+            );
+            inner.log = Some(log);
+        }
+        Ok(Self {
+            inner: Mutex::new(inner),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (a batch is applied after its fallible part), so a
+        // poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a request to a data route that is not fault-evaluated (e.g. a wrong method).
+    pub(crate) fn count_request(&self, route: &str) {
+        let mut inner = self.lock();
+        inner.stats.requests += 1;
+        route_stats(&mut inner.stats, route).requests += 1;
+    }
+
+    /// Counts a fault-evaluated request and returns its index and the time since start.
+    pub(crate) fn begin_request(&self, route: &str) -> RequestTicket {
+        let mut inner = self.lock();
+        inner.stats.requests += 1;
+        route_stats(&mut inner.stats, route).requests += 1;
+        inner.request_index += 1;
+        RequestTicket {
+            index: inner.request_index,
+            since_start: inner.started.elapsed(),
+        }
+    }
+
+    /// Counts a response sent from a data route.
+    pub(crate) fn count_response(&self, route: &str, status: u16) {
+        let mut inner = self.lock();
+        *inner.stats.responses.entry(status).or_default() += 1;
+        *route_stats(&mut inner.stats, route)
+            .responses
+            .entry(status)
+            .or_default() += 1;
+    }
+
+    /// Counts an injected fault.
+    pub(crate) fn count_fault(&self, kind: FaultKind) {
+        self.lock().stats.faults.count(kind);
+    }
+
+    /// Stores a batch: durably first when there is a log, then in memory. Blocks on `fdatasync` with a log.
+    ///
+    /// # Errors
+    /// [`Error::DataDir`] when the log cannot be written; nothing of the batch is stored then.
+    pub(crate) fn store_batch(
+        &self,
+        request_id: u64,
+        protocol: Protocol,
+        route: &str,
+        events: Vec<IncomingEvent>,
+    ) -> Result<StoreOutcome, Error> {
+        let mut inner = self.lock();
+        // Taken under the lock, so `received_at` never goes backwards along `seq`.
+        let received_at = jiff::Timestamp::now().to_string();
+        if let Some(log) = inner.log.as_mut() {
+            log.append(&BatchRecordRef {
+                request_id,
+                protocol,
+                route,
+                received_at: &received_at,
+                events: &events,
+            })?;
+        }
+        Ok(inner.apply(request_id, protocol, route, &received_at, events))
+    }
+
+    /// Whether stores block on a disk sync (callers move them off the async runtime then).
+    pub(crate) fn is_durable(&self) -> bool {
+        self.lock().log.is_some()
+    }
+
+    /// A snapshot of the counters.
+    pub(crate) fn stats(&self) -> Stats {
+        self.lock().stats.clone()
+    }
+
+    /// Every captured event, in arrival order.
+    pub(crate) fn events(&self) -> Vec<CapturedEvent> {
+        self.lock().events.clone()
+    }
+
+    /// One page of captured events.
+    pub(crate) fn page(&self, query: &EventsQuery) -> EventsPage {
+        let inner = self.lock();
+        let matching = inner.events.iter().filter(|event| {
+            query
+                .protocol
+                .is_none_or(|protocol| event.protocol == protocol)
+                && query
+                    .route
+                    .as_deref()
+                    .is_none_or(|route| event.route == route)
+        });
+        let offset = query.offset.unwrap_or(0);
+        let limit = query.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE);
+        let mut total = 0;
+        let mut events = Vec::new();
+        for (position, event) in matching.enumerate() {
+            total += 1;
+            if position >= offset && events.len() < limit {
+                events.push(event.clone());
+            }
+        }
+        let next_offset = (offset + events.len() < total).then_some(offset + events.len());
+        EventsPage {
+            total,
+            offset,
+            next_offset,
+            events,
+        }
+    }
+
+    /// Forgets everything: events, dedupe keys, counters, the request index and the clock; truncates the log.
+    ///
+    /// # Errors
+    /// [`Error::DataDir`] when the log cannot be truncated; nothing is reset then.
+    pub(crate) fn reset(&self) -> Result<(), Error> {
+        let mut inner = self.lock();
+        if let Some(log) = inner.log.as_mut() {
+            log.truncate()?;
+        }
+        inner.events = Vec::new();
+        inner.keys = HashSet::new();
+        inner.stats = Stats::default();
+        inner.request_index = 0;
+        inner.started = Instant::now();
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn apply(
+        &mut self,
+        request_id: u64,
+        protocol: Protocol,
+        route: &str,
+        received_at: &str,
+        events: Vec<IncomingEvent>,
+    ) -> StoreOutcome {
+        let mut outcome = StoreOutcome {
+            accepted: 0,
+            duplicates: 0,
+        };
+        for event in events {
+            self.stats.events_received += 1;
+            if event.has_idempotency_key && !self.keys.insert(event.dedupe_key.clone()) {
+                outcome.duplicates += 1;
+                continue;
+            }
+            outcome.accepted += 1;
+            self.events.push(CapturedEvent {
+                seq: self.events.len() as u64 + 1,
+                request_id,
+                protocol,
+                route: route.to_owned(),
+                received_at: received_at.to_owned(),
+                event,
+            });
+        }
+        self.stats.events_unique += outcome.accepted;
+        self.stats.duplicates += outcome.duplicates;
+        self.stats.batches_stored += 1;
+        outcome
+    }
+}
+
+fn route_stats<'a>(stats: &'a mut Stats, route: &str) -> &'a mut crate::stats::RouteStats {
+    stats.routes.entry(route.to_owned()).or_default()
+}
