@@ -1,1 +1,198 @@
-//! The crash-safe on-disk spool (issue 4, being built).
+//! The crash-safe spool: an on-disk log that loses nothing and hands nothing out twice.
+//!
+//! Every recorded event lands here before it is sent. A [`Spool`] is one process's writer into a spool directory;
+//! [`Spool::try_deliver`] takes the directory's delivery lock and returns a [`SpoolReader`] that hands out the records
+//! of every writer (this process's, other live processes', and dead processes' adopted ones) in batches, and
+//! acknowledges them durably. Many processes may share one directory: each appends to files of its own, one at a
+//! time delivers.
+//!
+//! ```
+//! use flush_core::spool::{Spool, SpoolConfig, SyncPolicy};
+//!
+//! # fn main() -> Result<(), flush_core::spool::SpoolError> {
+//! # let temporary = std::env::temp_dir().join(format!("spool-doc-{}", std::process::id()));
+//! let mut config = SpoolConfig::new(&temporary);
+//! config.sync = SyncPolicy::Always;
+//! let mut spool = Spool::open(config)?;
+//! spool.append(&[b"{\"event\":\"a\"}".as_slice(), b"{\"event\":\"b\"}"])?;
+//! if let Some(mut reader) = spool.try_deliver()? {
+//!     while let Some(batch) = reader.next_batch(100, 1 << 20)? {
+//!         // ... send batch.records; on success:
+//!         reader.ack(&batch.position)?;
+//!     }
+//! }
+//! assert_eq!(spool.stats().pending_events, 0);
+//! # drop(spool);
+//! # std::fs::remove_dir_all(&temporary).ok();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # On-disk format (version 1)
+//!
+//! All integers are little-endian. The checksum everywhere is **CRC-32C** (Castagnoli, polynomial `0x1EDC6F41`,
+//! reflected `0x82F63B78`, initial value and final xor `0xFFFFFFFF`), as computed by the `crc32c` crate (hardware
+//! accelerated with SSE4.2 / ARMv8 CRC). Its check value, `crc32c("123456789") = 0xE3069283`, is pinned by a unit test
+//! (CRC-32/IEEE would give `0xCBF43926`).
+//!
+//! ## Directory layout
+//!
+//! | path | what |
+//! |---|---|
+//! | `<dir>/` | created with mode `0700`; every file in it is created `0600` (telemetry can hold personal data) |
+//! | `<writer>.lock` | one per writer (open [`Spool`]); the writer holds an exclusive `flock` on it for its lifetime. Created as `<writer>.lock.tmp`, locked, then renamed, so it is never seen unlocked while its writer lives |
+//! | `<writer>-<seq>.seg` | a segment: `<writer>` is the writer id (a UUID v7, 32 lowercase hex digits), `<seq>` its number within the writer (16 lowercase hex digits, from 0) |
+//! | `delivery.lock` | the delivery lock: whoever holds its `flock` is the one reader of the directory |
+//! | `acks` | the acknowledgement file, rewritten atomically by the delivery-lock holder (via `acks.<writer>.tmp`) |
+//! | `flushed/` | with `keep_flushed`, fully delivered segments are moved here (still under `max_age` and `max_total_bytes`) |
+//!
+//! ## Segment
+//!
+//! A 48-byte header, then frames back to back, nothing else (no footer: a segment ends where its last valid frame
+//! ends).
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `FLUSHSEG` |
+//! | 8 | 2 | format version, `1` |
+//! | 10 | 2 | flags, `0` |
+//! | 12 | 16 | writer id (must match the file name, or the header counts as damaged) |
+//! | 28 | 8 | segment sequence number (must match the file name, or the header counts as damaged) |
+//! | 36 | 8 | creation time, milliseconds since the Unix epoch |
+//! | 44 | 4 | CRC-32C of bytes 0..44 |
+//!
+//! A writer rolls over to a new segment when the next batch would take the current one past `max_segment_bytes` (a
+//! batch never spans segments; a batch bigger than the limit gets a segment of its own), or before frame times could
+//! overflow (~49 days).
+//!
+//! ## Frame (one record = one event)
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | payload length `n` (at most `max_record_bytes`) |
+//! | 4 | 4 | CRC-32C of bytes 0..4, 8..16 and the payload (everything but itself) |
+//! | 8 | 4 | record index within the segment: 0, 1, 2, ... without gaps |
+//! | 12 | 4 | append time, milliseconds after the segment's creation time; never decreases within a segment |
+//! | 16 | n | payload |
+//!
+//! A batch is encoded into one buffer and written with one positioned `write` at the segment's end.
+//!
+//! ## Acknowledgement file (`acks`)
+//!
+//! Magic `FLUSHACK` (8), version `1` (2), reserved (2), entry count (4), the entries, then a CRC-32C of everything
+//! before it (4). An entry (48 bytes): writer id (16), segment sequence (8), settled offset (8), count of valid
+//! frames before that offset (8), the index the frame at that offset should have (4), the time delta of the last
+//! settled frame (4). Everything of that segment before the offset is acknowledged or dropped; a segment without an
+//! entry is settled up to its header. The file is written to a temporary file, fsynced, renamed over `acks`, and the
+//! directory fsynced; a missing or damaged `acks` means "nothing acknowledged" (at-least-once: records are sent
+//! again, their idempotency keys make that harmless).
+//!
+//! # Liveness, sealing and adoption
+//!
+//! A writer is **alive** while its `<writer>.lock` is locked; the kernel releases the lock when the process exits in
+//! any way, SIGKILL included. A lock that can be taken (or a missing lock file) means the writer is **dead**; writer
+//! ids are never reused, so it stays dead. A segment is **sealed** when no byte will ever be added to it: its writer
+//! has a later segment, or is dead.
+//!
+//! - In a segment that is not sealed, the first incomplete or invalid frame ends what is readable *for now*: it is
+//!   "not yet written" (a concurrent `write` can be seen half done), never cut.
+//! - When a writer is found dead, its segments are sealed and scanned to the end while holding its lock (so two
+//!   processes never cut the same file at once), and a torn tail is cut (`ftruncate` to the end of the last valid
+//!   frame). Its records are then delivered like any other: that is **adoption**.
+//!
+//! # Recovery rules
+//!
+//! Scanning a segment walks frames from a known frontier. A frame is valid when its length is at most
+//! `max_record_bytes` and its CRC matches.
+//!
+//! - **Bounded**: a length over `max_record_bytes` is invalid before anything is read or allocated, so a corrupt
+//!   length costs nothing; every scan step advances, so no input can make it loop.
+//! - **Torn tail**: in a sealed segment, bytes after the last valid frame that contain no later valid frame are a torn
+//!   tail: counted in [`SpoolStats::corrupt_bytes`] and cut (for a dead writer).
+//! - **Mid-file damage** (sealed segments only): after an invalid frame at offset `o`, the scan looks at every later
+//!   offset for the next frame that (1) has a length at most `max_record_bytes` that fits in the file, (2) has a
+//!   record index at least the expected one and at most the expected one plus the file length / 16, (3) has a time
+//!   delta at least the last valid one, and (4) has a matching CRC. The bytes between are skipped; the records lost
+//!   there are exactly the gap in record indexes, counted in [`SpoolStats::corrupt_records`] and bytes in
+//!   [`SpoolStats::corrupt_bytes`], and logged at debug level. At most 64 MiB after the damage are searched.
+//! - **False-positive bound**: a random position passes (4) with probability 2⁻³², independently of (1)–(3), so
+//!   resynchronising over `d` damaged bytes yields an invented record with probability at most `d · 2⁻³²` (below
+//!   10⁻⁷ for a whole 256 MiB of damage; (1)–(3) make it far smaller in practice). A payload that itself contains a
+//!   complete valid frame could be mistaken for one only if the real frame around it is damaged; JSON payloads never
+//!   contain the NUL bytes a small length field needs.
+//! - A damaged segment header loses only the header: frames are still read, their times counted from the file's
+//!   modification time. A file shorter than a header, of a dead writer, is a torn creation and is removed.
+//! - None of this is an error: damage never stops the rest of the spool from being delivered.
+//!
+//! # Delivery and acknowledgement
+//!
+//! One reader at a time per directory (the `delivery.lock` flock). It hands out each writer's records in append order;
+//! across writers, the writer with the oldest readable segment comes first. Each record is handed out once per reader
+//! (until [`SpoolReader::rewind`] or a new reader). [`SpoolReader::ack`] persists the read cursors of the batch's
+//! [`Position`] in `acks` *before* anything is counted or removed; a sealed segment that is fully acknowledged is then
+//! deleted, or moved to `flushed/` with `keep_flushed`. So after any crash, acknowledged records are never handed out
+//! again (`acks` is written first) and unacknowledged ones always are (nothing is removed before it is
+//! acknowledged). A new reader (of any process) starts at the acknowledged cursors.
+//!
+//! Durability of `acks` follows the sync policy: with [`SyncPolicy::Always`] and [`SyncPolicy::GroupCommit`] every
+//! acknowledgement is fsynced (file and directory) before `ack` returns; with [`SyncPolicy::Never`] it reaches the
+//! kernel only, so an OS crash (not a process crash) can make the last acknowledged batches be delivered again
+//! (their idempotency keys make that harmless) but can never lose a record.
+//!
+//! Locks are `flock`s, held by open file descriptions: a process that `fork`s without `exec` gives its child the
+//! writer and delivery locks too (a writer then looks alive until the child exits, and `try_deliver` returns `None`
+//! meanwhile). Every file is opened close-on-exec, so a child that `exec`s holds them only for a moment.
+//!
+//! # Bounds
+//!
+//! - **Size**: over `max_total_bytes` (segments plus `flushed/`), kept flushed segments go first, then the oldest
+//!   sealed segments with nothing handed out; their unacknowledged records are counted in
+//!   [`SpoolStats::dropped_for_size`]. A live writer's open segment is never removed.
+//! - **Age**: whole segments whose last record is older than `max_age`, and single expired records at the head of a
+//!   segment when the reader reaches them, are dropped and counted in [`SpoolStats::dropped_for_age`]; kept flushed
+//!   segments older than `max_age` are removed.
+//! - Drops are applied by the delivery-lock holder (a reader, or a writer that takes the lock for a moment when it
+//!   is free), persisted in `acks` like acknowledgements, and never touch records handed out and not yet
+//!   acknowledged.
+//!
+//! # Accounting (what [`SpoolStats`] means with several processes)
+//!
+//! The statistics are this process's view, kept in memory and updated incrementally (appends, acknowledgements,
+//! drops, and scans of new data), so [`Spool::stats`] does no I/O. A record is **known** to this process when it
+//! appended it (`recorded`) or scanned it (`recovered_events`: at open, and whenever it finds new records of other
+//! writers, during delivery or [`Spool::try_deliver`]; records found lost in a damaged region count here too). A
+//! known record leaves `pending_events` exactly once: as `acknowledged_events`, `dropped_for_size`,
+//! `dropped_for_age`, `corrupt_records`, or `settled_elsewhere`
+//! (acknowledged or dropped by another process, seen in `acks` when this process next looks: every `try_deliver`,
+//! successful or not). So at any moment:
+//!
+//! `recorded + recovered_events = acknowledged_events + dropped_for_size + dropped_for_age + corrupt_records +
+//! settled_elsewhere + pending_events`.
+//!
+//! With a single process the last term but one is always 0. With several, `pending_events` can include records
+//! another process has delivered since this one last looked (it is an upper bound, exact as of the last
+//! `try_deliver`), and excludes records other live writers appended since then.
+//!
+//! # Module map
+//!
+//! `format` (byte layout, pure), `segment` (scanning and resynchronisation), `catalog` (this process's view of the
+//! directory: cursors, liveness, counters, retention), `writer` ([`Spool`]), `reader` ([`SpoolReader`]), `lock`
+//! (flocks), `io` (the file-access seam where tests inject faults), `config`, `error`.
+
+mod catalog;
+mod config;
+mod error;
+mod format;
+mod io;
+mod lock;
+mod reader;
+mod segment;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{SpoolConfig, SpoolStats, SyncPolicy};
+pub use error::SpoolError;
+pub use reader::{Position, SpoolBatch, SpoolReader};
+pub use writer::Spool;

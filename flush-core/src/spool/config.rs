@@ -1,0 +1,139 @@
+//! The spool's configuration, sync policy and statistics.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::error::SpoolError;
+use super::format::{FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+
+/// Where and how a [`Spool`](super::Spool) keeps its records. Build it with [`SpoolConfig::new`] and change fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpoolConfig {
+    /// The spool directory, created (mode 0700, with parents) if missing. Several processes may share it.
+    pub dir: PathBuf,
+    /// When appended records are fsynced.
+    pub sync: SyncPolicy,
+    /// A segment file is rolled over when the next batch would take it past this size (a single batch larger than
+    /// this gets a segment of its own). Default 8 MiB; 16 KiB in this crate's unit tests, so they hit rollover.
+    pub max_segment_bytes: u64,
+    /// The size budget of the directory (segments and kept flushed segments). Over it, flushed segments and then the
+    /// oldest sealed segments are removed, their undelivered records counted in
+    /// [`SpoolStats::dropped_for_size`]. Default 256 MiB. Each live writer's open segment comes on top (it cannot be
+    /// removed while written), so the directory can exceed the budget by up to `max_segment_bytes` per live writer.
+    pub max_total_bytes: u64,
+    /// Records older than this are dropped instead of delivered and counted in [`SpoolStats::dropped_for_age`];
+    /// kept flushed segments are removed after this age too. Default 2 days.
+    pub max_age: Duration,
+    /// Move fully delivered segments to `flushed/` instead of deleting them (for inspection); they stay under
+    /// `max_age` and `max_total_bytes`. Default false.
+    pub keep_flushed: bool,
+    /// The largest record accepted by [`append`](super::Spool::append), and the largest length a reader believes
+    /// (so a corrupt length field cannot make it allocate more). Default 1 MiB. Readers should use the same value as
+    /// writers: a record longer than the reader's limit is treated as damage.
+    pub max_record_bytes: u32,
+}
+
+/// When appended records are fsynced (`fdatasync`).
+///
+/// Whatever the policy, [`append`](super::Spool::append) hands its batch to the kernel (one `write`) before it
+/// returns, so a crash of the process loses nothing appended; the policy decides what an operating-system crash or a
+/// power cut can lose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Never fsync: the fastest; an OS crash or power cut may lose the records the kernel had not written back yet
+    /// (typically the last 30 seconds), and acknowledgements are not fsynced either (an OS crash can make the last
+    /// acknowledged batches be delivered again).
+    Never,
+    /// Fsync at most once per interval: when [`sync_if_due`](super::Spool::sync_if_due) is called (the reporter calls
+    /// it on a tick) or an append finds unsynced data older than the interval. An OS crash loses at most about one
+    /// interval (plus the tick period) of records. Acknowledgements are fsynced before `ack` returns.
+    GroupCommit(Duration),
+    /// Fsync before every append returns: nothing `append` returned `Ok` for is ever lost; one fsync per batch.
+    /// Acknowledgements are fsynced before `ack` returns.
+    Always,
+}
+
+impl SpoolConfig {
+    /// The default configuration for `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            sync: SyncPolicy::GroupCommit(Duration::from_millis(200)),
+            max_segment_bytes: if cfg!(test) {
+                16 * 1024
+            } else {
+                8 * 1024 * 1024
+            },
+            max_total_bytes: 256 * 1024 * 1024,
+            max_age: Duration::from_secs(2 * 24 * 60 * 60),
+            keep_flushed: false,
+            max_record_bytes: 1024 * 1024,
+        }
+    }
+
+    /// Checks the limits once, in one place.
+    pub(crate) fn validate(&self) -> Result<(), SpoolError> {
+        let smallest_segment = SEGMENT_HEADER_LEN + FRAME_HEADER_LEN as u64;
+        if self.max_segment_bytes < smallest_segment {
+            return Err(SpoolError::InvalidConfig {
+                reason: "max_segment_bytes is smaller than one frame",
+            });
+        }
+        if self.max_record_bytes == 0 || self.max_record_bytes > u32::MAX - FRAME_HEADER_LEN as u32
+        {
+            return Err(SpoolError::InvalidConfig {
+                reason: "max_record_bytes must be between 1 and 4 GiB",
+            });
+        }
+        if self.max_total_bytes < self.max_segment_bytes {
+            return Err(SpoolError::InvalidConfig {
+                reason: "max_total_bytes is smaller than max_segment_bytes",
+            });
+        }
+        if let SyncPolicy::GroupCommit(interval) = self.sync
+            && interval.is_zero()
+        {
+            return Err(SpoolError::InvalidConfig {
+                reason: "the group commit interval is zero; use Always",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A snapshot of the spool's counters, as seen by this process (see "Accounting" in the [module doc](super)).
+///
+/// All event counts are exact and in records. For this process, at any moment,
+/// `recorded + recovered_events = acknowledged_events + dropped_for_size + dropped_for_age + corrupt_records +
+/// settled_elsewhere + pending_events`, where `recorded` is the number of records of this process's
+/// [`append`](super::Spool::append) calls that returned `Ok`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SpoolStats {
+    /// Records known to this process and not yet acknowledged or dropped, in the whole directory.
+    pub pending_events: u64,
+    /// The on-disk bytes (frames, headers included) of the pending records.
+    pub pending_bytes: u64,
+    /// Segment files in the directory known to this process (kept flushed ones excluded).
+    pub segments: u64,
+    /// The age of the oldest pending record; an upper bound, exact to the last acknowledged record of its segment.
+    pub oldest_pending_age: Option<std::time::Duration>,
+    /// Records dropped (never delivered) because the directory was over `max_total_bytes`.
+    pub dropped_for_size: u64,
+    /// Records dropped (never delivered) because they were older than `max_age`.
+    pub dropped_for_age: u64,
+    /// Records lost to damage on disk: those in damaged regions that the scan skipped (exactly, from the gap in
+    /// record indexes around each region; they are counted in `recovered_events` too), and pending records whose
+    /// bytes were damaged after they were scanned. A torn tail (an incomplete last write) is counted in bytes only.
+    pub corrupt_records: u64,
+    /// Bytes skipped or cut as damaged, torn tails included.
+    pub corrupt_bytes: u64,
+    /// Records not appended by this process that it counted: those in the directory when it was opened, and those it
+    /// found later (other live writers' new records, adopted dead writers' segments), damaged ones included.
+    pub recovered_events: u64,
+    /// Records acknowledged through this process's readers.
+    pub acknowledged_events: u64,
+    /// Records this process had counted as pending that left the spool without it: acknowledged or dropped by
+    /// another process delivering from the directory, or removed from outside (a deleted directory).
+    pub settled_elsewhere: u64,
+}

@@ -1,0 +1,446 @@
+//! [`Spool`]: this process's writer, and the entry point to delivery.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use super::catalog::{Catalog, SegmentState, now_ms};
+use super::config::{SpoolConfig, SpoolStats, SyncPolicy};
+use super::error::SpoolError;
+use super::format::{
+    self, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, SegmentHeader, SegmentKey, WriterId,
+};
+use super::io::{create_dir_private, create_new, sync_data, sync_dir, write_all_at};
+use super::lock::{create_writer_lock, try_delivery_lock};
+use super::reader::SpoolReader;
+use super::segment::Frontier;
+
+/// The catalog shared by a [`Spool`] and its [`SpoolReader`].
+pub(crate) type SharedCatalog = Arc<Mutex<Catalog>>;
+
+/// Locks the catalog; a panic while it was held cannot leave it half-updated in a way that matters more than
+/// refusing service, so a poisoned lock is taken over.
+pub(crate) fn lock_catalog(shared: &SharedCatalog) -> MutexGuard<'_, Catalog> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A segment rolls over before its frame times (milliseconds after its creation, in a `u32`) could overflow.
+const MAX_SEGMENT_AGE_MS: u64 = u32::MAX as u64 - 60_000;
+
+/// The segment this writer appends to.
+#[derive(Debug)]
+struct OpenSegment {
+    key: SegmentKey,
+    path: PathBuf,
+    file: File,
+    created_ms: u64,
+    /// Invariant: the file holds exactly `len` bytes of header and whole frames (a failed write is cut back).
+    len: u64,
+    next_index: u32,
+    last_delta_ms: u32,
+    valid: u64,
+    /// A failed write could not be cut back: the segment holds garbage after `len` and takes no more appends.
+    broken: bool,
+}
+
+/// This process's writer into a spool directory. Appends go to segments of its own; see the [module doc](super).
+///
+/// `Spool` is `Send`; wrap it in a mutex to share it. Dropping it fsyncs unsynced data (unless the policy is
+/// [`SyncPolicy::Never`]) and releases its writer lock, after which its segments are delivered like a dead writer's.
+#[derive(Debug)]
+pub struct Spool {
+    shared: SharedCatalog,
+    config: SpoolConfig,
+    writer: WriterId,
+    /// Held for the writer's lifetime: the flock that tells other processes this writer is alive.
+    lock: File,
+    current: Option<OpenSegment>,
+    next_seq: u64,
+    buffer: Vec<u8>,
+    unsynced_since: Option<Instant>,
+    /// When the limits were last applied by taking the delivery lock for a moment (rate-limited: it reads the
+    /// directory).
+    last_maintained: Option<Instant>,
+}
+
+/// How often an append over the size budget may take the delivery lock to apply the limits.
+const MAINTAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl Spool {
+    /// Opens (creating it, mode 0700, if missing) the spool directory for appending, and scans it: records already
+    /// pending there are counted in [`SpoolStats::recovered_events`], dead writers' torn tails are cut, and the size
+    /// and age limits are applied if no other process is delivering.
+    ///
+    /// # Errors
+    /// [`SpoolError::InvalidConfig`], [`SpoolError::NotADirectory`], and the I/O variants when the directory cannot
+    /// be created or written (a writer lock file is created in it at once).
+    pub fn open(config: SpoolConfig) -> Result<Spool, SpoolError> {
+        config.validate()?;
+        let dir = config.dir.clone();
+        match fs::metadata(&dir) {
+            Ok(metadata) if !metadata.is_dir() => {
+                return Err(SpoolError::NotADirectory { path: dir });
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                create_dir_private(&dir).map_err(|error| SpoolError::io(&dir, error))?;
+            }
+            Err(error) => return Err(SpoolError::io(&dir, error)),
+        }
+        let writer = WriterId::generate();
+        let lock = create_writer_lock(&dir, writer).map_err(|error| SpoolError::io(&dir, error))?;
+        let mut catalog = Catalog::new(config.clone(), writer);
+        catalog.refresh(false)?;
+        let spool = Spool {
+            shared: Arc::new(Mutex::new(catalog)),
+            config,
+            writer,
+            lock,
+            current: None,
+            next_seq: 0,
+            buffer: Vec::new(),
+            unsynced_since: None,
+            last_maintained: None,
+        };
+        spool.maintain();
+        Ok(spool)
+    }
+
+    /// Appends a batch of records (one record = one event), in order, with one `write` system call; the batch has
+    /// reached the kernel when this returns, so a crash of the process loses none of it. With
+    /// [`SyncPolicy::Always`] it is fsynced too; with [`SyncPolicy::GroupCommit`] it is fsynced here if the oldest
+    /// unsynced data is older than the interval. An empty batch does nothing.
+    ///
+    /// # Errors
+    /// [`SpoolError::RecordTooLarge`] before anything is written; [`SpoolError::DiskFull`] and the other I/O
+    /// variants if the write (or, with `Always`, the fsync) fails. Either way nothing of the batch is kept.
+    pub fn append<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<(), SpoolError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let max = self.config.max_record_bytes;
+        let mut batch_bytes = 0_u64;
+        for (index, record) in records.iter().enumerate() {
+            let len = record.as_ref().len();
+            if len > max as usize {
+                return Err(SpoolError::RecordTooLarge { index, len, max });
+            }
+            batch_bytes += (FRAME_HEADER_LEN + len) as u64;
+        }
+        let count = u32::try_from(records.len()).unwrap_or(u32::MAX);
+        let now = now_ms();
+        self.ensure_segment(batch_bytes, count, now)?;
+        let Some(segment) = self.current.as_mut() else {
+            return Err(SpoolError::Io {
+                path: self.config.dir.clone(),
+                source: io::Error::other("no open segment"),
+            });
+        };
+        let delta = u32::try_from(now.saturating_sub(segment.created_ms))
+            .unwrap_or(u32::MAX)
+            .max(segment.last_delta_ms);
+        self.buffer.clear();
+        self.buffer
+            .reserve(usize::try_from(batch_bytes).unwrap_or(0));
+        for (offset, record) in records.iter().enumerate() {
+            format::encode_frame(
+                &mut self.buffer,
+                segment.next_index + offset as u32,
+                delta,
+                record.as_ref(),
+            );
+        }
+        if let Err(error) = write_all_at(&segment.file, &self.buffer, segment.len) {
+            // Invariant: a failed append leaves no frame of its batch behind (cut back to the last whole batch).
+            if segment.file.set_len(segment.len).is_err() {
+                segment.broken = true;
+            }
+            return Err(SpoolError::io(&segment.path, error));
+        }
+        if self.config.sync == SyncPolicy::Always
+            && let Err(error) = sync_data(&segment.file)
+        {
+            if segment.file.set_len(segment.len).is_err() {
+                segment.broken = true;
+            }
+            return Err(SpoolError::io(&segment.path, error));
+        }
+        segment.len += self.buffer.len() as u64;
+        segment.next_index += count;
+        segment.last_delta_ms = delta;
+        segment.valid += u64::from(count);
+        let frontier = Frontier {
+            offset: segment.len,
+            next_index: segment.next_index,
+            last_delta_ms: delta,
+            valid: segment.valid,
+        };
+        let key = segment.key;
+        let over_budget = {
+            let mut catalog = lock_catalog(&self.shared);
+            if let Some(state) = catalog.segments.get_mut(&key) {
+                state.frontier = frontier;
+                state.file_len = frontier.offset;
+            }
+            catalog.total_bytes() > self.config.max_total_bytes
+        };
+        if self.config.sync != SyncPolicy::Always {
+            self.unsynced_since.get_or_insert_with(Instant::now);
+        }
+        if let (SyncPolicy::GroupCommit(interval), Some(since)) =
+            (self.config.sync, self.unsynced_since)
+            && since.elapsed() >= interval
+            && let Err(error) = self.sync()
+        {
+            tracing::debug!(%error, "spool: group commit fsync failed; retried at the next tick");
+        }
+        if over_budget
+            && self
+                .last_maintained
+                .is_none_or(|last| last.elapsed() >= MAINTAIN_INTERVAL)
+        {
+            self.maintain();
+            self.last_maintained = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Fsyncs the open segment now (whatever the policy), and checks that the directory still exists.
+    ///
+    /// # Errors
+    /// The I/O variants if the fsync fails (the data stays unsynced and is retried by the next call);
+    /// [`SpoolError::DirectoryMissing`] if the directory was deleted (its records are gone and counted in
+    /// [`SpoolStats::settled_elsewhere`]; the next append re-creates it).
+    pub fn sync(&mut self) -> Result<(), SpoolError> {
+        if let Some(segment) = &self.current
+            && self.unsynced_since.is_some()
+        {
+            sync_data(&segment.file).map_err(|error| SpoolError::io(&segment.path, error))?;
+        }
+        self.unsynced_since = None;
+        if let Err(error) = fs::metadata(&self.config.dir)
+            && error.kind() == io::ErrorKind::NotFound
+        {
+            self.current = None;
+            let mut catalog = lock_catalog(&self.shared);
+            let lost: u64 = catalog.segments.values().map(SegmentState::pending).sum();
+            catalog.counters.settled_elsewhere += lost;
+            catalog.segments.clear();
+            return Err(SpoolError::DirectoryMissing {
+                path: self.config.dir.clone(),
+                source: error,
+            });
+        }
+        Ok(())
+    }
+
+    /// With [`SyncPolicy::GroupCommit`], fsyncs if unsynced data is older than the interval; the reporter calls this
+    /// on a tick. Returns whether it fsynced.
+    ///
+    /// # Errors
+    /// As [`Spool::sync`].
+    pub fn sync_if_due(&mut self) -> Result<bool, SpoolError> {
+        match (self.config.sync, self.unsynced_since) {
+            (SyncPolicy::GroupCommit(interval), Some(since)) if since.elapsed() >= interval => {
+                self.sync()?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Takes the cross-process delivery lock and returns a reader over every writer's segments in the directory;
+    /// `Ok(None)` if another reader (of this or another process) holds it. Either way the statistics are brought up
+    /// to date with the directory (other processes' appends and acknowledgements).
+    ///
+    /// # Errors
+    /// The I/O variants if the lock file or the directory cannot be read or written.
+    pub fn try_deliver(&self) -> Result<Option<SpoolReader>, SpoolError> {
+        let dir = &self.config.dir;
+        let lock = try_delivery_lock(dir).map_err(|error| SpoolError::io(dir, error))?;
+        let mut catalog = lock_catalog(&self.shared);
+        let Some(lock) = lock else {
+            catalog.refresh(false)?;
+            return Ok(None);
+        };
+        acquire(&mut catalog)?;
+        drop(catalog);
+        Ok(Some(SpoolReader::new(Arc::clone(&self.shared), lock)))
+    }
+
+    /// The statistics, as seen by this process (no I/O).
+    pub fn stats(&self) -> SpoolStats {
+        lock_catalog(&self.shared).stats()
+    }
+
+    /// The spool directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.config.dir
+    }
+
+    /// The open segment's path and length, for tests that simulate an OS crash by cutting unsynced bytes.
+    #[cfg(test)]
+    pub(crate) fn open_segment(&self) -> Option<(PathBuf, u64)> {
+        self.current
+            .as_ref()
+            .map(|segment| (segment.path.clone(), segment.len))
+    }
+
+    /// Applies the size and age limits if this process holds (or can briefly take) the delivery lock. Failures are
+    /// logged: the limits are applied again at the next chance.
+    fn maintain(&self) {
+        let mut catalog = lock_catalog(&self.shared);
+        let result = if catalog.delivering {
+            catalog.enforce_retention(now_ms())
+        } else {
+            match try_delivery_lock(&self.config.dir) {
+                Ok(Some(lock)) => {
+                    let result = catalog
+                        .refresh(false)
+                        .and_then(|()| catalog.enforce_retention(now_ms()));
+                    drop(lock);
+                    result
+                }
+                Ok(None) => Ok(()),
+                Err(error) => Err(SpoolError::io(&self.config.dir, error)),
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(%error, "spool: cannot apply the size and age limits now");
+        }
+    }
+
+    /// Makes sure a segment with room for the batch is open.
+    fn ensure_segment(&mut self, batch_bytes: u64, count: u32, now: u64) -> Result<(), SpoolError> {
+        let roll = match &self.current {
+            None => true,
+            Some(segment) => {
+                segment.broken
+                    || (segment.len > SEGMENT_HEADER_LEN
+                        && segment.len + batch_bytes > self.config.max_segment_bytes)
+                    || now.saturating_sub(segment.created_ms) > MAX_SEGMENT_AGE_MS
+                    || segment.next_index.checked_add(count).is_none()
+            }
+        };
+        if roll { self.roll(now) } else { Ok(()) }
+    }
+
+    /// Seals the open segment (fsyncing it unless the policy is `Never`) and opens the next one.
+    fn roll(&mut self, now: u64) -> Result<(), SpoolError> {
+        if let Some(segment) = &self.current {
+            if self.config.sync != SyncPolicy::Never && self.unsynced_since.is_some() {
+                sync_data(&segment.file).map_err(|error| SpoolError::io(&segment.path, error))?;
+                self.unsynced_since = None;
+            }
+            let mut catalog = lock_catalog(&self.shared);
+            if let Some(state) = catalog.segments.get_mut(&segment.key) {
+                state.own_open = false;
+                state.sealed = true;
+                // A broken segment has garbage after its frontier: a scan counts it as a torn tail.
+                state.complete = !segment.broken;
+            }
+        }
+        self.current = None;
+        let dir = self.config.dir.clone();
+        if let Err(error) = fs::metadata(&dir)
+            && error.kind() == io::ErrorKind::NotFound
+        {
+            // The directory was deleted: re-create it, and the liveness lock file with it.
+            create_dir_private(&dir).map_err(|error| SpoolError::io(&dir, error))?;
+            self.lock = create_writer_lock(&dir, self.writer)
+                .map_err(|error| SpoolError::io(&dir, error))?;
+            let mut catalog = lock_catalog(&self.shared);
+            let lost: u64 = catalog.segments.values().map(SegmentState::pending).sum();
+            catalog.counters.settled_elsewhere += lost;
+            catalog.segments.clear();
+        }
+        let key = SegmentKey {
+            writer: self.writer,
+            seq: self.next_seq,
+        };
+        let path = dir.join(key.file_name());
+        let file = create_new(&path).map_err(|error| SpoolError::io(&path, error))?;
+        let header = SegmentHeader {
+            key,
+            created_ms: now,
+        }
+        .encode();
+        let durable = self.config.sync != SyncPolicy::Never;
+        let written = write_all_at(&file, &header, 0).and_then(|()| {
+            if durable {
+                sync_data(&file).and_then(|()| sync_dir(&dir))
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(error) = written {
+            let _ = fs::remove_file(&path);
+            return Err(SpoolError::io(&path, error));
+        }
+        self.next_seq += 1;
+        lock_catalog(&self.shared)
+            .segments
+            .insert(key, SegmentState::new_own(key, now));
+        self.current = Some(OpenSegment {
+            key,
+            path,
+            file,
+            created_ms: now,
+            len: SEGMENT_HEADER_LEN,
+            next_index: 0,
+            last_delta_ms: 0,
+            valid: 0,
+            broken: false,
+        });
+        Ok(())
+    }
+}
+
+/// Makes the catalog that of the delivery-lock holder: takes in other processes' acknowledgements, restarts reading
+/// at the acknowledged cursors, removes stale temporary files, and applies the limits.
+pub(crate) fn acquire(catalog: &mut Catalog) -> Result<(), SpoolError> {
+    catalog.refresh(false)?;
+    catalog.delivering = true;
+    for state in catalog.segments.values_mut() {
+        state.read = state.acked;
+    }
+    if let Ok(entries) = fs::read_dir(&catalog.dir) {
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name();
+            if name
+                .to_str()
+                .is_some_and(|name| name.starts_with("acks.") && name.ends_with(".tmp"))
+            {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+    if let Err(error) = catalog.enforce_retention(now_ms()) {
+        tracing::debug!(%error, "spool: cannot apply the size and age limits now");
+    }
+    catalog.refresh(true)
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if self.config.sync != SyncPolicy::Never
+            && self.unsynced_since.is_some()
+            && let Err(error) = self.sync()
+        {
+            tracing::debug!(%error, "spool: final fsync failed");
+        }
+        // No more appends: a reader that outlives this writer may settle and remove its last segment.
+        if let Some(segment) = &self.current {
+            let mut catalog = lock_catalog(&self.shared);
+            if let Some(state) = catalog.segments.get_mut(&segment.key) {
+                state.own_open = false;
+                state.sealed = true;
+                state.complete = !segment.broken;
+            }
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! Spool integration tests (issue 4).
