@@ -1,0 +1,354 @@
+//! Counters shared by `record()` and the worker threads, and the [`Stats`] snapshot read from them.
+//!
+//! # The accounting identity
+//!
+//! Every event the reporter ever took charge of — recorded in this process, or found in the spool when it opened
+//! (`recovered`) — is in exactly one of four places: acknowledged by the server, dropped (for a counted reason),
+//! dead-lettered (rejected by the server, kept in the dead-letter file), or pending (in the in-memory queue, on its
+//! way into the store, or in the store waiting to be acknowledged). So
+//!
+//! ```text
+//! recorded + recovered = acknowledged + dropped.total() + dead_lettered + settled_elsewhere + pending.total()
+//! ```
+//!
+//! (`settled_elsewhere` counts spool events another process sharing the directory delivered; it is zero when one
+//! process at a time uses a spool directory, and then this is exactly the identity of issue 5.)
+//!
+//! holds exactly whenever the pipeline is **quiet**: no `record()` call is in progress and the in-memory queue
+//! is not being drained at that instant (the spooler moves an event from the queue's length into its own counter
+//! in two steps). Concretely: after [`Reporter::checkpoint`](crate::Reporter::checkpoint),
+//! [`Reporter::flush`](crate::Reporter::flush) or [`Reporter::shutdown`](crate::Reporter::shutdown) returns, with no
+//! `record()` running concurrently, a snapshot balances. The sender may be in the middle of a request then: that
+//! does not matter, because a batch's events are counted as acknowledged or dead-lettered only when the batch is
+//! settled in the store, and every worker moves events between counters under one short accounting lock that
+//! [`Reporter::stats`](crate::Reporter::stats) also takes. [`Stats::identity_holds`] checks it.
+//!
+//! Where each term comes from:
+//! - `recorded`: every `record()` call, including calls whose event was then dropped;
+//! - `recovered`: the spool's `recovered_events` (records in the directory at open, or adopted later from dead
+//!   processes' segments); 0 in memory-only mode;
+//! - `acknowledged`: events of settled batches the server answered 2xx for, once each (a resend after a lost
+//!   acknowledgement does not count twice: `sent` and `retried` count wire traffic, not events);
+//! - `dropped`: by reason, see [`Dropped`] (the spool's own size/age/corruption drops included);
+//! - `dead_lettered`: events the server rejected on their own (400/422/413 for a one-event batch);
+//! - `pending`: the queue's length + events the spooler holds + the store's unacknowledged records.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Why events were dropped, one counter per reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Dropped {
+    /// `record()` found the in-memory queue full (events or bytes) and dropped the new event.
+    pub queue_full: u64,
+    /// The drop-oldest policy evicted a queued event to make room.
+    pub evicted_oldest: u64,
+    /// The sample policy left the event out while the queue was more than half full.
+    pub sampled: u64,
+    /// `record()` was called after shutdown.
+    pub after_shutdown: u64,
+    /// The event could not be serialized.
+    pub unserializable: u64,
+    /// The serialized event is larger than the store's largest record (the spool's `max_record_bytes`).
+    pub too_large: u64,
+    /// The memory-only store was full.
+    pub store_full: u64,
+    /// The spool failed to store the event (e.g. the disk is full).
+    pub store_error: u64,
+    /// The spool dropped the event to stay within its size bounds (its `dropped_for_size`).
+    pub spool_size: u64,
+    /// The spool dropped the event for age (its `dropped_for_age`).
+    pub spool_age: u64,
+    /// A worker thread panicked while holding the event (it restarts; the event is lost).
+    pub worker_panic: u64,
+    /// The spool found the event damaged on disk (its `corrupt_records`; such events count in `recovered` too).
+    pub corrupt: u64,
+}
+
+impl Dropped {
+    /// All dropped events, whatever the reason.
+    pub fn total(&self) -> u64 {
+        self.queue_full
+            + self.evicted_oldest
+            + self.sampled
+            + self.after_shutdown
+            + self.unserializable
+            + self.too_large
+            + self.store_full
+            + self.store_error
+            + self.spool_size
+            + self.spool_age
+            + self.worker_panic
+            + self.corrupt
+    }
+}
+
+/// Events not yet acknowledged nor given up on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Pending {
+    /// In the in-memory queue or in the worker's hands on the way into the store.
+    pub in_memory: u64,
+    /// In the spool (or memory-only store), including a batch that is on the wire.
+    pub in_store: u64,
+}
+
+impl Pending {
+    /// All pending events.
+    pub fn total(&self) -> u64 {
+        self.in_memory + self.in_store
+    }
+}
+
+/// The circuit breaker's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Requests flow.
+    #[default]
+    Closed,
+    /// Requests are held back until the cooldown ends.
+    Open,
+    /// One small probe batch is allowed through.
+    HalfOpen,
+}
+
+impl BreakerState {
+    fn to_u8(self) -> u8 {
+        match self {
+            Self::Closed => 0,
+            Self::Open => 1,
+            Self::HalfOpen => 2,
+        }
+    }
+
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Self::Open,
+            2 => Self::HalfOpen,
+            _ => Self::Closed,
+        }
+    }
+}
+
+/// How long explicit flushes took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlushTimings {
+    /// Flushes that ended with everything acknowledged.
+    pub completed: u64,
+    /// Flushes that ran out of time.
+    pub timed_out: u64,
+    /// The last flush's duration.
+    pub last: Duration,
+    /// The longest flush.
+    pub max: Duration,
+    /// All flushes together.
+    pub total: Duration,
+}
+
+/// A snapshot of the reporter's counters. See the module docs of [`stats`](crate::stats) for the identity they keep.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// `record()` calls, including those whose event was dropped.
+    pub recorded: u64,
+    /// Events already in the spool when it was opened (a previous run, or adopted from another process).
+    pub recovered: u64,
+    /// Events written into the store by this process.
+    pub spooled: u64,
+    /// Events put on the wire, counting every resend.
+    pub sent: u64,
+    /// HTTP requests made.
+    pub requests: u64,
+    /// Events acknowledged by the server (each once).
+    pub acknowledged: u64,
+    /// Events resent after a failed attempt.
+    pub retried: u64,
+    /// Dropped events by reason.
+    pub dropped: Dropped,
+    /// Events the server rejected one by one, written to the dead-letter file.
+    pub dead_lettered: u64,
+    /// Events still on their way.
+    pub pending: Pending,
+    /// The circuit breaker's state.
+    pub breaker: BreakerState,
+    /// The last delivery or storage error, for humans.
+    pub last_error: Option<String>,
+    /// Explicit flush timings.
+    pub flushes: FlushTimings,
+    /// Worker threads restarted after a panic.
+    pub worker_restarts: u64,
+    /// Spool events that another process delivering from the same directory acknowledged or dropped (zero when one
+    /// process at a time uses the directory).
+    pub settled_elsewhere: u64,
+}
+
+impl Stats {
+    /// Whether `recorded + recovered = acknowledged + dropped + dead_lettered + pending` holds for this snapshot.
+    /// It must whenever the pipeline was quiet when the snapshot was taken.
+    pub fn identity_holds(&self) -> bool {
+        self.recorded + self.recovered
+            == self.acknowledged
+                + self.dropped.total()
+                + self.dead_lettered
+                + self.settled_elsewhere
+                + self.pending.total()
+    }
+}
+
+/// The live counters, shared through an `Arc` by the client and both workers.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) recorded: AtomicU64,
+    pub(crate) recovered: AtomicU64,
+    pub(crate) spooled: AtomicU64,
+    pub(crate) sent: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) acknowledged: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    /// Events the spooler took from the queue and has not yet stored or dropped. (Queued events are counted by
+    /// the queue's length: `record()` touches no counter of its own for them.)
+    pub(crate) in_spooler: AtomicU64,
+    pub(crate) in_store: AtomicU64,
+    pub(crate) worker_restarts: AtomicU64,
+    pub(crate) settled_elsewhere: AtomicU64,
+    pub(crate) dropped_queue_full: AtomicU64,
+    pub(crate) dropped_evicted_oldest: AtomicU64,
+    pub(crate) dropped_sampled: AtomicU64,
+    pub(crate) dropped_after_shutdown: AtomicU64,
+    pub(crate) dropped_unserializable: AtomicU64,
+    pub(crate) dropped_too_large: AtomicU64,
+    pub(crate) dropped_store_full: AtomicU64,
+    pub(crate) dropped_store_error: AtomicU64,
+    pub(crate) dropped_spool_size: AtomicU64,
+    pub(crate) dropped_spool_age: AtomicU64,
+    pub(crate) dropped_worker_panic: AtomicU64,
+    pub(crate) dropped_corrupt: AtomicU64,
+    breaker: AtomicU8,
+    /// Held by a worker while it moves events between counters, and by [`Counters::snapshot`]: a snapshot never
+    /// sees an event half moved. Only ever held across a few atomic operations; `record()` never takes it.
+    accounting: Mutex<()>,
+    last_error: Mutex<Option<String>>,
+    flushes: Mutex<FlushTimings>,
+}
+
+/// Adds `n` to a counter. Relaxed: counters order nothing; quiescence comes from the channels between threads.
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counters {
+    /// Holds the accounting lock: counters updated while it is held move together in snapshots.
+    pub(crate) fn accounting(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.accounting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn set_breaker(&self, state: BreakerState) {
+        self.breaker.store(state.to_u8(), Ordering::Relaxed);
+    }
+
+    /// Keeps `message` as the last error and logs it at debug level: failures are never printed.
+    pub(crate) fn set_last_error(&self, message: String) {
+        tracing::debug!(error = %message, "flush-core delivery problem");
+        let mut last = self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *last = Some(message);
+    }
+
+    pub(crate) fn record_flush(&self, took: Duration, completed: bool) {
+        let mut flushes = self
+            .flushes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if completed {
+            flushes.completed += 1;
+        } else {
+            flushes.timed_out += 1;
+        }
+        flushes.last = took;
+        flushes.max = flushes.max.max(took);
+        flushes.total += took;
+    }
+
+    /// A snapshot; `queued` is the queue's length, read by the caller.
+    pub(crate) fn snapshot(&self, queued: usize) -> Stats {
+        let _accounting = self.accounting();
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Stats {
+            recorded: get(&self.recorded),
+            recovered: get(&self.recovered),
+            spooled: get(&self.spooled),
+            sent: get(&self.sent),
+            requests: get(&self.requests),
+            acknowledged: get(&self.acknowledged),
+            retried: get(&self.retried),
+            dropped: Dropped {
+                queue_full: get(&self.dropped_queue_full),
+                evicted_oldest: get(&self.dropped_evicted_oldest),
+                sampled: get(&self.dropped_sampled),
+                after_shutdown: get(&self.dropped_after_shutdown),
+                unserializable: get(&self.dropped_unserializable),
+                too_large: get(&self.dropped_too_large),
+                store_full: get(&self.dropped_store_full),
+                store_error: get(&self.dropped_store_error),
+                spool_size: get(&self.dropped_spool_size),
+                spool_age: get(&self.dropped_spool_age),
+                worker_panic: get(&self.dropped_worker_panic),
+                corrupt: get(&self.dropped_corrupt),
+            },
+            dead_lettered: get(&self.dead_lettered),
+            pending: Pending {
+                in_memory: queued as u64 + get(&self.in_spooler),
+                in_store: get(&self.in_store),
+            },
+            breaker: BreakerState::from_u8(self.breaker.load(Ordering::Relaxed)),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+            flushes: *self
+                .flushes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            worker_restarts: get(&self.worker_restarts),
+            settled_elsewhere: get(&self.settled_elsewhere),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_snapshot_keeps_the_identity() {
+        let counters = Counters::default();
+        add(&counters.recorded, 3);
+        add(&counters.dropped_sampled, 1);
+        add(&counters.acknowledged, 1);
+        let stats = counters.snapshot(1);
+        assert!(stats.identity_holds(), "{stats:?}");
+        assert_eq!(stats.dropped.total(), 1);
+    }
+
+    #[test]
+    fn breaker_state_round_trips() {
+        let counters = Counters::default();
+        for state in [
+            BreakerState::Open,
+            BreakerState::HalfOpen,
+            BreakerState::Closed,
+        ] {
+            counters.set_breaker(state);
+            assert_eq!(counters.snapshot(0).breaker, state);
+        }
+    }
+}
