@@ -29,8 +29,14 @@ pub const MAX_RESTARTS: u32 = 3;
 /// Waits longer than this are treated as this long (so `Duration::MAX` cannot overflow an `Instant`).
 const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
-/// Extra time `shutdown` waits past its deadline for the workers to report, before returning anyway.
-const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
+/// The most time the workers' own deadline is set ahead of the caller's, so that they finish and report before the
+/// caller stops waiting (they get a tenth of the budget as margin, up to this much).
+const REPLY_MARGIN_MAX: Duration = Duration::from_millis(50);
+
+/// The deadline the workers aim at for a call that must return by `deadline` at the latest.
+fn worker_deadline(deadline: Instant, budget: Duration) -> Instant {
+    deadline - (budget / 10).min(REPLY_MARGIN_MAX)
+}
 
 /// How [`Reporter::flush`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,16 +289,16 @@ impl Reporter {
         let timeout = timeout.min(LONGEST_WAIT);
         let deadline = started + timeout;
         let (reply, answer) = crossbeam_channel::bounded(1);
-        if self
-            .inner
-            .spooler
-            .send(SpoolerCommand::Flush { deadline, reply })
-            .is_err()
-        {
+        let command = SpoolerCommand::Flush {
+            deadline: worker_deadline(deadline, timeout),
+            reply,
+        };
+        if self.inner.spooler.send(command).is_err() {
             return FlushOutcome::TimedOut;
         }
+        // Invariant: the caller never waits past its timeout, whatever the workers are doing.
         answer
-            .recv_timeout(timeout + SHUTDOWN_GRACE)
+            .recv_deadline(deadline)
             .unwrap_or(FlushOutcome::TimedOut)
     }
 
@@ -330,8 +336,8 @@ impl Reporter {
     }
 
     /// Stops recording, stores what is queued, and sends what it can until `deadline` from now. Returns by then
-    /// (plus a quarter second of grace) even against a server that hangs: every request is bounded by the time
-    /// left. What is not sent stays in the spool for the next run. Later calls return
+    /// even against a server that hangs: every request is bounded by the time left, and the call stops waiting for
+    /// the workers at the deadline. What is not sent stays in the spool for the next run. Later calls return
     /// [`ShutdownOutcome::AlreadyShutDown`]; later `record()` calls are counted as dropped.
     pub fn shutdown(&self, deadline: Duration) -> ShutdownOutcome {
         self.shutdown_inner(deadline, None)
@@ -351,13 +357,14 @@ impl Reporter {
         let deadline = Instant::now() + within;
         let (reply, answer) = crossbeam_channel::bounded(1);
         let command = SpoolerCommand::Shutdown {
-            deadline,
+            deadline: worker_deadline(deadline, within),
             max_events,
             reply,
         };
+        // Invariant: a CLI's exit is never delayed past the deadline, whatever the workers are doing.
         let outcome = if self.inner.spooler.send(command).is_ok() {
             answer
-                .recv_timeout(within + SHUTDOWN_GRACE)
+                .recv_deadline(deadline)
                 .unwrap_or(ShutdownOutcome::DeadlineReached)
         } else {
             ShutdownOutcome::DeadlineReached

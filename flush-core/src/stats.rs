@@ -68,20 +68,28 @@ pub struct Dropped {
 }
 
 impl Dropped {
+    /// Every reason with its count, named as the fields are; reports and ledgers use this so that no reason is
+    /// forgotten when one is added.
+    pub fn by_reason(&self) -> [(&'static str, u64); 12] {
+        [
+            ("queue_full", self.queue_full),
+            ("evicted_oldest", self.evicted_oldest),
+            ("sampled", self.sampled),
+            ("after_shutdown", self.after_shutdown),
+            ("unserializable", self.unserializable),
+            ("too_large", self.too_large),
+            ("store_full", self.store_full),
+            ("store_error", self.store_error),
+            ("spool_size", self.spool_size),
+            ("spool_age", self.spool_age),
+            ("worker_panic", self.worker_panic),
+            ("corrupt", self.corrupt),
+        ]
+    }
+
     /// All dropped events, whatever the reason.
     pub fn total(&self) -> u64 {
-        self.queue_full
-            + self.evicted_oldest
-            + self.sampled
-            + self.after_shutdown
-            + self.unserializable
-            + self.too_large
-            + self.store_full
-            + self.store_error
-            + self.spool_size
-            + self.spool_age
-            + self.worker_panic
-            + self.corrupt
+        self.by_reason().iter().map(|(_, count)| count).sum()
     }
 }
 
@@ -186,7 +194,8 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Whether `recorded + recovered = acknowledged + dropped + dead_lettered + pending` holds for this snapshot.
+    /// Whether `recorded + recovered = acknowledged + dropped + dead_lettered + settled_elsewhere + pending` holds
+    /// for this snapshot.
     /// It must whenever the pipeline was quiet when the snapshot was taken.
     pub fn identity_holds(&self) -> bool {
         self.recorded + self.recovered
