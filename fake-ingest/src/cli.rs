@@ -1,5 +1,5 @@
 //! The `fake-ingest` command line: parses the flags, starts the server, prints `listening on http://HOST:PORT` on
-//! stdout and serves until Ctrl-C or SIGTERM. Logs go to stderr (`RUST_LOG` filters them; default `info`).
+//! stdout (then `otlp listening on http://HOST:PORT` with `--otlp-listen`) and serves until Ctrl-C or SIGTERM. Logs go to stderr (`RUST_LOG` filters them; default `info`).
 //!
 //! Exit codes: 0 after a clean stop, 2 for a bad flag or a bad fault-plan file, 1 for any other startup failure.
 //!
@@ -39,6 +39,10 @@ struct Cli {
     /// Largest request body in bytes, before and after decompression.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES, value_parser = parse_positive)]
     max_body_bytes: usize,
+    /// Also serve every route on this address, for OTLP/HTTP exporters (conventionally 127.0.0.1:4318); prints a
+    /// second line, `otlp listening on http://HOST:PORT`.
+    #[arg(long, value_name = "ADDR")]
+    otlp_listen: Option<SocketAddr>,
 
     /// Shorthand: answer this status, optionally at a rate (e.g. 503 or 503@0.2).
     #[arg(long, value_name = "CODE[@RATE]", value_parser = parse_status, help_heading = "Fault shorthands")]
@@ -124,6 +128,7 @@ fn config_from(cli: &Cli) -> anyhow::Result<Config> {
         faults: plan,
         data_dir: cli.data_dir.clone(),
         max_body_bytes: cli.max_body_bytes,
+        otlp_listen: cli.otlp_listen,
     };
     config.validate().context("invalid flags")?;
     Ok(config)
@@ -209,6 +214,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
             .await
             .context("cannot start")?;
         println!("listening on {}", server.url());
+        if let Some(otlp_url) = server.otlp_url() {
+            println!("otlp listening on {otlp_url}");
+        }
         std::io::stdout()
             .flush()
             .context("cannot write the startup line")?;

@@ -25,6 +25,9 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// The largest accepted request body in bytes, before and after decompression.
     pub max_body_bytes: usize,
+    /// A second address serving the same routes and state, for OTLP/HTTP exporters (whose conventional port is
+    /// 4318); `None`: only `listen`. Port 0 picks a free port.
+    pub otlp_listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -35,6 +38,7 @@ impl Default for Config {
             faults: FaultPlan::none(),
             data_dir: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            otlp_listen: None,
         }
     }
 }

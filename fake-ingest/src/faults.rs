@@ -65,6 +65,12 @@ pub struct When {
     /// Some event in the batch has this property.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_has_property: Option<PropertyMatch>,
+    /// The request came to exactly this route, e.g. `/v1/logs` (`/batch` and `/batch/` are two routes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// The request came through this protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
 }
 
 /// A matcher on the batch: some event has property `name` (equal to `equals` when given).
@@ -104,7 +110,8 @@ pub enum Action {
     /// Normal handling: stored, `202`.
     #[default]
     Store,
-    /// Answer this 4xx/5xx status with `{"error": "injected fault"}`; nothing stored.
+    /// Answer this 4xx/5xx status in the front door's error shape (`{"error": "injected fault"}` on `/ingest`);
+    /// nothing stored.
     Status {
         /// The status code, 400..=599.
         status: u16,
@@ -121,6 +128,9 @@ pub enum Action {
     CrashBeforeStore,
     /// Store and persist the batch, then abort the process at once.
     CrashAfterStore,
+    /// Reject every record of the request, storing nothing: OTLP answers `200` with a partial success that
+    /// counts them all; front doors without partial success answer `400`.
+    Reject,
 }
 
 /// The kinds of injected fault, as counted in [`crate::FaultCounts`].
@@ -140,6 +150,8 @@ pub enum FaultKind {
     CrashBeforeStore,
     /// The process crashed after storing.
     CrashAfterStore,
+    /// Every record of the request was rejected.
+    Reject,
 }
 
 /// Everything a fault decision may depend on: built by each front door for each request.
@@ -329,6 +341,13 @@ impl When {
             && self
                 .between_ms
                 .is_none_or(|[a, b]| a <= since_start_ms && since_start_ms < b)
+            && self
+                .route
+                .as_deref()
+                .is_none_or(|route| route == context.route)
+            && self
+                .protocol
+                .is_none_or(|protocol| protocol == context.protocol)
             && self.batch_has_property.as_ref().is_none_or(|matcher| {
                 context
                     .events
@@ -383,21 +402,23 @@ impl Action {
             Action::Hang => Some(FaultKind::Hang),
             Action::CrashBeforeStore => Some(FaultKind::CrashBeforeStore),
             Action::CrashAfterStore => Some(FaultKind::CrashAfterStore),
+            Action::Reject => Some(FaultKind::Reject),
         }
     }
 }
 
-const ACTION_NAMES: [(&str, Action); 6] = [
+const ACTION_NAMES: [(&str, Action); 7] = [
     ("store", Action::Store),
     ("reset_before_store", Action::ResetBeforeStore),
     ("reset_after_store", Action::ResetAfterStore),
     ("hang", Action::Hang),
     ("crash_before_store", Action::CrashBeforeStore),
     ("crash_after_store", Action::CrashAfterStore),
+    ("reject", Action::Reject),
 ];
 
 const ACTION_EXPECTED: &str = "one of \"store\", \"reset_before_store\", \"reset_after_store\", \"hang\", \
-     \"crash_before_store\", \"crash_after_store\" or {\"status\": n, \"retry_after_secs\": s}";
+     \"crash_before_store\", \"crash_after_store\", \"reject\" or {\"status\": n, \"retry_after_secs\": s}";
 
 impl TryFrom<Value> for Action {
     type Error = String;

@@ -1,17 +1,17 @@
 //! The pipeline every data route runs, whatever its wire format: the one place faults are applied.
 //!
-//! A front door (today `POST /ingest`; OTLP and PostHog routes plug in the same way) does three things:
+//! A front door (`POST /ingest`, the OTLP routes, the PostHog routes) does three things:
 //! 1. `state.store.begin_request(route)` as soon as the request arrives: counts it and gives its fault index;
-//! 2. decodes the body into `Result<Vec<IncomingEvent>, Rejection>` (using [`read_body`] and
+//! 2. decodes the body into `Result<Vec<IncomingEvent>, Rejection>` (using [`read_body`] or [`read_raw_body`] and
 //!    [`require_content_type`] for the shared HTTP rules: encodings, the body limit before and after decompression);
-//! 3. calls [`serve_batch`] with an [`Intake`] and a closure that renders its own success response.
+//! 3. calls [`serve_batch`] with an [`Intake`] and its [`Answers`], which word every answer in its protocol (the
+//!    success body, refusals, injected statuses).
 //!
 //! [`serve_batch`] decides the request's fault ([`crate::FaultPlan::decide`]), applies the delay, then stores,
 //! answers, resets, hangs or crashes, and counts the response and the fault. Invalid requests still go through the
 //! decision (an outage answers `503` whatever the body), but actions that need a stored batch (`store`,
 //! `reset_after_store`, `crash_after_store`) answer the rejection instead.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use axum::Json;
@@ -73,6 +73,32 @@ pub(crate) struct Intake {
     pub(crate) route: &'static str,
     pub(crate) protocol: Protocol,
     pub(crate) ticket: RequestTicket,
+    /// Records the decoder rejected on their own (OTLP partial success), counted when the answer reports them.
+    pub(crate) rejected: u64,
+}
+
+/// How a front door words its answers. [`serve_batch`] decides which answer a request gets; the front door only
+/// renders it (headers such as `Retry-After` and the fault header are added by `serve_batch`).
+pub(crate) trait Answers {
+    /// The answer when the batch was stored (duplicates included).
+    fn stored(&self, outcome: StoreOutcome) -> Response;
+
+    /// The answer to a request refused before storing.
+    fn refused(&self, rejection: Rejection) -> Response {
+        rejection.into_response()
+    }
+
+    /// The answer of an injected status.
+    fn injected(&self, status: StatusCode) -> Response {
+        (status, Json(json!({ "error": "injected fault" }))).into_response()
+    }
+
+    /// The answer when a `reject` fault rejects every one of the `records` decoded; by default an injected `400`
+    /// (only OTLP has a way to say "accepted, but these records were rejected").
+    fn all_rejected(&self, records: usize) -> Response {
+        let _ = records;
+        self.injected(StatusCode::BAD_REQUEST)
+    }
 }
 
 /// Refuses a request whose `Content-Type` media type is not one of `accepted` (parameters are ignored).
@@ -127,6 +153,28 @@ pub(crate) async fn read_body(
             ));
         }
     };
+    let bytes = read_raw_body(headers, body, limit).await?;
+    if !gzip {
+        return Ok(bytes);
+    }
+    match crate::web_body::gunzip_limited(&bytes, limit) {
+        Ok(decompressed) => Ok(Bytes::from(decompressed)),
+        Err(crate::web_body::GunzipError::TooLarge { .. }) => Err(Rejection::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the decompressed body exceeds the limit of {limit} bytes"),
+        )),
+        Err(crate::web_body::GunzipError::Invalid(error)) => Err(Rejection::bad_request(format!(
+            "the body is not valid gzip: {error}"
+        ))),
+    }
+}
+
+/// Reads the body as sent (no decompression) under `limit` bytes.
+pub(crate) async fn read_raw_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, Rejection> {
     let too_large = |what: &str| {
         Rejection::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -150,29 +198,16 @@ pub(crate) async fn read_body(
             )));
         }
     };
-    if !gzip {
-        return Ok(bytes);
-    }
-    let mut decompressed = Vec::new();
-    let mut decoder = flate2::read::MultiGzDecoder::new(&bytes[..]).take(limit as u64 + 1);
-    if let Err(error) = decoder.read_to_end(&mut decompressed) {
-        return Err(Rejection::bad_request(format!(
-            "the body is not valid gzip: {error}"
-        )));
-    }
-    if decompressed.len() > limit {
-        return Err(too_large("the decompressed body"));
-    }
-    Ok(Bytes::from(decompressed))
+    Ok(bytes)
 }
 
-/// Decides the request's fault and carries it out; `accepted` renders the success response of the front door.
+/// Decides the request's fault and carries it out; `answers` words every answer in the front door's protocol.
 pub(crate) async fn serve_batch(
     state: &Arc<AppState>,
     connection: Option<ConnectionHandle>,
     intake: Intake,
     decoded: Result<Vec<IncomingEvent>, Rejection>,
-    accepted: impl FnOnce(StoreOutcome) -> Response,
+    answers: &impl Answers,
 ) -> Response {
     let decision = state.faults().decide(
         state.seed,
@@ -197,7 +232,7 @@ pub(crate) async fn serve_batch(
             _,
         ) => {
             state.store.count_fault(FaultKind::Status);
-            injected_status(status, retry_after_secs)
+            injected_status(answers, status, retry_after_secs)
         }
         (Action::ResetBeforeStore, _) => {
             state.store.count_fault(FaultKind::ResetBeforeStore);
@@ -211,7 +246,18 @@ pub(crate) async fn serve_batch(
             state.store.count_fault(FaultKind::CrashBeforeStore);
             crash(state, connection, "crash_before_store").await
         }
-        (_, Err(rejection)) => rejection.into_response(),
+        (_, Err(rejection)) => answers.refused(rejection),
+        (Action::Reject, Ok(events)) => {
+            state.store.count_fault(FaultKind::Reject);
+            state
+                .store
+                .count_rejected(events.len() as u64 + intake.rejected);
+            let mut response = answers.all_rejected(events.len());
+            response
+                .headers_mut()
+                .insert(FAULT_HEADER, HeaderValue::from_static("reject"));
+            response
+        }
         (
             action @ (Action::Store | Action::ResetAfterStore | Action::CrashAfterStore),
             Ok(events),
@@ -226,7 +272,10 @@ pub(crate) async fn serve_batch(
                     state.store.count_fault(FaultKind::CrashAfterStore);
                     crash(state, connection, "crash_after_store").await
                 }
-                _ => accepted(outcome),
+                _ => {
+                    state.store.count_rejected(intake.rejected);
+                    answers.stored(outcome)
+                }
             },
         },
     };
@@ -275,9 +324,9 @@ async fn store(
     })
 }
 
-fn injected_status(status: u16, retry_after_secs: Option<u64>) -> Response {
+fn injected_status(answers: &impl Answers, status: u16, retry_after_secs: Option<u64>) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (code, Json(json!({ "error": "injected fault" }))).into_response();
+    let mut response = answers.injected(code);
     let headers = response.headers_mut();
     headers.insert(FAULT_HEADER, HeaderValue::from_static("status"));
     if let Some(secs) = retry_after_secs {

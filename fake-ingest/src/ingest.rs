@@ -14,8 +14,9 @@ use serde_json::{Map, Value, json};
 
 use crate::connection::ConnectionHandle;
 use crate::event::{IncomingEvent, Protocol};
-use crate::front_door::{self, Intake, Rejection};
+use crate::front_door::{self, Answers, Intake, Rejection};
 use crate::state::AppState;
+use crate::store::StoreOutcome;
 
 /// The route of this front door.
 pub(crate) const ROUTE: &str = "/ingest";
@@ -36,12 +37,19 @@ pub(crate) async fn handle(State(state): State<Arc<AppState>>, request: Request)
         route: ROUTE,
         protocol: Protocol::Ingest,
         ticket,
+        rejected: 0,
     };
-    front_door::serve_batch(&state, connection, intake, decoded, |outcome| {
+    front_door::serve_batch(&state, connection, intake, decoded, &IngestAnswers).await
+}
+
+/// `/ingest` answers `202 {"accepted": N, "duplicates": D}`; errors are `{"error": ...}` (the defaults).
+struct IngestAnswers;
+
+impl Answers for IngestAnswers {
+    fn stored(&self, outcome: StoreOutcome) -> Response {
         let body = json!({ "accepted": outcome.accepted, "duplicates": outcome.duplicates });
         (StatusCode::ACCEPTED, Json(body)).into_response()
-    })
-    .await
+    }
 }
 
 /// Any other method on `/ingest`: `405` with `Allow: POST`.

@@ -1,8 +1,9 @@
 //! fake-ingest: a fake telemetry ingest server that captures, dedupes and injects faults, deterministically.
 //!
-//! It is the stand-in for a real ingest service: strict about the protocol (`docs/PROTOCOL.md`), honest about what
-//! it received (`/_fake/stats`, `/_fake/events`), and able to misbehave on purpose (`docs/FAULTS.md`). Run it as
-//! the `fake-ingest` binary, or embed it in tests:
+//! It is the stand-in for a real ingest service: strict about the protocols (`docs/PROTOCOL.md`: our own
+//! `POST /ingest`, OTLP/HTTP and PostHog's capture API), honest about what it received (`/_fake/stats`,
+//! `/_fake/events`, the live page at `/`, `/metrics`), and able to misbehave on purpose (`docs/FAULTS.md`). Run it
+//! as the `fake-ingest` binary, or embed it in tests:
 //!
 //! ```no_run
 //! use fake_ingest::{Config, FaultPlan, Server};
@@ -33,6 +34,10 @@
 //! - `stats`: the [`Stats`] shape served at `/_fake/stats`.
 //! - `front_door`: the shared pipeline a data route runs (count, decide, delay, store, answer or misbehave).
 //! - `ingest`: the strict `POST /ingest` decoder.
+//! - `otlp`: the OTLP/HTTP front door (`/v1/logs`, `/v1/traces`, `/v1/metrics`), its derived dedupe keys.
+//! - `posthog`: the PostHog capture front door (`/batch`, `/capture`, `/e`, `/i/v0/e`).
+//! - `web_body`: bounded gzip decompression shared by the front doors.
+//! - `web`: the live page at `GET /` and the Prometheus text at `GET /metrics` (rendered by `metrics`).
 //! - `control`: the `/_fake/` control API ([`EventsPage`] and friends).
 //! - `connection`: the per-connection handle that lets a handler reset its TCP connection.
 //! - `state`: what every handler shares (settings, the current plan, the store, what a crash does).
@@ -49,19 +54,14 @@ mod faults;
 mod front_door;
 mod ingest;
 mod log;
-#[allow(dead_code)]
 mod metrics;
-#[allow(dead_code)]
 mod otlp;
-#[allow(dead_code)]
 mod posthog;
 mod server;
 mod state;
 mod stats;
 mod store;
-#[allow(dead_code)]
 mod web;
-#[allow(dead_code)]
 mod web_body;
 
 pub use config::{Config, DEFAULT_MAX_BODY_BYTES};

@@ -84,12 +84,15 @@ impl Signal {
         }
     }
 
-    /// What one record of this signal is called, in the plural, for messages.
-    fn records_noun(self) -> &'static str {
-        match self {
-            Signal::Logs => "log records",
-            Signal::Traces => "spans",
-            Signal::Metrics => "data points",
+    /// What `count` records of this signal are called, for messages.
+    fn records_noun(self, count: u64) -> &'static str {
+        match (self, count) {
+            (Signal::Logs, 1) => "log record",
+            (Signal::Logs, _) => "log records",
+            (Signal::Traces, 1) => "span",
+            (Signal::Traces, _) => "spans",
+            (Signal::Metrics, 1) => "data point",
+            (Signal::Metrics, _) => "data points",
         }
     }
 }
@@ -276,7 +279,7 @@ pub(crate) fn success_response(
         let message = format!(
             "{} {} rejected: {}",
             rejected.count,
-            signal.records_noun(),
+            signal.records_noun(rejected.count),
             rejected.first_reason.as_deref().unwrap_or("rejected")
         );
         (i64::try_from(rejected.count).unwrap_or(i64::MAX), message)
@@ -955,6 +958,8 @@ fn insert_some(properties: &mut Map<String, Value>, key: &str, double: Option<f6
         properties.insert(key.to_owned(), finite_or_string(double));
     }
 }
+
+pub(crate) mod http;
 
 #[cfg(test)]
 mod tests;

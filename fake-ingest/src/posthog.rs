@@ -117,11 +117,6 @@ impl PosthogError {
             _ => None,
         }
     }
-
-    /// The error body, in PostHog's shape.
-    pub(crate) fn body(&self) -> String {
-        error_body_for(self.status(), &self.detail(), self.attr())
-    }
 }
 
 /// An error body in PostHog's shape, `{"type", "code", "detail", "attr"}`, with the type and code PostHog uses for
@@ -326,6 +321,8 @@ fn normalize_timestamp(text: &str) -> Option<String> {
         .ok()
         .map(|zoned| zoned.timestamp().to_string())
 }
+
+pub(crate) mod http;
 
 #[cfg(test)]
 mod tests;

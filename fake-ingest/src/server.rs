@@ -28,7 +28,7 @@ use crate::faults::FaultPlan;
 use crate::front_door::Rejection;
 use crate::state::{AppState, CrashBehavior};
 use crate::stats::Stats;
-use crate::{control, ingest};
+use crate::{control, ingest, otlp, posthog, web};
 
 /// The whole service as a router, without a socket: drive it with `tower::ServiceExt::oneshot`.
 ///
@@ -63,6 +63,9 @@ fn router(state: Arc<AppState>) -> Router {
             ingest::ROUTE,
             post(ingest::handle).fallback(ingest::method_not_allowed),
         )
+        .merge(otlp::http::routes())
+        .merge(posthog::http::routes())
+        .merge(web::routes())
         .merge(control::routes())
         .fallback(not_found)
         .with_state(state)
@@ -92,6 +95,7 @@ pub enum CrashMode {
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    otlp_addr: Option<SocketAddr>,
     state: Arc<AppState>,
     stop: watch::Sender<bool>,
     /// The runtime thread of [`Server::start_blocking`].
@@ -122,18 +126,20 @@ impl Server {
             CrashMode::AbortProcess => CrashBehavior::AbortProcess,
         };
         let state = AppState::new(&config, crash)?;
-        let bind_error = |source| Error::Bind {
-            addr: config.listen,
-            source,
+        let (listener, addr) = bind(config.listen).await?;
+        let otlp_listener = match config.otlp_listen {
+            Some(otlp_listen) => Some(bind(otlp_listen).await?),
+            None => None,
         };
-        let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
-        let addr = listener.local_addr().map_err(bind_error)?;
-        if !addr.ip().is_loopback() {
-            tracing::warn!(%addr, "listening on a non-loopback address: anyone who can reach it can read the captured events and change the fault plan");
+        let otlp_addr = otlp_listener.as_ref().map(|(_, addr)| *addr);
+        let router = router(Arc::clone(&state));
+        if let Some((otlp_listener, _)) = otlp_listener {
+            tokio::spawn(accept_loop(otlp_listener, router.clone(), stopped.clone()));
         }
-        tokio::spawn(accept_loop(listener, router(Arc::clone(&state)), stopped));
+        tokio::spawn(accept_loop(listener, router, stopped));
         Ok(Server {
             addr,
+            otlp_addr,
             state,
             stop,
             thread: None,
@@ -205,6 +211,11 @@ impl Server {
         self.addr
     }
 
+    /// The base URL of the second listener (`Config::otlp_listen`), `http://HOST:PORT`, when there is one.
+    pub fn otlp_url(&self) -> Option<String> {
+        self.otlp_addr.map(|addr| format!("http://{addr}"))
+    }
+
     /// A snapshot of the counters (as `GET /_fake/stats`).
     pub fn stats(&self) -> Stats {
         self.state.store.stats()
@@ -246,6 +257,17 @@ impl Drop for Server {
             let _ = thread.join();
         }
     }
+}
+
+/// Binds a listener, warning when the address is reachable from other machines.
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
+    let bind_error = |source| Error::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    if !local.ip().is_loopback() {
+        tracing::warn!(addr = %local, "listening on a non-loopback address: anyone who can reach it can read the captured events and change the fault plan");
+    }
+    Ok((listener, local))
 }
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {

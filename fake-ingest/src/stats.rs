@@ -23,6 +23,15 @@ pub struct Stats {
     pub events_unique: u64,
     /// Events that arrived in a stored batch but whose key was already stored.
     pub duplicates: u64,
+    /// Events stored without an idempotency key from the client (PostHog events without `uuid`): each is stored
+    /// every time it arrives. Counted in `events_unique` too.
+    #[serde(default)]
+    pub events_without_key: u64,
+    /// Records refused on their own and never stored: OTLP records with invalid ids or no value (answered as a
+    /// partial success) and the records of requests a `reject` rule matched. Not persisted: it describes the
+    /// running process, like the request counts.
+    #[serde(default)]
+    pub events_rejected: u64,
     /// Batches stored (including those stored before an injected reset or crash).
     pub batches_stored: u64,
     /// Injected faults by kind.
@@ -48,6 +57,9 @@ pub struct FaultCounts {
     pub crash_before_store: u64,
     /// Crashes after storing.
     pub crash_after_store: u64,
+    /// Requests whose records were all rejected by a `reject` rule.
+    #[serde(default)]
+    pub reject: u64,
 }
 
 /// Requests and responses of one route.
@@ -69,6 +81,7 @@ impl FaultCounts {
             FaultKind::Hang => &mut self.hang,
             FaultKind::CrashBeforeStore => &mut self.crash_before_store,
             FaultKind::CrashAfterStore => &mut self.crash_after_store,
+            FaultKind::Reject => &mut self.reject,
         };
         *counter += 1;
     }

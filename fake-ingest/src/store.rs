@@ -132,6 +132,13 @@ impl Store {
         self.lock().stats.faults.count(kind);
     }
 
+    /// Counts records refused on their own (never stored).
+    pub(crate) fn count_rejected(&self, records: u64) {
+        if records > 0 {
+            self.lock().stats.events_rejected += records;
+        }
+    }
+
     /// Stores a batch: durably first when there is a log, then in memory. Blocks on `fdatasync` with a log.
     ///
     /// # Errors
@@ -242,6 +249,9 @@ impl Inner {
                 continue;
             }
             outcome.accepted += 1;
+            if !event.has_idempotency_key {
+                self.stats.events_without_key += 1;
+            }
             self.events.push(CapturedEvent {
                 seq: self.events.len() as u64 + 1,
                 request_id,

@@ -1,13 +1,90 @@
-//! `GET /`: the live page, one self-contained HTML file (`assets/index.html`: HTML, CSS and JavaScript inline, no
-//! CDN, no build step) embedded in the binary. It polls the control API once a second: `GET /_fake/stats` for the
-//! counters and the events/errors-per-second chart, `GET /_fake/events` for the latest captured events, and changes
-//! the fault plan with `PUT /_fake/faults` (presets or a JSON editor) and everything with `POST /_fake/reset`.
+//! `GET /` and `GET /metrics`: what the server captured, for a person and for Prometheus.
+//!
+//! `GET /` serves the live page, one self-contained HTML file (`assets/index.html`: HTML, CSS and JavaScript inline,
+//! no CDN, no build step) embedded in the binary. It polls the control API once a second: `GET /_fake/stats` for
+//! the counters and the events/errors-per-second chart, `GET /_fake/events` for the latest captured events, and
+//! changes the fault plan with `PUT /_fake/faults` (presets or a JSON editor) and everything with
+//! `POST /_fake/reset`. `GET /metrics` renders the same stats with [`crate::metrics`].
+//!
+//! Neither route is fault-injected or counted in the stats.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::metrics::{self, Counters, RequestCount};
+use crate::state::AppState;
+use crate::stats::Stats;
 
 /// The page served at `GET /`.
 pub(crate) const INDEX_HTML: &str = include_str!("../assets/index.html");
 
 /// The `Content-Type` of the page.
 pub(crate) const INDEX_CONTENT_TYPE: &str = "text/html; charset=utf-8";
+
+/// `GET /` and `GET /metrics`.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(index))
+        .route("/metrics", get(prometheus_metrics))
+}
+
+async fn index() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, INDEX_CONTENT_TYPE)], INDEX_HTML)
+}
+
+async fn prometheus_metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let counters = counters(&state.store.stats());
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::render(&counters),
+    )
+}
+
+/// The stats as the plain counters `/metrics` shows.
+fn counters(stats: &Stats) -> Counters {
+    let requests = stats
+        .routes
+        .iter()
+        .flat_map(|(route, route_stats)| {
+            route_stats
+                .responses
+                .iter()
+                .map(|(status, count)| RequestCount {
+                    route: route.clone(),
+                    status: *status,
+                    count: *count,
+                })
+        })
+        .collect();
+    let events = [
+        ("received", stats.events_received),
+        ("unique", stats.events_unique),
+        ("duplicate", stats.duplicates),
+        ("rejected", stats.events_rejected),
+        ("without_key", stats.events_without_key),
+    ]
+    .into_iter()
+    .map(|(outcome, count)| (outcome.to_owned(), count))
+    .collect();
+    // Every fault kind, zeros included, named as in `/_fake/stats` (the field names of `FaultCounts`).
+    let faults = match serde_json::to_value(&stats.faults) {
+        Ok(serde_json::Value::Object(kinds)) => kinds
+            .into_iter()
+            .filter_map(|(kind, count)| count.as_u64().map(|count| (kind, count)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Counters {
+        requests,
+        events,
+        faults,
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::Router;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 
 use super::{Decoded, Encoding, Rejections, Signal, decode, error_response, success_response};
 use crate::connection::ConnectionHandle;
@@ -13,15 +15,35 @@ use crate::front_door::{self, Answers, Intake, Rejection};
 use crate::state::AppState;
 use crate::store::StoreOutcome;
 
+/// `POST /v1/logs`, `/v1/traces`, `/v1/metrics`; other methods get `405`.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Signal::ALL.into_iter().fold(Router::new(), |router, signal| {
+        let handler = move |State(state): State<Arc<AppState>>, request: Request| {
+            handle(signal, state, request)
+        };
+        let other_methods = move |State(state): State<Arc<AppState>>, request: Request| async move {
+            method_not_allowed(signal, &state, request.method().as_str())
+        };
+        router.route(signal.route(), post(handler).fallback(other_methods))
+    })
+}
+
 /// `POST` on a signal's route.
 pub(crate) async fn handle(signal: Signal, state: Arc<AppState>, request: Request) -> Response {
     let route = signal.route();
     let ticket = state.store.begin_request(route);
     let (parts, body) = request.into_parts();
     let connection = parts.extensions.get::<ConnectionHandle>().cloned();
-    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok());
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
     let encoding = content_type.and_then(Encoding::from_content_type);
-    let mut answers = OtlpAnswers { signal, encoding: encoding.unwrap_or(Encoding::Json), rejected: Rejections::default() };
+    let mut answers = OtlpAnswers {
+        signal,
+        encoding: encoding.unwrap_or(Encoding::Json),
+        rejected: Rejections::default(),
+    };
     let decoded = match encoding {
         None => Err(Rejection::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -30,18 +52,25 @@ pub(crate) async fn handle(signal: Signal, state: Arc<AppState>, request: Reques
                 content_type.unwrap_or_default()
             ),
         )),
-        Some(encoding) => match front_door::read_body(&parts.headers, body, state.max_body_bytes).await {
-            Err(rejection) => Err(rejection),
-            Ok(bytes) => match decode(signal, encoding, &bytes) {
-                Ok(Decoded { events, rejected }) => {
-                    answers.rejected = rejected;
-                    Ok(events)
-                }
-                Err(error) => Err(Rejection::bad_request(error.detail())),
-            },
-        },
+        Some(encoding) => {
+            match front_door::read_body(&parts.headers, body, state.max_body_bytes).await {
+                Err(rejection) => Err(rejection),
+                Ok(bytes) => match decode(signal, encoding, &bytes) {
+                    Ok(Decoded { events, rejected }) => {
+                        answers.rejected = rejected;
+                        Ok(events)
+                    }
+                    Err(error) => Err(Rejection::bad_request(error.detail())),
+                },
+            }
+        }
     };
-    let intake = Intake { route, protocol: signal.protocol(), ticket, rejected: answers.rejected.count };
+    let intake = Intake {
+        route,
+        protocol: signal.protocol(),
+        ticket,
+        rejected: answers.rejected.count,
+    };
     front_door::serve_batch(&state, connection, intake, decoded, &answers).await
 }
 
@@ -51,8 +80,12 @@ pub(crate) fn method_not_allowed(signal: Signal, state: &AppState, method: &str)
     state.store.count_request(route);
     let message = format!("method {method} is not allowed on {route}; use POST");
     let mut response = into_response(error_response(Encoding::Json, 405, &message));
-    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-    state.store.count_response(route, response.status().as_u16());
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    state
+        .store
+        .count_response(route, response.status().as_u16());
     response
 }
 
@@ -70,11 +103,19 @@ impl Answers for OtlpAnswers {
     }
 
     fn refused(&self, rejection: Rejection) -> Response {
-        into_response(error_response(self.encoding, rejection.status.as_u16(), &rejection.error))
+        into_response(error_response(
+            self.encoding,
+            rejection.status.as_u16(),
+            &rejection.error,
+        ))
     }
 
     fn injected(&self, status: StatusCode) -> Response {
-        into_response(error_response(self.encoding, status.as_u16(), "injected fault"))
+        into_response(error_response(
+            self.encoding,
+            status.as_u16(),
+            "injected fault",
+        ))
     }
 
     fn all_rejected(&self, records: usize) -> Response {
@@ -88,5 +129,10 @@ impl Answers for OtlpAnswers {
 
 fn into_response(response: super::Response) -> Response {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, response.content_type)], response.body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, response.content_type)],
+        response.body,
+    )
+        .into_response()
 }

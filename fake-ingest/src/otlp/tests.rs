@@ -230,7 +230,7 @@ fn a_log_record_with_an_invalid_trace_id_length_is_rejected_alone() {
     let partial = parsed.partial_success.expect("partial success");
     assert_eq!(partial.rejected_log_records, 1);
     assert!(
-        partial.error_message.contains("1 log records rejected"),
+        partial.error_message.contains("1 log record rejected"),
         "{}",
         partial.error_message
     );

@@ -3,19 +3,38 @@
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::Router;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 
-use super::{SUCCESS_BODY, decode, decompress, error_body_for};
+use super::{ROUTES, SUCCESS_BODY, decode, decompress, error_body_for};
 use crate::connection::ConnectionHandle;
 use crate::event::Protocol;
 use crate::front_door::{self, Answers, Intake, Rejection};
 use crate::state::AppState;
 use crate::store::StoreOutcome;
 
+/// The capture routes ([`ROUTES`]); other methods get `405`.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    ROUTES.into_iter().fold(Router::new(), |router, route| {
+        let handler = move |State(state): State<Arc<AppState>>, request: Request| {
+            handle(route, state, request)
+        };
+        let other_methods = move |State(state): State<Arc<AppState>>, request: Request| async move {
+            method_not_allowed(route, &state, request.method().as_str())
+        };
+        router.route(route, post(handler).fallback(other_methods))
+    })
+}
+
 /// `POST` on one of the capture routes.
-pub(crate) async fn handle(route: &'static str, state: Arc<AppState>, request: Request) -> Response {
+pub(crate) async fn handle(
+    route: &'static str,
+    state: Arc<AppState>,
+    request: Request,
+) -> Response {
     let ticket = state.store.begin_request(route);
     let (parts, body) = request.into_parts();
     let connection = parts.extensions.get::<ConnectionHandle>().cloned();
@@ -23,12 +42,16 @@ pub(crate) async fn handle(route: &'static str, state: Arc<AppState>, request: R
     let decoded = match front_door::read_raw_body(&parts.headers, body, limit).await {
         Err(rejection) => Err(rejection),
         Ok(bytes) => {
-            let content_encoding = parts.headers.get(header::CONTENT_ENCODING).and_then(|value| value.to_str().ok());
+            let content_encoding = parts
+                .headers
+                .get(header::CONTENT_ENCODING)
+                .and_then(|value| value.to_str().ok());
             decompress(content_encoding, parts.uri.query(), &bytes, limit)
                 .and_then(|plain| decode(&plain))
                 .map(|batch| batch.events)
                 .map_err(|error| {
-                    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                    let status =
+                        StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
                     let rejection = Rejection::new(status, error.detail());
                     match error.attr() {
                         Some(index) => rejection.at(index),
@@ -37,7 +60,12 @@ pub(crate) async fn handle(route: &'static str, state: Arc<AppState>, request: R
                 })
         }
     };
-    let intake = Intake { route, protocol: Protocol::Posthog, ticket, rejected: 0 };
+    let intake = Intake {
+        route,
+        protocol: Protocol::Posthog,
+        ticket,
+        rejected: 0,
+    };
     front_door::serve_batch(&state, connection, intake, decoded, &PosthogAnswers).await
 }
 
@@ -45,9 +73,14 @@ pub(crate) async fn handle(route: &'static str, state: Arc<AppState>, request: R
 pub(crate) fn method_not_allowed(route: &'static str, state: &AppState, method: &str) -> Response {
     state.store.count_request(route);
     let detail = format!("method {method} is not allowed on {route}; use POST");
-    let mut response = PosthogAnswers.refused(Rejection::new(StatusCode::METHOD_NOT_ALLOWED, detail));
-    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-    state.store.count_response(route, response.status().as_u16());
+    let mut response =
+        PosthogAnswers.refused(Rejection::new(StatusCode::METHOD_NOT_ALLOWED, detail));
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    state
+        .store
+        .count_response(route, response.status().as_u16());
     response
 }
 
@@ -60,11 +93,17 @@ impl Answers for PosthogAnswers {
     }
 
     fn refused(&self, rejection: Rejection) -> Response {
-        json_response(rejection.status, error_body_for(rejection.status.as_u16(), &rejection.error, rejection.index))
+        json_response(
+            rejection.status,
+            error_body_for(rejection.status.as_u16(), &rejection.error, rejection.index),
+        )
     }
 
     fn injected(&self, status: StatusCode) -> Response {
-        json_response(status, error_body_for(status.as_u16(), "injected fault", None))
+        json_response(
+            status,
+            error_body_for(status.as_u16(), "injected fault", None),
+        )
     }
 }
 

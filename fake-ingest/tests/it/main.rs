@@ -2,12 +2,18 @@
 //!
 //! One test binary (one link step) with a module per area; `support` holds the shared helpers.
 
+mod browser;
 mod cli;
 mod control;
 mod determinism;
 mod faults;
 mod ingest;
+mod otlp_client;
 mod persistence;
+mod posthog_client;
+mod protocols;
+mod protocols_props;
 mod robustness;
 mod server;
+mod spawned;
 mod support;

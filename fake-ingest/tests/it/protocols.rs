@@ -269,6 +269,43 @@ fn resent_spans_are_counted_as_duplicates_and_stored_once() {
 }
 
 #[test]
+fn derived_otlp_keys_survive_a_restart_so_a_resend_after_it_is_a_duplicate() {
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let config = || Config {
+        data_dir: Some(data_dir.path().to_path_buf()),
+        ..Config::default()
+    };
+    let logs_body =
+        serde_json::to_string(&logs(&["kept across restarts"], Vec::new())).expect("JSON");
+    let spans_body = spans(&["span"]).encode_to_vec();
+
+    let first = app(config()).expect("a valid config");
+    send(&first, post("/v1/logs", "application/json", logs_body));
+    send(
+        &first,
+        post("/v1/traces", "application/x-protobuf", spans_body.clone()),
+    );
+    drop(first);
+    let restarted = app(config()).expect("the log replays");
+    // The same records again, the log record now in protobuf: the keys do not depend on the encoding.
+    let logs_protobuf = logs(&["kept across restarts"], Vec::new()).encode_to_vec();
+    send(
+        &restarted,
+        post("/v1/logs", "application/x-protobuf", logs_protobuf),
+    );
+    send(
+        &restarted,
+        post("/v1/traces", "application/x-protobuf", spans_body),
+    );
+
+    let stats = get_json(&restarted, "/_fake/stats");
+    assert_eq!(
+        (stats["events_unique"].clone(), stats["duplicates"].clone()),
+        (json!(2), json!(2))
+    );
+}
+
+#[test]
 fn log_records_with_an_invalid_trace_id_get_a_partial_success_and_count_as_rejected() {
     let app = new_app();
     let mut request = logs(&["kept"], Vec::new());
@@ -476,11 +513,8 @@ fn a_posthog_batch_is_answered_200_status_1_on_every_route_and_stored_once_by_uu
                 posthog_batch(&["signed_up", "paid"]).to_string(),
             ),
         );
-        assert_eq!(
-            (answer.status, answer.text().as_str()),
-            (StatusCode::OK, r#"{"status":1}"#),
-            "{route}"
-        );
+        assert_eq!(answer.status, StatusCode::OK, "{route}");
+        insta::assert_snapshot!("posthog_success", answer.text());
     }
     let stats = get_json(&app, "/_fake/stats");
     assert_eq!(
@@ -549,6 +583,21 @@ fn posthog_errors_have_posthogs_shape_and_store_nothing() {
         );
     }
     assert_eq!(get_json(&app, "/_fake/stats")["events_received"], json!(0));
+}
+
+#[test]
+fn posthog_routes_refuse_other_methods_in_posthogs_shape() {
+    let answer = send(&new_app(), get("/i/v0/e/"));
+
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        answer
+            .headers
+            .get("allow")
+            .and_then(|value| value.to_str().ok()),
+        Some("POST")
+    );
+    insta::assert_snapshot!("posthog_method_not_allowed", answer.text());
 }
 
 #[test]

@@ -9,11 +9,25 @@ use prost::Message as _;
 
 use crate::support::oneshot;
 
-const ROUTES: [&str; 11] =
-    ["/v1/logs", "/v1/traces", "/v1/metrics", "/batch", "/batch/", "/capture", "/capture/", "/e", "/e/", "/i/v0/e", "/i/v0/e/"];
+const ROUTES: [&str; 11] = [
+    "/v1/logs",
+    "/v1/traces",
+    "/v1/metrics",
+    "/batch",
+    "/batch/",
+    "/capture",
+    "/capture/",
+    "/e",
+    "/e/",
+    "/i/v0/e",
+    "/i/v0/e/",
+];
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
 }
 
 /// Near-valid bodies of every protocol (so the deep checks run), truncated or with bytes flipped, plus noise.
@@ -39,8 +53,13 @@ fn bodies() -> impl Strategy<Value = Vec<u8>> {
         br#"{"api_key":"k","batch":[{"event":"e","distinct_id":"d","uuid":"01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f","timestamp":"2026-11-23T10:55:10Z"}]}"#.to_vec(),
         br#"{"api_key":"k","event":"e","properties":{"distinct_id":7}}"#.to_vec(),
     ];
-    let mutated = (proptest::sample::select(seeds), any::<prop::sample::Index>(), any::<u8>(), any::<bool>()).prop_map(
-        |(mut body, index, byte, truncate)| {
+    let mutated = (
+        proptest::sample::select(seeds),
+        any::<prop::sample::Index>(),
+        any::<u8>(),
+        any::<bool>(),
+    )
+        .prop_map(|(mut body, index, byte, truncate)| {
             if !body.is_empty() {
                 let at = index.index(body.len());
                 if truncate {
@@ -50,9 +69,12 @@ fn bodies() -> impl Strategy<Value = Vec<u8>> {
                 }
             }
             body
-        },
-    );
-    prop_oneof![mutated, proptest::collection::vec(any::<u8>(), 0..256), ".{0,64}".prop_map(String::into_bytes)]
+        });
+    prop_oneof![
+        mutated,
+        proptest::collection::vec(any::<u8>(), 0..256),
+        ".{0,64}".prop_map(String::into_bytes)
+    ]
 }
 
 proptest! {
@@ -62,7 +84,12 @@ proptest! {
     fn arbitrary_bodies_on_every_protocol_route_never_get_a_5xx_without_an_injected_fault(
         route in proptest::sample::select(ROUTES.to_vec()),
         body in bodies(),
-        content_type in prop_oneof![Just("application/json"), Just("application/x-protobuf"), Just("text/plain"), ".{0,20}"],
+        content_type in prop_oneof![
+            Just("application/json".to_owned()),
+            Just("application/x-protobuf".to_owned()),
+            Just("text/plain".to_owned()),
+            ".{0,20}",
+        ],
         encoding in prop_oneof![Just(""), Just("gzip"), Just("identity"), Just("br")],
         query in prop_oneof![Just(""), Just("?compression=gzip-js"), Just("?compression=base64")],
     ) {
