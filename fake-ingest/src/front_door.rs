@@ -382,6 +382,27 @@ async fn crash(
     }
 }
 
+/// Any method but `POST` on a front door's `route`: counts the request, answers the `405` that `refuse` words from
+/// the message, with `Allow: POST`, and counts the answer.
+pub(crate) fn method_not_allowed(
+    state: &AppState,
+    route: &'static str,
+    method: &str,
+    refuse: impl FnOnce(String) -> Response,
+) -> Response {
+    state.store.count_request(route);
+    let mut response = refuse(format!(
+        "method {method} is not allowed on {route}; use POST"
+    ));
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    state
+        .store
+        .count_response(route, response.status().as_u16());
+    response
+}
+
 /// An error and its sources, joined with `: `.
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();

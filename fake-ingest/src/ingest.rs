@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -57,22 +57,9 @@ pub(crate) async fn method_not_allowed(
     State(state): State<Arc<AppState>>,
     request: Request,
 ) -> Response {
-    state.store.count_request(ROUTE);
-    let rejection = Rejection::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!(
-            "method {} is not allowed on {ROUTE}; use POST",
-            request.method()
-        ),
-    );
-    let mut response = rejection.into_response();
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
-    state
-        .store
-        .count_response(ROUTE, response.status().as_u16());
-    response
+    front_door::method_not_allowed(&state, ROUTE, request.method().as_str(), |message| {
+        Rejection::new(StatusCode::METHOD_NOT_ALLOWED, message).into_response()
+    })
 }
 
 /// Decodes and validates a whole `{"batch": [...]}` body.

@@ -313,34 +313,39 @@ pub(crate) fn success_response(
 /// The protobuf `Export*ServiceResponse` of a signal.
 fn encode_success_protobuf(signal: Signal, partial_success: Option<(i64, String)>) -> Vec<u8> {
     use opentelemetry_proto::tonic::collector::{logs, metrics, trace};
+    // The three responses differ only in their types and in the name of the rejected count.
+    macro_rules! encode {
+        ($module:ident, $response:ident, $partial_success:ident, $rejected:ident) => {
+            $module::v1::$response {
+                partial_success: partial_success.map(|($rejected, error_message)| {
+                    $module::v1::$partial_success {
+                        $rejected,
+                        error_message,
+                    }
+                }),
+            }
+            .encode_to_vec()
+        };
+    }
     match signal {
-        Signal::Logs => logs::v1::ExportLogsServiceResponse {
-            partial_success: partial_success.map(|(rejected_log_records, error_message)| {
-                logs::v1::ExportLogsPartialSuccess {
-                    rejected_log_records,
-                    error_message,
-                }
-            }),
-        }
-        .encode_to_vec(),
-        Signal::Traces => trace::v1::ExportTraceServiceResponse {
-            partial_success: partial_success.map(|(rejected_spans, error_message)| {
-                trace::v1::ExportTracePartialSuccess {
-                    rejected_spans,
-                    error_message,
-                }
-            }),
-        }
-        .encode_to_vec(),
-        Signal::Metrics => metrics::v1::ExportMetricsServiceResponse {
-            partial_success: partial_success.map(|(rejected_data_points, error_message)| {
-                metrics::v1::ExportMetricsPartialSuccess {
-                    rejected_data_points,
-                    error_message,
-                }
-            }),
-        }
-        .encode_to_vec(),
+        Signal::Logs => encode!(
+            logs,
+            ExportLogsServiceResponse,
+            ExportLogsPartialSuccess,
+            rejected_log_records
+        ),
+        Signal::Traces => encode!(
+            trace,
+            ExportTraceServiceResponse,
+            ExportTracePartialSuccess,
+            rejected_spans
+        ),
+        Signal::Metrics => encode!(
+            metrics,
+            ExportMetricsServiceResponse,
+            ExportMetricsPartialSuccess,
+            rejected_data_points
+        ),
     }
 }
 

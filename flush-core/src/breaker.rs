@@ -77,19 +77,12 @@ impl Breaker {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         match self.state {
             State::HalfOpen => {
-                self.cooldown = self
-                    .cooldown
-                    .saturating_mul(2)
-                    .min(self.policy.max_cooldown);
-                self.state = State::Open {
-                    until: now + self.cooldown,
-                };
+                self.double_cooldown();
+                self.open(now);
             }
             State::Closed if self.consecutive_failures >= self.policy.failure_threshold.get() => {
                 self.cooldown = self.policy.cooldown;
-                self.state = State::Open {
-                    until: now + self.cooldown,
-                };
+                self.open(now);
             }
             State::Closed | State::Open { .. } => {}
         }
@@ -99,11 +92,21 @@ impl Breaker {
     pub(crate) fn trip(&mut self, now: Instant) {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         if self.state == State::HalfOpen {
-            self.cooldown = self
-                .cooldown
-                .saturating_mul(2)
-                .min(self.policy.max_cooldown);
+            self.double_cooldown();
         }
+        self.open(now);
+    }
+
+    /// A failed probe: the next cooldown is twice the last, capped at the policy's maximum.
+    fn double_cooldown(&mut self) {
+        self.cooldown = self
+            .cooldown
+            .saturating_mul(2)
+            .min(self.policy.max_cooldown);
+    }
+
+    /// Opens for the current cooldown, from `now`.
+    fn open(&mut self, now: Instant) {
         self.state = State::Open {
             until: now + self.cooldown,
         };

@@ -33,6 +33,10 @@ const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// caller stops waiting (they get a tenth of the budget as margin, up to this much).
 const REPLY_MARGIN_MAX: Duration = Duration::from_millis(50);
 
+/// How long past its deadline `shutdown` may wait for the queue to reach the spool (local work that normally takes
+/// well under a millisecond): returning before would lose those events when the process exits.
+const STORE_GRACE: Duration = Duration::from_secs(1);
+
 /// The deadline the workers aim at for a call that must return by `deadline` at the latest.
 fn worker_deadline(deadline: Instant, budget: Duration) -> Instant {
     deadline - (budget / 10).min(REPLY_MARGIN_MAX)
@@ -120,7 +124,7 @@ impl Drop for Inner {
 /// | [`start`](Reporter::start) | opens the spool (disk I/O, a directory scan) | briefly; or use `spawn_blocking` |
 /// | [`checkpoint`](Reporter::checkpoint) | until the queue is written and synced | use `spawn_blocking` |
 /// | [`flush`](Reporter::flush) | up to its timeout | use `flush_async` |
-/// | [`shutdown`](Reporter::shutdown), [`shutdown_bounded`](Reporter::shutdown_bounded) | up to the deadline + 250 ms | use `spawn_blocking` |
+/// | [`shutdown`](Reporter::shutdown), [`shutdown_bounded`](Reporter::shutdown_bounded) | up to the deadline (storing what is queued may take up to 1 s more on a badly overloaded machine) | use `spawn_blocking` |
 ///
 /// Dropping the last clone without `shutdown` stores what is queued in the background and stops both threads
 /// without waiting for the network; a process that exits right away may lose the queue (not the spool): call
@@ -337,7 +341,10 @@ impl Reporter {
 
     /// Stops recording, stores what is queued, and sends what it can until `deadline` from now. Returns by then
     /// even against a server that hangs: every request is bounded by the time left, and the call stops waiting for
-    /// the workers at the deadline. What is not sent stays in the spool for the next run. Later calls return
+    /// the sender at the deadline. The one thing it finishes first is writing what is still queued in memory to the
+    /// spool: local work, bounded by the disk and never by the server, that normally takes well under a millisecond;
+    /// on a machine so loaded that it does not finish by the deadline, `shutdown` waits for it up to a second longer,
+    /// because returning earlier would lose those events when the process exits. What is not sent stays in the spool for the next run. Later calls return
     /// [`ShutdownOutcome::AlreadyShutDown`]; later `record()` calls are counted as dropped.
     pub fn shutdown(&self, deadline: Duration) -> ShutdownOutcome {
         self.shutdown_inner(deadline, None)
@@ -356,13 +363,17 @@ impl Reporter {
         let within = within.min(LONGEST_WAIT);
         let deadline = Instant::now() + within;
         let (reply, answer) = crossbeam_channel::bounded(1);
+        let (stored, queue_stored) = crossbeam_channel::bounded(1);
         let command = SpoolerCommand::Shutdown {
             deadline: worker_deadline(deadline, within),
             max_events,
+            stored,
             reply,
         };
-        // Invariant: a CLI's exit is never delayed past the deadline, whatever the workers are doing.
+        // Invariant: a CLI's exit is never delayed past the deadline by the network, whatever the server does; only
+        // storing what is queued may take longer, up to `STORE_GRACE`.
         let outcome = if self.inner.spooler.send(command).is_ok() {
+            let _ = queue_stored.recv_deadline(deadline + STORE_GRACE);
             answer
                 .recv_deadline(deadline)
                 .unwrap_or(ShutdownOutcome::DeadlineReached)

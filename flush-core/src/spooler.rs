@@ -34,22 +34,16 @@ pub(crate) fn lock(store: &SharedStore) -> MutexGuard<'_, Box<dyn Store>> {
 /// Publishes the store's counters into the shared stats. Call with the store lock and the accounting lock held,
 /// right after a store call, so that `in_store` and the counters that moved with it agree.
 pub(crate) fn publish(counters: &Counters, counts: StoreCounts) {
-    counters.in_store.store(counts.pending, Ordering::Relaxed);
-    counters
-        .dropped_spool_size
-        .store(counts.dropped_for_size, Ordering::Relaxed);
-    counters
-        .dropped_spool_age
-        .store(counts.dropped_for_age, Ordering::Relaxed);
-    counters
-        .dropped_corrupt
-        .store(counts.corrupt_records, Ordering::Relaxed);
-    counters
-        .settled_elsewhere
-        .store(counts.settled_elsewhere, Ordering::Relaxed);
-    counters
-        .recovered
-        .store(counts.recovered, Ordering::Relaxed);
+    for (counter, value) in [
+        (&counters.in_store, counts.pending),
+        (&counters.dropped_spool_size, counts.dropped_for_size),
+        (&counters.dropped_spool_age, counts.dropped_for_age),
+        (&counters.dropped_corrupt, counts.corrupt_records),
+        (&counters.settled_elsewhere, counts.settled_elsewhere),
+        (&counters.recovered, counts.recovered),
+    ] {
+        counter.store(value, Ordering::Relaxed);
+    }
 }
 
 /// What the application asks of the spooler.
@@ -64,10 +58,12 @@ pub(crate) enum SpoolerCommand {
         deadline: Instant,
         reply: Sender<FlushOutcome>,
     },
-    /// Store and sync everything queued, hand over to the sender for the final drain, and stop.
+    /// Store and sync everything queued (then say so on `stored`), hand over to the sender for the final drain, and
+    /// stop.
     Shutdown {
         deadline: Instant,
         max_events: Option<usize>,
+        stored: Sender<()>,
         reply: Sender<ShutdownOutcome>,
     },
 }
@@ -102,6 +98,7 @@ impl Spooler {
                     Err(_) => Some(SpoolerCommand::Shutdown {
                         deadline: Instant::now(),
                         max_events: Some(0),
+                        stored: crossbeam_channel::bounded(1).0,
                         reply: crossbeam_channel::bounded(1).0,
                     }),
                 },
@@ -135,9 +132,12 @@ impl Spooler {
                 Some(SpoolerCommand::Shutdown {
                     deadline,
                     max_events,
+                    stored,
                     reply,
                 }) => {
                     let _ = self.sync();
+                    // Invariant: `shutdown()` is told only once nothing recorded before it is left in memory.
+                    let _ = stored.send(());
                     let target = self.end_of_store();
                     let _ = self.delivery.send(DeliveryCommand::Shutdown {
                         target,

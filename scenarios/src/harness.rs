@@ -169,6 +169,17 @@ impl Ctx {
         AppProcess::spawn(&self.exe, &label, args, &self.path("logs"))
     }
 
+    /// Spawns an app process, waits for it to exit (at most `limit`) and takes it into the verdict.
+    ///
+    /// # Errors
+    /// As [`Ctx::spawn`], [`AppProcess::wait`] and [`Ctx::collect`].
+    pub(crate) fn run_app(&mut self, args: &AppArgs, limit: Duration) -> anyhow::Result<()> {
+        let mut app = self.spawn(args)?;
+        app.wait(limit)?;
+        self.collect(app)?;
+        Ok(())
+    }
+
     /// Takes a finished (exited or killed) process into the verdict; returns its exit and its CLI exit delay (from
     /// the start of its shutdown to the moment the harness saw it exit), if it shut down.
     ///

@@ -336,35 +336,32 @@ pub fn judge(runs: &[ProcessRun], capture: &ServerCapture) -> Verdict {
     }
     unknown_examples.sort();
 
-    if tally.lost > 0 {
-        violations.push(Violation::new(
+    for (count, promise, what, examples) in [
+        (
+            tally.lost,
             Promise::ZeroLoss,
-            format!(
-                "{} checkpointed events were never stored, e.g. {}",
-                tally.lost,
-                lost_examples.join(", ")
-            ),
-        ));
-    }
-    if tally.duplicates_after_dedupe > 0 {
-        violations.push(Violation::new(
+            "checkpointed events were never stored",
+            &lost_examples,
+        ),
+        (
+            tally.duplicates_after_dedupe,
             Promise::ZeroDuplicates,
-            format!(
-                "{} extra stored copies of logical events, e.g. {}",
-                tally.duplicates_after_dedupe,
-                duplicate_examples.join(", ")
-            ),
-        ));
-    }
-    if tally.unknown_stored > 0 {
-        violations.push(Violation::new(
+            "extra stored copies of logical events",
+            &duplicate_examples,
+        ),
+        (
+            tally.unknown_stored,
             Promise::NoUnknownEvents,
-            format!(
-                "{} stored events are in no ledger, e.g. {}",
-                tally.unknown_stored,
-                unknown_examples.join(", ")
-            ),
-        ));
+            "stored events are in no ledger",
+            &unknown_examples,
+        ),
+    ] {
+        if count > 0 {
+            violations.push(Violation::new(
+                promise,
+                format!("{count} {what}, e.g. {}", examples.join(", ")),
+            ));
+        }
     }
     if !stored_poison.is_empty() {
         violations.push(Violation::new(

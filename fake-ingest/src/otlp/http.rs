@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
@@ -76,17 +76,9 @@ pub(crate) async fn handle(signal: Signal, state: Arc<AppState>, request: Reques
 
 /// Any other method on a signal's route: `405` with `Allow: POST`.
 pub(crate) fn method_not_allowed(signal: Signal, state: &AppState, method: &str) -> Response {
-    let route = signal.route();
-    state.store.count_request(route);
-    let message = format!("method {method} is not allowed on {route}; use POST");
-    let mut response = into_response(error_response(Encoding::Json, 405, &message));
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
-    state
-        .store
-        .count_response(route, response.status().as_u16());
-    response
+    front_door::method_not_allowed(state, signal.route(), method, |message| {
+        into_response(error_response(Encoding::Json, 405, &message))
+    })
 }
 
 /// How OTLP words each answer: in the request's encoding, errors as `google.rpc.Status`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
@@ -71,17 +71,9 @@ pub(crate) async fn handle(
 
 /// Any other method on a capture route: `405` with `Allow: POST`.
 pub(crate) fn method_not_allowed(route: &'static str, state: &AppState, method: &str) -> Response {
-    state.store.count_request(route);
-    let detail = format!("method {method} is not allowed on {route}; use POST");
-    let mut response =
-        PosthogAnswers.refused(Rejection::new(StatusCode::METHOD_NOT_ALLOWED, detail));
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
-    state
-        .store
-        .count_response(route, response.status().as_u16());
-    response
+    front_door::method_not_allowed(state, route, method, |detail| {
+        PosthogAnswers.refused(Rejection::new(StatusCode::METHOD_NOT_ALLOWED, detail))
+    })
 }
 
 /// How PostHog words each answer: `200 {"status": 1}`, errors as `{"type", "code", "detail", "attr"}`.

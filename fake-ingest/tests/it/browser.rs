@@ -5,17 +5,16 @@
 //! Without Chromium and chromedriver (Debian: `apt-get install chromium chromium-driver`, which `.ci/run` does) the
 //! test fails with a message saying so: it never passes without a browser.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 use crate::spawned::SpawnedServer;
+use crate::support::stdout_lines;
 
 /// Where Debian's packages put the browser and its driver (`CHROMIUM` / `CHROMEDRIVER` override them).
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -41,15 +40,7 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {chromedriver}: {error}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (lines_sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines_sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = stdout_lines(&mut child);
         loop {
             let line = lines.recv_timeout(PAGE_TIMEOUT).unwrap_or_else(|error| {
                 let _ = child.kill();

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use fake_ingest::{Config, FaultPlan, Server};
 
 use crate::support::{
-    Binary, batch, client, client_with_timeout, fresh_uuid, get_json, is_connection_reset,
-    post_ingest,
+    Binary, batch, client, client_with_timeout, dedupe_keys, fresh_uuid, get_json,
+    is_connection_reset, post_ingest,
 };
 
 fn server_with(plan: &str) -> Server {
@@ -19,11 +19,7 @@ fn server_with(plan: &str) -> Server {
 }
 
 fn stored_keys(server: &Server) -> Vec<String> {
-    server
-        .events()
-        .into_iter()
-        .map(|event| event.event.dedupe_key)
-        .collect()
+    dedupe_keys(server.events())
 }
 
 #[test]
@@ -222,11 +218,7 @@ fn crash_the_binary(then: &str) -> (String, String, fake_ingest::EventsPage) {
 fn crash_before_store_aborts_the_process_and_the_batch_is_not_stored() {
     let (first, _, page) = crash_the_binary("crash_before_store");
 
-    let keys: Vec<String> = page
-        .events
-        .into_iter()
-        .map(|e| e.event.dedupe_key)
-        .collect();
+    let keys = dedupe_keys(page.events);
     assert_eq!(keys, [first]);
 }
 
@@ -234,11 +226,7 @@ fn crash_before_store_aborts_the_process_and_the_batch_is_not_stored() {
 fn crash_after_store_aborts_the_process_after_the_batch_is_durable() {
     let (first, second, page) = crash_the_binary("crash_after_store");
 
-    let keys: Vec<String> = page
-        .events
-        .into_iter()
-        .map(|e| e.event.dedupe_key)
-        .collect();
+    let keys = dedupe_keys(page.events);
     assert_eq!(keys, [first, second]);
 }
 

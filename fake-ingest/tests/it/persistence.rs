@@ -2,7 +2,7 @@
 
 use fake_ingest::{Config, Server, Stats};
 
-use crate::support::{Binary, batch, client, fresh_uuid, get_json, post_ingest};
+use crate::support::{Binary, batch, client, dedupe_keys, fresh_uuid, get_json, post_ingest};
 
 #[test]
 fn events_and_dedupe_state_survive_a_sigkill_of_the_process() {
@@ -25,11 +25,7 @@ fn events_and_dedupe_state_survive_a_sigkill_of_the_process() {
         (7, 3, 4)
     );
     let page: fake_ingest::EventsPage = get_json(&restarted.url, "/_fake/events");
-    let keys: Vec<String> = page
-        .events
-        .into_iter()
-        .map(|e| e.event.dedupe_key)
-        .collect();
+    let keys = dedupe_keys(page.events);
     assert_eq!(keys, uuids);
 }
 
@@ -47,11 +43,7 @@ fn an_embedded_server_replays_its_log_and_reset_truncates_it() {
     }
 
     let replayed = Server::start_blocking(config.clone()).expect("restarts");
-    let replayed_keys: Vec<String> = replayed
-        .events()
-        .into_iter()
-        .map(|e| e.event.dedupe_key)
-        .collect();
+    let replayed_keys = dedupe_keys(replayed.events());
     replayed.reset().expect("reset");
     drop(replayed);
     let after_reset = Server::start_blocking(config).expect("restarts");

@@ -6,7 +6,6 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use fake_ingest::{Config, FaultPlan, app};
-use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -17,7 +16,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
 use serde_json::{Value, json};
-use tower::ServiceExt;
+
+use crate::support::{POSTHOG_ROUTES, get, oneshot_bytes, runtime};
 
 /// `google.rpc.Status`, as a client decodes it.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -36,11 +36,12 @@ struct Answer {
 }
 
 impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
     fn content_type(&self) -> &str {
-        self.headers
-            .get("content-type")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
+        self.header("content-type").unwrap_or_default()
     }
 
     fn text(&self) -> String {
@@ -51,13 +52,6 @@ impl Answer {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|error| panic!("not JSON ({error}): {}", self.text()))
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
 }
 
 fn new_app() -> Router {
@@ -74,20 +68,12 @@ fn app_with_faults(plan: Value) -> Router {
 }
 
 fn send(app: &Router, request: Request<Body>) -> Answer {
-    runtime().block_on(async {
-        let response = app
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("the router is infallible");
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.expect("a body").to_bytes().to_vec();
-        Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        }
-    })
+    let (status, headers, body) = runtime().block_on(oneshot_bytes(app, request));
+    Answer {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn post(path: &str, content_type: &str, body: impl Into<Body>) -> Request<Body> {
@@ -95,10 +81,6 @@ fn post(path: &str, content_type: &str, body: impl Into<Body>) -> Request<Body> 
         .header("content-type", content_type)
         .body(body.into())
         .expect("a request")
-}
-
-fn get(path: &str) -> Request<Body> {
-    Request::get(path).body(Body::empty()).expect("a request")
 }
 
 fn get_json(app: &Router, path: &str) -> Value {
@@ -400,13 +382,7 @@ fn otlp_routes_refuse_other_content_types_and_methods_with_a_json_status() {
     assert_eq!(unsupported.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     insta::assert_snapshot!("otlp_unsupported_media_type", unsupported.text());
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(
-        wrong_method
-            .headers
-            .get("allow")
-            .and_then(|value| value.to_str().ok()),
-        Some("POST")
-    );
+    assert_eq!(wrong_method.header("allow"), Some("POST"));
     insta::assert_snapshot!("otlp_method_not_allowed", wrong_method.text());
 }
 
@@ -452,13 +428,7 @@ fn injected_statuses_on_otlp_routes_are_google_rpc_statuses_with_retry_after() {
     );
 
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        answer
-            .headers
-            .get("retry-after")
-            .and_then(|value| value.to_str().ok()),
-        Some("2")
-    );
+    assert_eq!(answer.header("retry-after"), Some("2"));
     insta::assert_snapshot!("otlp_injected_503", answer.text());
 }
 
@@ -495,16 +465,7 @@ fn the_reject_fault_answers_otlp_with_a_partial_success_rejecting_every_record()
 #[test]
 fn a_posthog_batch_is_answered_200_status_1_on_every_route_and_stored_once_by_uuid() {
     let app = new_app();
-    for route in [
-        "/batch",
-        "/batch/",
-        "/capture",
-        "/capture/",
-        "/e",
-        "/e/",
-        "/i/v0/e",
-        "/i/v0/e/",
-    ] {
+    for route in POSTHOG_ROUTES {
         let answer = send(
             &app,
             post(
@@ -590,13 +551,7 @@ fn posthog_routes_refuse_other_methods_in_posthogs_shape() {
     let answer = send(&new_app(), get("/i/v0/e/"));
 
     assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(
-        answer
-            .headers
-            .get("allow")
-            .and_then(|value| value.to_str().ok()),
-        Some("POST")
-    );
+    assert_eq!(answer.header("allow"), Some("POST"));
     insta::assert_snapshot!("posthog_method_not_allowed", answer.text());
 }
 
@@ -641,13 +596,7 @@ fn injected_statuses_on_posthog_routes_have_retry_after_and_posthogs_error_shape
     );
 
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        answer
-            .headers
-            .get("retry-after")
-            .and_then(|value| value.to_str().ok()),
-        Some("1")
-    );
+    assert_eq!(answer.header("retry-after"), Some("1"));
     insta::assert_snapshot!("posthog_injected_503", answer.text());
 }
 

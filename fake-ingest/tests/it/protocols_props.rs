@@ -1,33 +1,18 @@
 //! No body on any OTLP or PostHog route makes the server panic or answer 5xx on its own (proptest over bodies,
 //! content types and encodings, through `oneshot`).
 
-use axum::body::Body;
-use axum::http::{HeaderValue, Request};
 use fake_ingest::{Config, app};
 use proptest::prelude::*;
 use prost::Message as _;
 
-use crate::support::oneshot;
+use crate::support::{POSTHOG_ROUTES, arbitrary_post, oneshot, runtime};
 
-const ROUTES: [&str; 11] = [
-    "/v1/logs",
-    "/v1/traces",
-    "/v1/metrics",
-    "/batch",
-    "/batch/",
-    "/capture",
-    "/capture/",
-    "/e",
-    "/e/",
-    "/i/v0/e",
-    "/i/v0/e/",
-];
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
+/// Every OTLP and PostHog route.
+fn routes() -> Vec<&'static str> {
+    ["/v1/logs", "/v1/traces", "/v1/metrics"]
+        .into_iter()
+        .chain(POSTHOG_ROUTES)
+        .collect()
 }
 
 /// Near-valid bodies of every protocol (so the deep checks run), truncated or with bytes flipped, plus noise.
@@ -82,7 +67,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bodies_on_every_protocol_route_never_get_a_5xx_without_an_injected_fault(
-        route in proptest::sample::select(ROUTES.to_vec()),
+        route in proptest::sample::select(routes()),
         body in bodies(),
         content_type in prop_oneof![
             Just("application/json".to_owned()),
@@ -94,14 +79,7 @@ proptest! {
         query in prop_oneof![Just(""), Just("?compression=gzip-js"), Just("?compression=base64")],
     ) {
         let app = app(Config { max_body_bytes: 300, ..Config::default() }).expect("a valid config");
-        let mut request = Request::post(format!("{route}{query}"));
-        if let Ok(value) = HeaderValue::from_str(&content_type) {
-            request = request.header("content-type", value);
-        }
-        if !encoding.is_empty() {
-            request = request.header("content-encoding", encoding);
-        }
-        let request = request.body(Body::from(body)).expect("a request");
+        let request = arbitrary_post(&format!("{route}{query}"), &content_type, encoding, body);
 
         let (status, _, answer) = runtime().block_on(oneshot(&app, request));
 

@@ -1,18 +1,9 @@
 //! No input makes the server panic or answer 5xx on its own (proptest over bodies and headers, through `oneshot`).
 
-use axum::body::Body;
-use axum::http::Request;
 use fake_ingest::{Config, app};
 use proptest::prelude::*;
 
-use crate::support::{event_with, oneshot};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
+use crate::support::{arbitrary_post, event_with, oneshot, runtime};
 
 /// Bodies that are mostly near-valid JSON, so the deep checks are exercised, plus raw noise.
 fn bodies() -> impl Strategy<Value = Vec<u8>> {
@@ -65,14 +56,7 @@ proptest! {
         encoding in prop_oneof![Just(""), Just("gzip"), Just("identity"), Just("deflate")],
     ) {
         let app = app(Config { max_body_bytes: 200, ..Config::default() }).expect("app");
-        let mut request = Request::post("/ingest");
-        if let Ok(value) = axum::http::HeaderValue::from_str(&content_type) {
-            request = request.header("content-type", value);
-        }
-        if !encoding.is_empty() {
-            request = request.header("content-encoding", encoding);
-        }
-        let request = request.body(Body::from(body)).expect("request");
+        let request = arbitrary_post("/ingest", &content_type, encoding, body);
 
         let (status, _, answer) = runtime().block_on(oneshot(&app, request));
 

@@ -1,12 +1,12 @@
 //! A real `fake-ingest` process for the conformance and browser tests: started on free loopback ports (the main
 //! listener and the OTLP listener), driven through its control API over HTTP, killed when dropped.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::support::stdout_lines;
 
 /// How long the process may take to print its listening lines.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,15 +38,7 @@ impl SpawnedServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("the fake-ingest binary starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (lines_sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines_sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = stdout_lines(&mut child);
         let mut url = None;
         let mut otlp_url = None;
         while url.is_none() || otlp_url.is_none() {

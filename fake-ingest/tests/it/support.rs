@@ -3,11 +3,13 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
+use fake_ingest::CapturedEvent;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -95,26 +97,78 @@ pub(crate) fn get_json<T: serde::de::DeserializeOwned>(base: &str, path: &str) -
         .expect("JSON of the expected shape")
 }
 
+/// The dedupe keys of captured events, in order.
+pub(crate) fn dedupe_keys(events: Vec<CapturedEvent>) -> Vec<String> {
+    events
+        .into_iter()
+        .map(|captured| captured.event.dedupe_key)
+        .collect()
+}
+
+/// Forwards a child's stdout, line by line, to the returned receiver (from a thread of its own), until the child
+/// closes it or the receiver is dropped.
+pub(crate) fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (lines_sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 /// Whether an error is a connection reset (a TCP RST), as opposed to a clean close or a timeout.
 pub(crate) fn is_connection_reset(error: &ureq::Error) -> bool {
     matches!(error, ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset)
 }
 
-/// Sends one request through a router without a socket; returns status, headers and the body as JSON (or a string).
-pub(crate) async fn oneshot(
+/// The routes PostHog clients post to (restated here, not taken from the server, so the tests pin them).
+pub(crate) const POSTHOG_ROUTES: [&str; 8] = [
+    "/batch",
+    "/batch/",
+    "/capture",
+    "/capture/",
+    "/e",
+    "/e/",
+    "/i/v0/e",
+    "/i/v0/e/",
+];
+
+/// A single-threaded runtime to drive `oneshot` calls from synchronous tests.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// Sends one request through a router without a socket; returns status, headers and the body's bytes.
+pub(crate) async fn oneshot_bytes(
     app: &Router,
     request: Request<Body>,
-) -> (StatusCode, axum::http::HeaderMap, Value) {
+) -> (StatusCode, HeaderMap, Vec<u8>) {
     let response = app
         .clone()
         .oneshot(request)
         .await
         .expect("the router is infallible");
     let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.expect("body").to_bytes();
+    let bytes = body.collect().await.expect("body").to_bytes().to_vec();
+    (parts.status, parts.headers, bytes)
+}
+
+/// Sends one request through a router without a socket; returns status, headers and the body as JSON (or a string).
+pub(crate) async fn oneshot(
+    app: &Router,
+    request: Request<Body>,
+) -> (StatusCode, HeaderMap, Value) {
+    let (status, headers, bytes) = oneshot_bytes(app, request).await;
     let value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-    (parts.status, parts.headers, value)
+    (status, headers, value)
 }
 
 /// A `POST /ingest` request with a JSON content type.
@@ -123,6 +177,24 @@ pub(crate) fn ingest_request(body: impl Into<Body>) -> Request<Body> {
         .header("content-type", "application/json")
         .body(body.into())
         .expect("request")
+}
+
+/// A `POST` to `uri` with `body`, a `content-type` header if `content_type` is a valid header value, and a
+/// `content-encoding` header unless `encoding` is empty: the arbitrary requests of the robustness properties.
+pub(crate) fn arbitrary_post(
+    uri: &str,
+    content_type: &str,
+    encoding: &str,
+    body: Vec<u8>,
+) -> Request<Body> {
+    let mut request = Request::post(uri);
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        request = request.header("content-type", value);
+    }
+    if !encoding.is_empty() {
+        request = request.header("content-encoding", encoding);
+    }
+    request.body(Body::from(body)).expect("request")
 }
 
 /// A `GET` request.

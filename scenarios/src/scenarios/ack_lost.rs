@@ -12,7 +12,7 @@ use crate::ingest::FaultPlanJson;
 use crate::verdict::Promise;
 
 /// The fault plan: 30% of requests are stored, then reset.
-fn plan() -> FaultPlanJson {
+pub(super) fn plan() -> FaultPlanJson {
     FaultPlanJson::rules(vec![
         json!({ "when": { "probability": 0.3 }, "then": "reset_after_store" }),
     ])
@@ -35,9 +35,7 @@ pub(super) fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         "recording {} events against lost acknowledgements",
         args.events
     ));
-    let mut app = ctx.spawn(&args)?;
-    app.wait(Duration::from_secs(ctx.size(60, 300)))?;
-    ctx.collect(app)?;
+    ctx.run_app(&args, Duration::from_secs(ctx.size(60, 300)))?;
 
     ctx.drain_and_judge(&ingest, &spool)?;
     ctx.require_everything_delivered();
@@ -48,16 +46,4 @@ pub(super) fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_fault_plan_is_one_fake_ingest_accepts() {
-        let plan = super::plan();
-
-        let parsed = fake_ingest::FaultPlan::from_json(&plan.0.to_string());
-
-        assert!(parsed.is_ok(), "{parsed:?}");
-    }
 }

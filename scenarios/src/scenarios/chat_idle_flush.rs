@@ -63,9 +63,7 @@ pub(super) fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     args.chunks = chunks;
     args.typing_ms = 300;
     args.probe_requests = true;
-    let mut app = ctx.spawn(&args)?;
-    app.wait(Duration::from_secs(60))?;
-    ctx.collect(app)?;
+    ctx.run_app(&args, Duration::from_secs(60))?;
 
     let busy_checks = check_no_send_while_busy(ctx);
     ctx.drain_and_judge(&ingest, &spool)?;

@@ -12,7 +12,7 @@ use crate::ingest::FaultPlanJson;
 use crate::verdict::Promise;
 
 /// The fault plan: a little latency so kills also land while batches are on the wire.
-fn plan() -> FaultPlanJson {
+pub(super) fn plan() -> FaultPlanJson {
     FaultPlanJson::rules(vec![json!({ "latency": { "uniform_ms": [0, 20] } })])
 }
 
@@ -50,9 +50,7 @@ pub(super) fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     args.events = 500;
     args.rate = 2_000;
     args.checkpoint_every = 50;
-    let mut app = ctx.spawn(&args)?;
-    app.wait(Duration::from_secs(60))?;
-    ctx.collect(app)?;
+    ctx.run_app(&args, Duration::from_secs(60))?;
 
     ctx.drain_and_judge(&ingest, &spool)?;
     ctx.require_everything_delivered();
@@ -78,16 +76,4 @@ pub(super) fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         "{checkpointed} checkpointed events were recorded by processes that were later killed"
     ));
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_fault_plan_is_one_fake_ingest_accepts() {
-        let plan = super::plan();
-
-        let parsed = fake_ingest::FaultPlan::from_json(&plan.0.to_string());
-
-        assert!(parsed.is_ok(), "{parsed:?}");
-    }
 }

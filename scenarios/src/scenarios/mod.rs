@@ -111,4 +111,24 @@ mod tests {
         );
         assert!(find("nope").is_none());
     }
+
+    #[test]
+    fn every_fault_plan_is_one_fake_ingest_accepts() {
+        let plans = [
+            ("ack-lost", ack_lost::plan()),
+            ("cli-burst", cli_burst::plan()),
+            ("concurrent-writers", concurrent_writers::plan()),
+            ("crash-loop", crash_loop::plan()),
+            ("outage", outage::plan(2_000)),
+            ("overflow", overflow::plan()),
+            ("poison", poison::plan()),
+            ("server-crash", server_crash::plan()),
+        ];
+
+        for (name, plan) in plans {
+            let parsed = fake_ingest::FaultPlan::from_json(&plan.0.to_string());
+
+            assert!(parsed.is_ok(), "{name}: {parsed:?}");
+        }
+    }
 }

@@ -23,7 +23,7 @@ const RSS_ALLOWANCE_KIB: u64 = 8 << 10;
 const QUEUE_BYTES: usize = 1 << 20;
 
 /// The fault plan: 503 with `Retry-After: 1` for the first `failing_ms` milliseconds.
-fn plan(failing_ms: u64) -> FaultPlanJson {
+pub(super) fn plan(failing_ms: u64) -> FaultPlanJson {
     FaultPlanJson::rules(vec![
         json!({ "when": { "between_ms": [0, failing_ms] }, "then": { "status": 503, "retry_after_secs": 1 } }),
     ])
@@ -144,16 +144,4 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .filter_map(|entry| entry.metadata().ok())
         .map(|metadata| if metadata.is_dir() { 0 } else { metadata.len() })
         .sum()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_fault_plan_is_one_fake_ingest_accepts() {
-        let plan = super::plan(2_000);
-
-        let parsed = fake_ingest::FaultPlan::from_json(&plan.0.to_string());
-
-        assert!(parsed.is_ok(), "{parsed:?}");
-    }
 }

@@ -12,7 +12,7 @@ use crate::ingest::FaultPlanJson;
 use crate::verdict::Promise;
 
 /// The fault plan: every request takes 50 ms.
-fn plan() -> FaultPlanJson {
+pub(super) fn plan() -> FaultPlanJson {
     FaultPlanJson::rules(vec![json!({ "latency": { "fixed_ms": 50 } })])
 }
 
@@ -41,9 +41,7 @@ pub(super) fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             "offering {} events with drop policy {policy:?}",
             args.events
         ));
-        let mut app = ctx.spawn(&args)?;
-        app.wait(Duration::from_secs(ctx.size(60, 300)))?;
-        ctx.collect(app)?;
+        ctx.run_app(&args, Duration::from_secs(ctx.size(60, 300)))?;
         ctx.drain(&ingest, &spool)?;
     }
     ctx.judge(&ingest)?;
@@ -55,16 +53,4 @@ pub(super) fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_fault_plan_is_one_fake_ingest_accepts() {
-        let plan = super::plan();
-
-        let parsed = fake_ingest::FaultPlan::from_json(&plan.0.to_string());
-
-        assert!(parsed.is_ok(), "{parsed:?}");
-    }
 }

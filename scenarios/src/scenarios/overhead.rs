@@ -47,9 +47,7 @@ pub(super) fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         args.shutdown_ms = 1_000;
         args.queue_events = 1 << 16;
         ctx.step(format!("workload against a {label} server"));
-        let mut app = ctx.spawn(&args)?;
-        app.wait(Duration::from_secs(ctx.size(120, 900)))?;
-        ctx.collect(app)?;
+        ctx.run_app(&args, Duration::from_secs(ctx.size(120, 900)))?;
     }
     let mut unbalanced = Vec::new();
     for run in ctx.runs() {

@@ -12,7 +12,7 @@ use crate::ledger::POISON_PROPERTY;
 use crate::verdict::Promise;
 
 /// The fault plan: a batch with a poison event is answered 400.
-fn plan() -> FaultPlanJson {
+pub(super) fn plan() -> FaultPlanJson {
     FaultPlanJson::rules(vec![json!({
         "when": { "batch_has_property": { "name": POISON_PROPERTY, "equals": true } },
         "then": { "status": 400 }
@@ -36,9 +36,7 @@ pub(super) fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         "recording {} events, every 97th poison",
         args.events
     ));
-    let mut app = ctx.spawn(&args)?;
-    app.wait(Duration::from_secs(ctx.size(60, 300)))?;
-    ctx.collect(app)?;
+    ctx.run_app(&args, Duration::from_secs(ctx.size(60, 300)))?;
 
     ctx.drain_and_judge(&ingest, &spool)?;
     ctx.require_everything_delivered();
@@ -58,16 +56,4 @@ pub(super) fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         ctx.note(format!("spool directory holds: {}", names.join(", ")));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_fault_plan_is_one_fake_ingest_accepts() {
-        let plan = super::plan();
-
-        let parsed = fake_ingest::FaultPlan::from_json(&plan.0.to_string());
-
-        assert!(parsed.is_ok(), "{parsed:?}");
-    }
 }

@@ -21,9 +21,7 @@ pub(super) fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     args.checkpoint_every = 200;
 
     ctx.step(format!("recording {} events", args.events));
-    let mut app = ctx.spawn(&args)?;
-    app.wait(Duration::from_secs(ctx.size(60, 300)))?;
-    ctx.collect(app)?;
+    ctx.run_app(&args, Duration::from_secs(ctx.size(60, 300)))?;
 
     ctx.drain_and_judge(&ingest, &spool)?;
     ctx.require_everything_delivered();

@@ -5,10 +5,10 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use fake_ingest::FaultPlan;
-use flush_core::{Event, FlushOutcome, MemoryLimits, QueueLimits, Reporter};
+use flush_core::{Event, FlushOutcome, MemoryLimits, QueueLimits};
 use proptest::prelude::*;
 
-use super::{batch_size, memory_config, server};
+use super::{batch_size, memory_config, server, start};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -68,12 +68,9 @@ proptest! {
                 max_bytes: NonZeroUsize::new(1 << 20).unwrap(),
             })
         };
-        let config = builder
+        let reporter = start(builder
             .batch_size(batch_size(7))
-            .queue_limits(QueueLimits { max_events: NonZeroUsize::new(64).unwrap(), max_bytes: NonZeroUsize::new(1 << 20).unwrap() })
-            .build()
-            .unwrap();
-        let reporter = Reporter::start(config).unwrap();
+            .queue_limits(QueueLimits { max_events: NonZeroUsize::new(64).unwrap(), max_bytes: NonZeroUsize::new(1 << 20).unwrap() }));
         let mut recorded = 0u64;
         for step in steps {
             match step {

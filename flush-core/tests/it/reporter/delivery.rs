@@ -3,16 +3,16 @@
 use std::time::{Duration, Instant};
 
 use fake_ingest::FaultPlan;
-use flush_core::{BreakerPolicy, BreakerState, Event, FlushOutcome, Reporter, ShutdownOutcome};
+use flush_core::{BreakerPolicy, BreakerState, Event, FlushOutcome, ShutdownOutcome};
 
-use super::{batch_size, fast, memory_config, server, wait_until};
+use super::{batch_size, fast, memory_config, server, start, wait_until};
 
 const FLUSH: Duration = Duration::from_secs(20);
 
 #[test]
 fn recorded_events_reach_the_server_once_each_with_the_protocols_fields() {
     let server = server("[]");
-    let reporter = Reporter::start(memory_config(&server).build().unwrap()).unwrap();
+    let reporter = start(memory_config(&server));
 
     (0..120).for_each(|n| reporter.record(Event::new("tool_call").with("n", n)));
     let outcome = reporter.flush(FLUSH);
@@ -39,7 +39,7 @@ fn recorded_events_reach_the_server_once_each_with_the_protocols_fields() {
 fn transient_failures_are_retried_with_the_same_uuids_until_stored() {
     let server =
         server(r#"[{"when": {"first": 3}, "then": {"status": 503, "retry_after_secs": 0}}]"#);
-    let reporter = Reporter::start(memory_config(&server).build().unwrap()).unwrap();
+    let reporter = start(memory_config(&server));
 
     (0..30).for_each(|n| reporter.record(Event::new("e").with("n", n)));
     let outcome = reporter.flush(FLUSH);
@@ -65,7 +65,7 @@ fn transient_failures_are_retried_with_the_same_uuids_until_stored() {
 #[test]
 fn a_lost_acknowledgement_duplicates_on_the_wire_but_not_after_dedupe() {
     let server = server(r#"[{"when": {"nth": 1}, "then": "reset_after_store"}]"#);
-    let reporter = Reporter::start(memory_config(&server).build().unwrap()).unwrap();
+    let reporter = start(memory_config(&server));
 
     (0..20).for_each(|n| reporter.record(Event::new("e").with("n", n)));
     let outcome = reporter.flush(FLUSH);
@@ -86,7 +86,7 @@ fn a_poison_event_is_dead_lettered_alone_and_the_others_go_through() {
     let server = server(
         r#"[{"when": {"batch_has_property": {"name": "poison", "equals": true}}, "then": {"status": 400}}]"#,
     );
-    let reporter = Reporter::start(memory_config(&server).build().unwrap()).unwrap();
+    let reporter = start(memory_config(&server));
 
     for n in 0..16 {
         reporter.record(Event::new("e").with("n", n).with("poison", n == 11));
@@ -116,8 +116,7 @@ fn the_breaker_opens_after_consecutive_failures_probes_and_closes() {
         max_cooldown: Duration::from_secs(2),
         probe_events: batch_size(1),
     };
-    let reporter =
-        Reporter::start(memory_config(&server).breaker(breaker).build().unwrap()).unwrap();
+    let reporter = start(memory_config(&server).breaker(breaker));
 
     (0..10).for_each(|n| reporter.record(Event::new("e").with("n", n)));
     reporter.idle();
@@ -155,7 +154,7 @@ fn the_breaker_opens_after_consecutive_failures_probes_and_closes() {
 #[test]
 fn a_configuration_error_keeps_the_events_and_opens_the_breaker() {
     let server = server(r#"[{"then": {"status": 401}}]"#);
-    let reporter = Reporter::start(memory_config(&server).build().unwrap()).unwrap();
+    let reporter = start(memory_config(&server));
 
     (0..5).for_each(|n| reporter.record(Event::new("e").with("n", n)));
     reporter.idle();
@@ -190,11 +189,7 @@ fn a_configuration_error_keeps_the_events_and_opens_the_breaker() {
 #[test]
 fn shutdown_returns_by_its_deadline_against_a_hanging_server() {
     let server = server(r#"[{"then": "hang"}]"#);
-    let config = memory_config(&server)
-        .request_timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    let reporter = Reporter::start(config).unwrap();
+    let reporter = start(memory_config(&server).request_timeout(Duration::from_secs(60)));
     (0..10).for_each(|n| reporter.record(Event::new("e").with("n", n)));
     reporter.idle();
     assert!(wait_until(Duration::from_secs(5), || server
@@ -222,11 +217,7 @@ fn shutdown_returns_by_its_deadline_against_a_hanging_server() {
 #[test]
 fn a_bounded_shutdown_sends_at_most_its_limit() {
     let server = server("[]");
-    let config = memory_config(&server)
-        .batch_size(batch_size(25))
-        .build()
-        .unwrap();
-    let reporter = Reporter::start(config).unwrap();
+    let reporter = start(memory_config(&server).batch_size(batch_size(25)));
     (0..60).for_each(|n| reporter.record(Event::new("e").with("n", n)));
 
     let outcome = reporter.shutdown_bounded(Duration::from_secs(10), 25);
@@ -251,7 +242,7 @@ fn a_too_large_batch_is_split_until_it_fits() {
     let builder = fast(flush_core::Config::builder(server.url()))
         .memory_only(flush_core::MemoryLimits::default())
         .distinct_id("d");
-    let reporter = Reporter::start(builder.build().unwrap()).unwrap();
+    let reporter = start(builder);
 
     (0..40)
         .for_each(|n| reporter.record(Event::new("e").with("n", n).with("pad", "x".repeat(200))));
@@ -277,7 +268,7 @@ fn record_keeps_returning_while_the_server_hangs_and_counts_what_it_drops() {
             max_bytes: batch_size(1 << 20),
         })
         .request_timeout(Duration::from_secs(60));
-    let reporter = Reporter::start(config.build().unwrap()).unwrap();
+    let reporter = start(config);
     reporter.record(Event::new("first"));
     reporter.idle();
     assert!(wait_until(Duration::from_secs(5), || server
@@ -307,7 +298,7 @@ fn record_keeps_returning_while_the_server_hangs_and_counts_what_it_drops() {
 #[test]
 fn events_recorded_after_shutdown_are_counted_as_dropped() {
     let server = server("[]");
-    let reporter = Reporter::start(memory_config(&server).build().unwrap()).unwrap();
+    let reporter = start(memory_config(&server));
     reporter.record(Event::new("before"));
     assert_eq!(
         reporter.shutdown(Duration::from_secs(10)),
@@ -330,7 +321,7 @@ fn events_recorded_after_shutdown_are_counted_as_dropped() {
 #[test]
 fn gzip_batches_are_accepted_by_the_server() {
     let server = server("[]");
-    let reporter = Reporter::start(memory_config(&server).gzip(true).build().unwrap()).unwrap();
+    let reporter = start(memory_config(&server).gzip(true));
 
     (0..30)
         .for_each(|n| reporter.record(Event::new("e").with("n", n).with("text", "abc".repeat(50))));
@@ -349,7 +340,7 @@ fn retry_after_is_honoured_up_to_its_cap() {
         max_backoff: Duration::from_millis(2),
         max_retry_after: Duration::from_secs(30),
     };
-    let reporter = Reporter::start(memory_config(&server).retry(retry).build().unwrap()).unwrap();
+    let reporter = start(memory_config(&server).retry(retry));
 
     let started = Instant::now();
     reporter.record(Event::new("e"));

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fake_ingest::{Config as ServerConfig, FaultPlan, Server};
-use flush_core::{BreakerPolicy, Config, ConfigBuilder, MemoryLimits, RetryPolicy};
+use flush_core::{BreakerPolicy, Config, ConfigBuilder, MemoryLimits, Reporter, RetryPolicy};
 
 /// A fake-ingest server with the fault plan `rules` (a JSON array).
 fn server(rules: &str) -> Server {
@@ -56,6 +56,11 @@ fn memory_config(server: &Server) -> ConfigBuilder {
 /// A spool configuration in `dir` against `server`.
 fn spool_config(server: &Server, dir: &Path) -> ConfigBuilder {
     fast(Config::builder(server.url()).spool_dir(dir))
+}
+
+/// Starts a reporter with the configuration `builder` builds.
+fn start(builder: ConfigBuilder) -> Reporter {
+    Reporter::start(builder.build().unwrap()).unwrap()
 }
 
 /// Polls `condition` every 5 ms until it holds or `limit` passes; returns whether it held.

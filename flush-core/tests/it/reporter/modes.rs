@@ -3,9 +3,9 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use flush_core::{Event, FlushMode, FlushOutcome, Reporter};
+use flush_core::{Event, FlushMode, FlushOutcome};
 
-use super::{batch_size, memory_config, server, wait_until};
+use super::{batch_size, memory_config, server, start, wait_until};
 
 #[test]
 fn background_mode_sends_a_full_batch_without_being_asked() {
@@ -13,7 +13,7 @@ fn background_mode_sends_a_full_batch_without_being_asked() {
     let config = memory_config(&server)
         .batch_size(batch_size(10))
         .batch_delay(Duration::from_secs(3600));
-    let reporter = Reporter::start(config.build().unwrap()).unwrap();
+    let reporter = start(config);
 
     (0..10).for_each(|n| reporter.record(Event::new("e").with("n", n)));
 
@@ -30,7 +30,7 @@ fn background_mode_sends_a_partial_batch_after_the_batch_delay() {
     let config = memory_config(&server)
         .batch_size(batch_size(1000))
         .batch_delay(Duration::from_millis(100));
-    let reporter = Reporter::start(config.build().unwrap()).unwrap();
+    let reporter = start(config);
 
     (0..3).for_each(|n| reporter.record(Event::new("e").with("n", n)));
 
@@ -52,7 +52,7 @@ fn idle_only_mode_sends_nothing_between_idle_signals() {
         .flush_mode(mode)
         .batch_size(batch_size(5))
         .batch_delay(Duration::from_millis(1));
-    let reporter = Reporter::start(config.build().unwrap()).unwrap();
+    let reporter = start(config);
 
     (0..20).for_each(|n| reporter.record(Event::new("streamed").with("n", n)));
     reporter.checkpoint().unwrap();
@@ -89,8 +89,7 @@ fn idle_only_mode_sends_anyway_past_the_high_water_mark() {
         high_water: NonZeroUsize::new(10).unwrap(),
         max_delay: Duration::from_secs(3600),
     };
-    let reporter =
-        Reporter::start(memory_config(&server).flush_mode(mode).build().unwrap()).unwrap();
+    let reporter = start(memory_config(&server).flush_mode(mode));
 
     (0..12).for_each(|n| reporter.record(Event::new("e").with("n", n)));
 
@@ -104,7 +103,7 @@ fn idle_only_mode_sends_anyway_past_the_high_water_mark() {
 #[test]
 fn sessions_record_start_and_end_with_the_duration() {
     let server = server("[]");
-    let reporter = Reporter::start(memory_config(&server).build().unwrap()).unwrap();
+    let reporter = start(memory_config(&server));
 
     let session = reporter.session_started("s-1");
     assert_eq!(session.id(), "s-1");
@@ -129,7 +128,7 @@ fn sessions_record_start_and_end_with_the_duration() {
 #[test]
 fn flush_works_from_async_code_without_blocking_the_runtime() {
     let server = server("[]");
-    let reporter = Reporter::start(memory_config(&server).build().unwrap()).unwrap();
+    let reporter = start(memory_config(&server));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -152,8 +151,7 @@ fn idle_only_mode_sends_anyway_once_the_oldest_event_is_too_old() {
         high_water: NonZeroUsize::new(10_000).unwrap(),
         max_delay: Duration::from_millis(150),
     };
-    let reporter =
-        Reporter::start(memory_config(&server).flush_mode(mode).build().unwrap()).unwrap();
+    let reporter = start(memory_config(&server).flush_mode(mode));
 
     reporter.record(Event::new("lonely"));
 

@@ -3,11 +3,9 @@
 use std::time::Duration;
 
 use flush_core::spool::{Spool, SpoolConfig};
-use flush_core::{
-    DEAD_LETTER_FILE, Event, FlushOutcome, INSTALLATION_ID_FILE, Reporter, ShutdownOutcome,
-};
+use flush_core::{DEAD_LETTER_FILE, Event, FlushOutcome, INSTALLATION_ID_FILE, ShutdownOutcome};
 
-use super::{server, spool_config};
+use super::{server, spool_config, start};
 
 const FLUSH: Duration = Duration::from_secs(20);
 
@@ -15,7 +13,7 @@ const FLUSH: Duration = Duration::from_secs(20);
 fn events_go_through_the_spool_under_a_stable_installation_id() {
     let server = server("[]");
     let dir = tempfile::tempdir().unwrap();
-    let reporter = Reporter::start(spool_config(&server, dir.path()).build().unwrap()).unwrap();
+    let reporter = start(spool_config(&server, dir.path()));
     let installation_id = std::fs::read_to_string(dir.path().join(INSTALLATION_ID_FILE)).unwrap();
     assert_eq!(reporter.distinct_id(), installation_id.trim());
 
@@ -40,17 +38,39 @@ fn events_go_through_the_spool_under_a_stable_installation_id() {
     );
     assert!(stats.identity_holds(), "{stats:?}");
 
-    let again = Reporter::start(spool_config(&server, dir.path()).build().unwrap()).unwrap();
+    let again = start(spool_config(&server, dir.path()));
     assert_eq!(again.distinct_id(), reporter.distinct_id());
     let _ = again.shutdown(Duration::from_secs(1));
     server.shutdown();
 }
 
 #[test]
+fn shutdown_with_no_time_left_still_leaves_every_queued_event_in_the_spool() {
+    let hanging = server(r#"[{"then": "hang"}]"#);
+    let dir = tempfile::tempdir().unwrap();
+    let reporter = start(spool_config(&hanging, dir.path()));
+    (0..500).for_each(|n| reporter.record(Event::new("e").with("n", n)));
+
+    let outcome = reporter.shutdown(Duration::ZERO);
+
+    assert_eq!(outcome, ShutdownOutcome::DeadlineReached);
+    let stats = reporter.stats();
+    assert_eq!(
+        (stats.pending.in_memory, stats.spooled),
+        (0, 500),
+        "{stats:?}"
+    );
+    drop(reporter);
+    let spool = Spool::open(SpoolConfig::new(dir.path())).unwrap();
+    assert_eq!(spool.stats().pending_events, 500);
+    hanging.shutdown();
+}
+
+#[test]
 fn what_a_failing_server_did_not_take_is_sent_by_the_next_run() {
     let failing = server(r#"[{"then": {"status": 503}}]"#);
     let dir = tempfile::tempdir().unwrap();
-    let reporter = Reporter::start(spool_config(&failing, dir.path()).build().unwrap()).unwrap();
+    let reporter = start(spool_config(&failing, dir.path()));
     (0..10).for_each(|n| reporter.record(Event::new("e").with("n", n)));
     assert_eq!(
         reporter.shutdown(Duration::from_millis(300)),
@@ -63,7 +83,7 @@ fn what_a_failing_server_did_not_take_is_sent_by_the_next_run() {
     failing.shutdown();
 
     let healthy = server("[]");
-    let next_run = Reporter::start(spool_config(&healthy, dir.path()).build().unwrap()).unwrap();
+    let next_run = start(spool_config(&healthy, dir.path()));
     assert_eq!(next_run.flush(FLUSH), FlushOutcome::Acknowledged);
 
     assert_eq!(healthy.stats().events_unique, 10);
@@ -80,7 +100,7 @@ fn what_a_failing_server_did_not_take_is_sent_by_the_next_run() {
 fn a_checkpoint_puts_everything_recorded_so_far_in_the_spool() {
     let server = server(r#"[{"then": {"status": 503}}]"#);
     let dir = tempfile::tempdir().unwrap();
-    let reporter = Reporter::start(spool_config(&server, dir.path()).build().unwrap()).unwrap();
+    let reporter = start(spool_config(&server, dir.path()));
 
     (0..5).for_each(|n| reporter.record(Event::new("e").with("n", n)));
     reporter.checkpoint().unwrap();
@@ -108,7 +128,7 @@ fn a_rejected_event_lands_in_the_dead_letter_file_with_the_reason() {
         r#"[{"when": {"batch_has_property": {"name": "poison"}}, "then": {"status": 400}}]"#,
     );
     let dir = tempfile::tempdir().unwrap();
-    let reporter = Reporter::start(spool_config(&server, dir.path()).build().unwrap()).unwrap();
+    let reporter = start(spool_config(&server, dir.path()));
 
     (0..6).for_each(|n| reporter.record(Event::new("e").with("n", n)));
     reporter.record(Event::new("bad").with("poison", "yes"));

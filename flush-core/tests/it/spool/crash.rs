@@ -1,13 +1,14 @@
 //! The real crash test: a child appends (and delivers) in a loop and is SIGKILLed at a random moment, many times.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use flush_core::spool::{Spool, SyncPolicy};
 
-use super::{assert_unique, drain, protocol_lines, report, spawn_child, test_config};
+use super::{
+    assert_unique, drain, read_protocol_lines, report, report_delivered, spawn_child, test_config,
+};
 
 /// The child: appends batches of `<tag>:<n>` records forever, reporting each batch once `append` returned
 /// (`A first last`); every few batches delivers a batch, reporting its records (`D ...`) before acknowledging and
@@ -35,12 +36,7 @@ pub(super) fn child(dir: &Path, tag: &str) {
             && let Some(mut reader) = spool.try_deliver().expect("child try_deliver")
             && let Some(delivered) = reader.next_batch(10, 1 << 20).expect("child next_batch")
         {
-            let texts: Vec<String> = delivered
-                .records
-                .iter()
-                .map(|record| String::from_utf8_lossy(record).into_owned())
-                .collect();
-            report(&format!("D {}", texts.join(" ")));
+            report_delivered(&delivered.records);
             reader.ack(&delivered.position).expect("child ack");
             report("K");
         }
@@ -61,20 +57,14 @@ fn records_survive_sigkill_at_random_moments_exactly_once() {
         std::thread::sleep(Duration::from_millis(rng.u64(30..250)));
         child.kill().expect("SIGKILL");
         child.wait().expect("wait");
-        let mut output = Vec::new();
-        child
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_to_end(&mut output)
-            .expect("read output");
+        let lines = read_protocol_lines(&mut child);
         kills += 1;
 
         // What the child reported: appended records, and records it delivered and acknowledged.
         let mut appended: Vec<String> = Vec::new();
         let mut acked: HashSet<String> = HashSet::new();
         let mut in_flight: Vec<String> = Vec::new();
-        for line in protocol_lines(&output) {
+        for line in lines {
             let mut words = line.split(' ');
             match words.next() {
                 Some("A") => {

@@ -7,6 +7,7 @@ mod crash;
 mod multi_process;
 
 use std::collections::HashSet;
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -70,6 +71,27 @@ fn spawn_child(role: &str, dir: &Path, tag: &str) -> Child {
 /// Writes one protocol line (one `write` system call: stdout is line-buffered).
 fn report(line: &str) {
     println!("{LINE_PREFIX}{line}");
+}
+
+/// Reports delivered records as one `D` protocol line.
+fn report_delivered(records: &[Vec<u8>]) {
+    let texts: Vec<String> = records
+        .iter()
+        .map(|record| String::from_utf8_lossy(record).into_owned())
+        .collect();
+    report(&format!("D {}", texts.join(" ")));
+}
+
+/// Reads a child's stdout to its end and returns its complete protocol lines.
+fn read_protocol_lines(child: &mut Child) -> Vec<String> {
+    let mut output = Vec::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_end(&mut output)
+        .expect("read output");
+    protocol_lines(&output)
 }
 
 /// The complete protocol lines of a child's output (a line cut by SIGKILL is ignored).

@@ -1,11 +1,12 @@
 //! Several processes append to and deliver from one directory at once.
 
-use std::io::Read;
 use std::path::Path;
 
 use flush_core::spool::{Spool, SyncPolicy};
 
-use super::{assert_unique, drain, protocol_lines, report, spawn_child, test_config};
+use super::{
+    assert_unique, drain, read_protocol_lines, report, report_delivered, spawn_child, test_config,
+};
 
 const PROCESSES: u32 = 3;
 const ROUNDS: u32 = 60;
@@ -29,12 +30,7 @@ pub(super) fn child(dir: &Path, tag: &str) {
             && let Some(delivered) = active.next_batch(25, 1 << 20).expect("child next_batch")
         {
             active.ack(&delivered.position).expect("child ack");
-            let texts: Vec<String> = delivered
-                .records
-                .iter()
-                .map(|record| String::from_utf8_lossy(record).into_owned())
-                .collect();
-            report(&format!("D {}", texts.join(" ")));
+            report_delivered(&delivered.records);
         }
         if round % 7 == 6 {
             reader = None;
@@ -56,15 +52,8 @@ fn several_processes_append_and_deliver_each_record_exactly_once() {
         .collect();
     let mut delivered: Vec<String> = Vec::new();
     for mut child in children {
-        let mut output = Vec::new();
-        child
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_to_end(&mut output)
-            .expect("read output");
+        let lines = read_protocol_lines(&mut child);
         assert!(child.wait().expect("wait").success(), "a child failed");
-        let lines = protocol_lines(&output);
         assert_eq!(lines.last().map(String::as_str), Some("DONE"));
         for line in lines {
             if let Some(records) = line.strip_prefix("D ") {
