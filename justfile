@@ -29,6 +29,10 @@ scenarios-full *ARGS:
 bench *ARGS:
     cargo bench -p benches {{ARGS}}
 
+# Three full benchmark runs, then the tables and the ratio chart of docs/BENCHMARKS.md.
+bench-report:
+    bash benches/scripts/full-runs.sh 3
+
 # Each benchmark once, as a smoke test.
 bench-smoke:
     cargo bench -p benches -- --test

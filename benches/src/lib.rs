@@ -1,1 +1,28 @@
-//! benches: criterion benchmarks (issue 7). Not built yet.
+//! benches: the criterion benchmarks of flush-core and fake-ingest (issue 7), and the peers and floors they are
+//! measured beside.
+//!
+//! Every claim about speed is a ratio to something measured in the same run on the same machine, because this
+//! machine is shared and noisy. This library holds what the benchmark files in `benches/benches/` share:
+//!
+//! - [`sample`]: the one ~300-byte event every group uses (a name, a `distinct_id`, three properties).
+//! - [`peers`]: the designs we compare the spool with: one JSON file per event, and SQLite in WAL mode.
+//! - [`floors`]: the least work each job needs: a bare channel `try_send`, a framed append to one file, a bare
+//!   axum handler, a plain "serialize and POST" loop.
+//! - [`flush`]: flush-core set up for the benchmarks (a reporter in a given state, spool backlogs).
+//! - [`util`]: smoke-mode detection, temporary directories, chunked timing, percentiles, memory.
+//!
+//! The groups (one file each in `benches/benches/`): `record`, `spool_append`, `spool_read`, `end_to_end`,
+//! `fake_ingest`. Run them with `just bench` (`cargo bench -p benches`); `cargo bench -p benches -- --test` runs
+//! each once as a smoke test. Method and results: `docs/BENCHMARKS.md`.
+//!
+//! ```
+//! let event = benches::sample::sample_event();
+//! let bytes = event.stamp_and_serialize();
+//! assert!(bytes.len() > 250);
+//! ```
+
+pub mod floors;
+pub mod flush;
+pub mod peers;
+pub mod sample;
+pub mod util;

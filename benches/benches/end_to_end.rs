@@ -1,0 +1,187 @@
+//! Group `end_to_end`: events per second from the application to acknowledged by an in-process fake-ingest over
+//! loopback, batches of 1, 50 and 500, with and without gzip. Throughput is in events.
+//!
+//! - `ours/{plain,gzip}/{1,50,500}`: flush-core's reporter (spool with its default group commit, one keep-alive
+//!   connection) with `batch_size` set. One iteration is one event: `record()` it; every 1000 events a
+//!   `checkpoint()` (so the in-memory queue never overflows: a benchmark that dropped events would flatter us), and
+//!   at the end of the sample a `flush()` that returns once the server has acknowledged everything. All timed.
+//! - `ours_diag/{acks_not_fsynced,poll_1ms,acks_not_fsynced_poll_1ms}/50`: diagnostics, not targets: ours with
+//!   batches of 50 and the spool's sync policy `Never` (so acknowledgements are not fsynced) and/or a 1 ms poll
+//!   interval instead of 20 ms, to show where the end-to-end time goes.
+//! - `floor_post_loop/{plain,gzip}/{1,50,500}`: serialize each batch and POST it with the same HTTP client as
+//!   flush-core (`ureq`, one keep-alive connection, the same gzip level), waiting for each answer. One iteration
+//!   is one batch.
+//!
+//! Both talk to the same in-process fake-ingest (faults off, dedupe on), which shares the two cores with them.
+//!
+//! The OpenTelemetry Rust SDK's batch processor is not measured: it needs an async exporter and runtime, and its
+//! OTLP wire format is not our protocol, so it would not compare the same work (see `docs/BENCHMARKS.md`).
+
+mod common;
+
+use std::num::NonZeroUsize;
+use std::time::{Duration, Instant};
+
+use benches::floors::post_loop::PostLoop;
+use benches::flush::sample_flush_event;
+use benches::sample::{SAMPLE_DISTINCT_ID, sample_event};
+use benches::util::{print_load, selected, temp_dir};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use flush_core::spool::SyncPolicy;
+use flush_core::{Config, FlushOutcome, Reporter};
+
+/// Events per request.
+const BATCHES: [usize; 3] = [1, 50, 500];
+/// Events recorded between two checkpoints (well under the queue's 8192 slots).
+const CHECKPOINT_EVERY: u64 = 1000;
+
+fn transport(gzip: bool) -> &'static str {
+    if gzip { "gzip" } else { "plain" }
+}
+
+/// A diagnostic change to the reporter's defaults, to show where end-to-end time goes.
+#[derive(Clone, Copy)]
+enum Tweak {
+    /// The defaults.
+    None,
+    /// Spool sync policy `Never`: acknowledgements (and appends) are not fsynced.
+    SyncNever,
+    /// Poll interval 1 ms instead of 20 ms.
+    Poll1ms,
+    /// Both.
+    SyncNeverPoll1ms,
+}
+
+/// One configuration of ours.
+struct Variant {
+    name: String,
+    gzip: bool,
+    batch: usize,
+    tweak: Tweak,
+}
+
+fn ours(c: &mut Criterion) {
+    let server = fake_ingest::Server::start_blocking(fake_ingest::Config::default())
+        .expect("start fake-ingest");
+    let mut group = c.benchmark_group("end_to_end");
+    group.throughput(Throughput::Elements(1));
+    let template = sample_flush_event();
+    let mut variants: Vec<Variant> = Vec::new();
+    for gzip in [false, true] {
+        for batch in BATCHES {
+            variants.push(Variant {
+                name: format!("ours/{}", transport(gzip)),
+                gzip,
+                batch,
+                tweak: Tweak::None,
+            });
+        }
+    }
+    for (name, tweak) in [
+        ("ours_diag/acks_not_fsynced", Tweak::SyncNever),
+        ("ours_diag/poll_1ms", Tweak::Poll1ms),
+        (
+            "ours_diag/acks_not_fsynced_poll_1ms",
+            Tweak::SyncNeverPoll1ms,
+        ),
+    ] {
+        variants.push(Variant {
+            name: name.to_owned(),
+            gzip: false,
+            batch: 50,
+            tweak,
+        });
+    }
+    for Variant {
+        name,
+        gzip,
+        batch,
+        tweak,
+    } in variants
+    {
+        {
+            if !selected(&format!("end_to_end/{name}/{batch}")) {
+                continue;
+            }
+            let dir = temp_dir("end-to-end");
+            let mut builder = Config::builder(server.url())
+                .spool_dir(dir.path().join("spool"))
+                .distinct_id(SAMPLE_DISTINCT_ID)
+                .batch_size(NonZeroUsize::new(batch).expect("a batch size is not zero"))
+                .gzip(gzip);
+            if matches!(tweak, Tweak::SyncNever | Tweak::SyncNeverPoll1ms) {
+                builder = builder.sync_policy(SyncPolicy::Never);
+            }
+            if matches!(tweak, Tweak::Poll1ms | Tweak::SyncNeverPoll1ms) {
+                builder = builder.poll_interval(Duration::from_millis(1));
+            }
+            let config = builder.build().expect("reporter config");
+            let reporter = Reporter::start(config).expect("start the reporter");
+            group.bench_function(BenchmarkId::new(name.as_str(), batch), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for index in 1..=iters {
+                        reporter.record(template.clone());
+                        if index % CHECKPOINT_EVERY == 0 {
+                            reporter.checkpoint().expect("checkpoint");
+                        }
+                    }
+                    let outcome = reporter.flush(Duration::from_secs(120));
+                    let elapsed = start.elapsed();
+                    assert_eq!(
+                        outcome,
+                        FlushOutcome::Acknowledged,
+                        "every event is acknowledged"
+                    );
+                    elapsed
+                });
+            });
+            let stats = reporter.stats();
+            assert_eq!(stats.dropped.total(), 0, "no event was dropped: {stats:?}");
+            println!(
+                "STATE end_to_end/{name}/{batch} recorded={} acknowledged={} requests={} retried={}",
+                stats.recorded, stats.acknowledged, stats.requests, stats.retried,
+            );
+            let _ = reporter.shutdown(Duration::from_secs(5));
+        }
+    }
+    group.finish();
+    server.shutdown();
+}
+
+fn floor_post_loop(c: &mut Criterion) {
+    let server = fake_ingest::Server::start_blocking(fake_ingest::Config::default())
+        .expect("start fake-ingest");
+    let mut group = c.benchmark_group("end_to_end");
+    for gzip in [false, true] {
+        for batch in BATCHES {
+            let client = PostLoop::new(&server.url(), gzip);
+            let events = vec![sample_event(); batch];
+            group.throughput(Throughput::Elements(batch as u64));
+            group.bench_with_input(
+                BenchmarkId::new(format!("floor_post_loop/{}", transport(gzip)), batch),
+                &events,
+                |b, events| {
+                    b.iter(|| client.post(events).expect("post a batch"));
+                },
+            );
+        }
+    }
+    group.finish();
+    server.shutdown();
+}
+
+fn start(_: &mut Criterion) {
+    print_load("end_to_end start");
+}
+
+fn end(_: &mut Criterion) {
+    print_load("end_to_end end");
+}
+
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = start, ours, floor_post_loop, end
+}
+criterion_main!(benches);
