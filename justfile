@@ -4,7 +4,7 @@
 default:
     @just --list
 
-# Unit, integration and doc tests of every crate (the scenarios run here at their CI size too).
+# Unit, integration and doc tests of every crate (the scenario suite itself runs once, in release: `just scenarios`).
 test:
     cargo test --workspace
 

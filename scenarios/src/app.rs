@@ -8,6 +8,7 @@
 //! | `cli` | one short CLI invocation: 1–3 events, a bounded send (`003`) | background | bounded `shutdown` |
 //! | `drain` | a run that records nothing and delivers the spool's backlog | background | `flush`, `shutdown` |
 //! | `overhead` | a CPU-bound workload, one event per unit, with and without telemetry | background | `shutdown` |
+//! | `cli-baseline` | the same CLI invocation without telemetry: no reporter; a plain wait for the deadline stands in for `shutdown` | — | the wait |
 //!
 //! Every event but the overhead workload's carries its ledger id in the `ledger_id` property (the session helpers'
 //! events are matched by `session_id` instead). The harness builds the command line with
@@ -47,6 +48,11 @@ pub enum Mode {
     Drain,
     /// The proportional-overhead workload.
     Overhead,
+    /// A CLI invocation without telemetry: the calibration baseline of the CLI deadline check. It starts no
+    /// reporter, records nothing, and where a CLI invocation calls `shutdown` it waits for a reply that never comes
+    /// until the same deadline, the way `shutdown` waits for its workers; how late that wait returns is what the
+    /// machine's load alone adds to a deadline.
+    CliBaseline,
 }
 
 /// The drop policy, as a command-line value.
@@ -287,6 +293,9 @@ pub fn run(args: &AppArgs) -> anyhow::Result<()> {
         mode: args.mode.name(),
         at_ms: now_ms(),
     })?;
+    if args.mode == Mode::CliBaseline {
+        return cli_baseline(args, &mut ledger);
+    }
     let reporter = Reporter::start(config(args)?).context("starting the reporter")?;
     let mut app = App {
         args,
@@ -316,7 +325,7 @@ pub fn run(args: &AppArgs) -> anyhow::Result<()> {
             app.cli()?;
             Vec::new()
         }
-        Mode::Drain => Vec::new(),
+        Mode::Drain | Mode::CliBaseline => Vec::new(),
         Mode::Overhead => app.overhead()?,
     };
     app.finish(baseline_rss_kib, overhead)
@@ -656,8 +665,8 @@ impl App<'_> {
             Some(max_send) => self.reporter.shutdown_bounded(deadline, max_send),
             None => self.reporter.shutdown(deadline),
         };
+        let took = began.elapsed();
         let stats = self.reporter.stats();
-        let shutdown_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
         let record_ns = self
             .histogram
             .iter_recorded()
@@ -666,7 +675,8 @@ impl App<'_> {
         let report = ExitReport {
             at_ms: now_ms(),
             stats: app_stats(&stats, self.breaker_opened),
-            shutdown_ms,
+            shutdown_ms: saturating_ms(took),
+            shutdown_us: Some(saturating_us(took)),
             record_ns,
             peak_rss_kib: Memory::of_self().map(|memory| memory.peak_rss_kib),
             baseline_rss_kib,
@@ -674,6 +684,39 @@ impl App<'_> {
         };
         self.ledger.write(&LedgerLine::Exit(Box::new(report)))
     }
+}
+
+/// `cli-baseline` mode: the shape of a CLI invocation's ledger, with a plain deadline wait where `shutdown` would be.
+fn cli_baseline(args: &AppArgs, ledger: &mut LedgerWriter) -> anyhow::Result<()> {
+    ledger.write(&LedgerLine::ShutdownBegin {
+        at_ms: now_ms(),
+        deadline_ms: args.shutdown_ms,
+    })?;
+    let began = Instant::now();
+    let deadline = began + Duration::from_millis(args.shutdown_ms);
+    // The reply that never comes: the sender stays alive, so only the deadline ends the wait.
+    let (_never_replies, reply) = std::sync::mpsc::channel::<()>();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        if left.is_zero() || reply.recv_timeout(left).is_ok() {
+            break;
+        }
+    }
+    let took = began.elapsed();
+    ledger.write(&LedgerLine::Exit(Box::new(ExitReport {
+        at_ms: now_ms(),
+        shutdown_ms: saturating_ms(took),
+        shutdown_us: Some(saturating_us(took)),
+        peak_rss_kib: Memory::of_self().map(|memory| memory.peak_rss_kib),
+        ..ExitReport::default()
+    })))
+}
+
+fn saturating_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn saturating_us(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Copies flush-core's counters into the ledger's shape.

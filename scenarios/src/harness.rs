@@ -17,6 +17,18 @@ use crate::process::{AppProcess, ExitInfo};
 use crate::report::ScenarioReport;
 use crate::verdict::{Promise, ServerCapture, Violation, judge};
 
+/// How a process's shutdown went, from its ledger and the harness's view of its exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownTiming {
+    /// The deadline it passed to `shutdown`, milliseconds.
+    pub deadline_ms: u64,
+    /// From the `shutdown` call to its return, measured inside the process, microseconds.
+    pub shutdown_us: u64,
+    /// From its last ledger line (written right after `shutdown` returned) to the moment the harness saw it gone,
+    /// milliseconds: process teardown plus the harness's own polling and scheduling, which no library controls.
+    pub teardown_ms: u64,
+}
+
 /// How big a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -180,15 +192,15 @@ impl Ctx {
         Ok(())
     }
 
-    /// Takes a finished (exited or killed) process into the verdict; returns its exit and its CLI exit delay (from
-    /// the start of its shutdown to the moment the harness saw it exit), if it shut down.
+    /// Takes a finished (exited or killed) process into the verdict; returns its exit and, if it shut down cleanly,
+    /// how long its `shutdown` took inside the process and how long its teardown took after that.
     ///
     /// # Errors
     /// When its ledger cannot be read.
     pub fn collect(
         &mut self,
         process: AppProcess,
-    ) -> anyhow::Result<(Option<ExitInfo>, Option<u64>)> {
+    ) -> anyhow::Result<(Option<ExitInfo>, Option<ShutdownTiming>)> {
         let harness_peak = process.peak_rss_kib();
         let (run, exit) = process.finish()?;
         if let (Some(status), false) = (exit.map(|exit| exit.status), run.killed)
@@ -202,11 +214,20 @@ impl Ctx {
                 ),
             );
         }
-        let mut exit_delay = None;
-        if let (Some((began_ms, _deadline_ms)), Some(exit)) = (run.ledger.shutdown_begin(), exit)
-            && !run.killed
-        {
-            exit_delay = Some(exit.at_ms.saturating_sub(began_ms));
+        let mut timing = None;
+        if let (Some((_began_ms, deadline_ms)), Some(report), Some(exit), false) = (
+            run.ledger.shutdown_begin(),
+            run.ledger.exit(),
+            exit,
+            run.killed,
+        ) {
+            timing = Some(ShutdownTiming {
+                deadline_ms,
+                shutdown_us: report
+                    .shutdown_us
+                    .unwrap_or(report.shutdown_ms.saturating_mul(1_000)),
+                teardown_ms: exit.at_ms.saturating_sub(report.at_ms),
+            });
         }
         if let Some(report) = run.ledger.exit() {
             for &(value, count) in &report.record_ns {
@@ -219,7 +240,7 @@ impl Ctx {
         }
         self.report.peak_rss_kib = self.report.peak_rss_kib.max(harness_peak);
         self.runs.push(run);
-        Ok((exit, exit_delay))
+        Ok((exit, timing))
     }
 
     /// The finished runs so far.
@@ -271,6 +292,7 @@ impl Ctx {
             self.violate(Promise::ScenarioCompleted, "no app recorded anything");
         }
         self.report.tally = verdict.tally;
+        self.report.server_restarts = ingest.starts().saturating_sub(1);
         self.report.violations.extend(verdict.violations);
         if !self.histogram.is_empty() {
             self.report.record_p50_ns = Some(self.histogram.value_at_quantile(0.50));

@@ -96,8 +96,12 @@ pub struct ExitReport {
     pub at_ms: u64,
     /// The library's counters after shutdown.
     pub stats: AppStats,
-    /// How long `shutdown` took, in milliseconds.
+    /// How long `shutdown` took, in milliseconds, measured inside the process from the call to its return (in
+    /// `cli-baseline` mode: the plain deadline wait that stands in for it).
     pub shutdown_ms: u64,
+    /// The same, in microseconds (the deadline check of the CLI scenario needs better than millisecond precision).
+    #[serde(default)]
+    pub shutdown_us: Option<u64>,
     /// `record()` latencies in nanoseconds, as `(value, count)` pairs of a histogram.
     #[serde(default)]
     pub record_ns: Vec<(u64, u64)>,

@@ -10,6 +10,27 @@ use serde::Serialize;
 use crate::ledger::OverheadSample;
 use crate::verdict::{Tally, Violation};
 
+/// The CLI deadline check: `shutdown` measured inside each process against its deadline, beside the same wait in
+/// processes without telemetry run at the same time (the calibration), and the teardown after it (reported, not
+/// judged).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct CliDeadlineReport {
+    /// The deadline every invocation passed to `shutdown`, milliseconds.
+    pub deadline_ms: u64,
+    /// Invocations with telemetry that shut down cleanly.
+    pub invocations: u64,
+    /// The slowest `shutdown`, from the call to its return inside the process, milliseconds.
+    pub worst_shutdown_ms: f64,
+    /// Baseline processes (no telemetry) run among them.
+    pub baselines: u64,
+    /// The slowest baseline wait for the same deadline, milliseconds.
+    pub worst_baseline_ms: f64,
+    /// What a `shutdown` may take before it counts as late: the deadline plus the calibrated tolerance.
+    pub allowed_ms: f64,
+    /// The slowest teardown (shutdown returned to process gone, as the harness saw it), milliseconds.
+    pub worst_teardown_ms: u64,
+}
+
 /// Everything measured in one scenario run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ScenarioReport {
@@ -27,10 +48,10 @@ pub struct ScenarioReport {
     pub record_p50_ns: Option<u64>,
     /// `record()` 99th percentile, nanoseconds.
     pub record_p99_ns: Option<u64>,
-    /// Worst delay between a CLI invocation starting its shutdown and the process exiting, milliseconds.
-    pub worst_cli_exit_delay_ms: Option<u64>,
-    /// The CLI shutdown deadline, milliseconds.
-    pub cli_deadline_ms: Option<u64>,
+    /// How many times the harness SIGKILLed fake-ingest (or it crashed by plan) and started it again.
+    pub server_restarts: u32,
+    /// The CLI deadline check (the cli-burst scenario).
+    pub cli: Option<CliDeadlineReport>,
     /// Peak resident set size of the app processes, KiB.
     pub peak_rss_kib: Option<u64>,
     /// The memory bound the scenario checked against, KiB.
@@ -113,7 +134,11 @@ impl ScenarioReport {
                     tally.dead_lettered, tally.poison
                 ),
             ),
-            ("processes killed", tally.kills.to_string()),
+            (
+                "processes killed (checkpointed events in them)",
+                format!("{} ({})", tally.kills, tally.checkpointed_in_killed),
+            ),
+            ("fake-ingest restarts", self.server_restarts.to_string()),
             (
                 "record() p50 / p99",
                 match (self.record_p50_ns, self.record_p99_ns) {
@@ -122,12 +147,23 @@ impl ScenarioReport {
                 },
             ),
             (
-                "worst CLI exit delay",
-                match (self.worst_cli_exit_delay_ms, self.cli_deadline_ms) {
-                    (Some(delay), Some(deadline)) => format!("{delay} ms (deadline {deadline} ms)"),
-                    (Some(delay), None) => format!("{delay} ms"),
-                    _ => dash(),
-                },
+                "CLI shutdown, in-process (worst)",
+                self.cli.map_or_else(dash, |cli| {
+                    format!(
+                        "{:.1} ms of {} runs (deadline {} ms, allowed {:.1} ms; baseline wait {:.1} ms of {} runs)",
+                        cli.worst_shutdown_ms,
+                        cli.invocations,
+                        cli.deadline_ms,
+                        cli.allowed_ms,
+                        cli.worst_baseline_ms,
+                        cli.baselines
+                    )
+                }),
+            ),
+            (
+                "CLI teardown after shutdown (worst, not judged)",
+                self.cli
+                    .map_or_else(dash, |cli| format!("{} ms", cli.worst_teardown_ms)),
             ),
             (
                 "peak RSS",
@@ -293,6 +329,18 @@ impl SuiteReport {
             self.seed,
             self.duration_ms as f64 / 1000.0
         );
+        let total =
+            |field: fn(&ScenarioReport) -> u64| self.scenarios.iter().map(field).sum::<u64>();
+        let _ = writeln!(
+            text,
+            "crash resilience: {} processes SIGKILLed with {} checkpointed events in them, fake-ingest restarted {} times; \
+             {} checkpointed events lost, {} stored twice after dedupe",
+            total(|scenario| scenario.tally.kills),
+            total(|scenario| scenario.tally.checkpointed_in_killed),
+            total(|scenario| u64::from(scenario.server_restarts)),
+            total(|scenario| scenario.tally.lost),
+            total(|scenario| scenario.tally.duplicates_after_dedupe),
+        );
         for scenario in self.scenarios.iter().filter(|scenario| !scenario.passed()) {
             let _ = writeln!(text, "FAILED {} (seed {}):", scenario.name, scenario.seed);
             for violation in &scenario.violations {
@@ -365,8 +413,16 @@ mod tests {
             },
             record_p50_ns: Some(850),
             record_p99_ns: Some(12_500),
-            worst_cli_exit_delay_ms: Some(180),
-            cli_deadline_ms: Some(500),
+            server_restarts: 2,
+            cli: Some(CliDeadlineReport {
+                deadline_ms: 300,
+                invocations: 120,
+                worst_shutdown_ms: 271.4,
+                baselines: 30,
+                worst_baseline_ms: 300.6,
+                allowed_ms: 350.0,
+                worst_teardown_ms: 14,
+            }),
             peak_rss_kib: Some(20_480),
             rss_bound_kib: Some(65_536),
             overhead: vec![OverheadSample {

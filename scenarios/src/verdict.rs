@@ -46,8 +46,8 @@ pub enum Promise {
     PoisonIsolated,
     /// In idle-only mode, no `/ingest` request arrives while the app is streaming.
     NoSendWhileBusy,
-    /// A CLI invocation's exit is never delayed past its shutdown deadline.
-    CliExitWithinDeadline,
+    /// A CLI invocation's `shutdown` returns by its deadline, measured inside the process.
+    CliShutdownWithinDeadline,
     /// The app's memory stays under its configured bound during an outage.
     MemoryBounded,
     /// The scenario's fault really happened (otherwise the run proves nothing).
@@ -74,7 +74,9 @@ impl Promise {
             Self::NoSendWhileBusy => {
                 "no /ingest request while the app is streaming (idle-only mode)"
             }
-            Self::CliExitWithinDeadline => "a CLI exit is never delayed past its shutdown deadline",
+            Self::CliShutdownWithinDeadline => {
+                "a CLI's shutdown returns by its deadline (measured inside the process)"
+            }
             Self::MemoryBounded => "memory stays under the configured bound during an outage",
             Self::FaultExercised => "the injected fault really happened",
             Self::ScenarioCompleted => "the scenario ran to completion within its bounded waits",
@@ -167,6 +169,8 @@ pub struct Tally {
     pub unknown_stored: u64,
     /// Processes the harness killed.
     pub kills: u64,
+    /// Checkpointed events recorded by processes the harness later killed: the events a kill puts at risk.
+    pub checkpointed_in_killed: u64,
 }
 
 /// The result of checking ledgers against the server.
@@ -224,6 +228,9 @@ pub fn judge(runs: &[ProcessRun], capture: &ServerCapture) -> Verdict {
         let records = run.ledger.records();
         for record in &records {
             tally.recorded += 1;
+            if run.killed && record.checkpointed {
+                tally.checkpointed_in_killed += 1;
+            }
             if record.poison {
                 tally.poison += 1;
             }
@@ -582,8 +589,8 @@ mod tests {
     #[test]
     fn promises_display_as_their_snake_case_names() {
         assert_eq!(
-            Promise::CliExitWithinDeadline.to_string(),
-            "cli_exit_within_deadline"
+            Promise::CliShutdownWithinDeadline.to_string(),
+            "cli_shutdown_within_deadline"
         );
     }
 }

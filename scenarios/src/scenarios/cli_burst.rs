@@ -1,27 +1,46 @@
 //! cli-burst (`003`): hundreds of short CLI invocations share one spool directory, a few at a time. Each records
 //! 1–3 events and shuts down sending at most 25 events within a small deadline, against a slow, flaky server
-//! (long-tailed latency and 503s). In the end every event is delivered exactly once, and no invocation's exit is
-//! delayed past its deadline.
+//! (long-tailed latency and 503s); one in [`KILL_EVERY`] is SIGKILLed at a random moment instead of exiting. In the
+//! end every event is delivered exactly once (but those a kill caught before they reached the spool), and no
+//! invocation's `shutdown` returns later than its deadline.
 //!
-//! The exit delay is measured from the moment the app ledgers the start of its shutdown to the moment the harness
-//! sees the process gone (polled every millisecond), so process startup is not part of it. The allowed slack over
-//! the deadline, [`EXIT_SLACK_MS`], covers process teardown and scheduling on a loaded 2-core machine.
+//! # How the deadline is judged
+//! What the library promises is the time from the `shutdown` call to its return, so that is what is judged, measured
+//! inside each app process (microseconds, from the call to the return). Process teardown after it (exit, the
+//! harness noticing) is reported beside it and not judged: no library controls it, and a loaded machine stretches it
+//! (a CI run once saw 669 ms between a shutdown's start and the harness seeing the process gone).
+//!
+//! A wait for a deadline also returns late when the machine is loaded, whatever waits. So among the invocations the
+//! scenario runs baseline processes (`cli-baseline` mode, one in every [`BASELINE_EVERY`] starts, at the same
+//! parallelism, so they see the same load): the same process without telemetry, doing a plain wait for the same
+//! deadline where an invocation calls `shutdown`. A `shutdown` counts as late only past the deadline plus
+//! [`TOLERANCE_FACTOR`] times the worst baseline overshoot of the run, and never less than [`TOLERANCE_FLOOR_MS`].
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::app::Mode;
-use crate::harness::Ctx;
+use crate::harness::{Ctx, ShutdownTiming};
 use crate::ingest::FaultPlanJson;
 use crate::process::POLL;
+use crate::report::CliDeadlineReport;
 use crate::verdict::Promise;
 
 /// The shutdown deadline each invocation passes.
 const DEADLINE_MS: u64 = 300;
 
-/// The slack allowed over the deadline for process teardown and scheduling.
-pub(crate) const EXIT_SLACK_MS: u64 = 200;
+/// One start in this many is a baseline process (no telemetry).
+pub(crate) const BASELINE_EVERY: u32 = 4;
+
+/// One start in this many (of those with telemetry) is SIGKILLed at a random moment in its first 400 ms.
+pub(crate) const KILL_EVERY: u32 = 7;
+
+/// The smallest tolerance over the deadline, milliseconds: the scale of one scheduler time slice on a busy machine.
+pub(crate) const TOLERANCE_FLOOR_MS: f64 = 50.0;
+
+/// The tolerance over the deadline is this many times the worst overshoot of a baseline wait in the same run.
+pub(crate) const TOLERANCE_FACTOR: f64 = 3.0;
 
 /// The fault plan: 30% of requests answered 503 after a long-tailed delay; the rest stored after one.
 pub(super) fn plan() -> FaultPlanJson {
@@ -40,42 +59,55 @@ pub(super) fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let ingest = ctx.start_ingest(&plan())?;
     let spool = ctx.path("spool");
     let invocations = ctx.size(150_u32, 1_000);
+    let total = invocations + invocations / (BASELINE_EVERY - 1);
     let parallel = 6;
     let mut running = Vec::new();
     let mut started = 0;
-    let mut worst = 0_u64;
-    let mut late = Vec::new();
+    let mut shutdowns: Vec<(String, ShutdownTiming)> = Vec::new();
+    let mut baselines: Vec<ShutdownTiming> = Vec::new();
+    let mut never_shut_down = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(ctx.size(120, 900));
-    while started < invocations || !running.is_empty() {
-        while started < invocations && running.len() < parallel {
-            let mut args = ctx.app_args(Mode::Cli, &ingest.url(), &spool);
+    while started < total || !running.is_empty() {
+        while started < total && running.len() < parallel {
+            started += 1;
+            let baseline = started.is_multiple_of(BASELINE_EVERY);
+            let mode = if baseline {
+                Mode::CliBaseline
+            } else {
+                Mode::Cli
+            };
+            let kill_at = (!baseline && started.is_multiple_of(KILL_EVERY))
+                .then(|| Instant::now() + Duration::from_millis(ctx.rng.u64(0..400)));
+            let mut args = ctx.app_args(mode, &ingest.url(), &spool);
             args.events = 3;
             args.max_send = Some(25);
             args.flush_ms = 0;
             args.shutdown_ms = DEADLINE_MS;
             args.batch_size = 25;
             args.request_timeout_ms = 5_000;
-            running.push(ctx.spawn(&args)?);
-            started += 1;
+            running.push((baseline, kill_at, ctx.spawn(&args)?));
         }
-        ctx.step(format!("{started}/{invocations} invocations started"));
+        ctx.step(format!("{started}/{total} invocations started"));
         let mut index = 0;
         while index < running.len() {
-            if running[index].poll().is_some() {
-                let app = running.swap_remove(index);
-                let label = app.label().to_owned();
-                let (_, delay) = ctx.collect(app)?;
-                match delay {
-                    Some(delay) => {
-                        worst = worst.max(delay);
-                        if delay > DEADLINE_MS + EXIT_SLACK_MS {
-                            late.push(format!("{label}: {delay} ms"));
-                        }
-                    }
-                    None => late.push(format!("{label}: never began its shutdown")),
-                }
-            } else {
+            let due = running[index]
+                .1
+                .is_some_and(|kill_at| kill_at <= Instant::now());
+            let finished = running[index].2.poll().is_some();
+            if !due && !finished {
                 index += 1;
+                continue;
+            }
+            let (baseline, _, mut app) = running.swap_remove(index);
+            if !finished {
+                app.kill();
+            }
+            let label = app.label().to_owned();
+            match (ctx.collect(app)?.1, baseline, finished) {
+                (_, _, false) => {}
+                (Some(timing), true, true) => baselines.push(timing),
+                (Some(timing), false, true) => shutdowns.push((label, timing)),
+                (None, _, true) => never_shut_down.push(label),
             }
         }
         anyhow::ensure!(
@@ -84,20 +116,95 @@ pub(super) fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         );
         std::thread::sleep(POLL);
     }
-    ctx.report.worst_cli_exit_delay_ms = Some(worst);
-    ctx.report.cli_deadline_ms = Some(DEADLINE_MS);
-    if !late.is_empty() {
-        let detail = format!(
-            "{} invocations exited later than {DEADLINE_MS} ms + {EXIT_SLACK_MS} ms slack after starting their shutdown: {}",
-            late.len(),
-            late.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-        );
-        ctx.violate(Promise::CliExitWithinDeadline, detail);
-    }
+    judge_deadlines(ctx, &shutdowns, &baselines, &never_shut_down);
 
     ctx.step("healing the server and draining");
     ingest.set_faults(&FaultPlanJson::healthy())?;
     ctx.drain_and_judge(&ingest, &spool)?;
     ctx.require_everything_delivered();
     Ok(())
+}
+
+/// What a `shutdown` with `deadline_ms` may take when the worst baseline wait for the same deadline took
+/// `worst_baseline_ms`: the deadline plus [`TOLERANCE_FACTOR`] times the baseline's overshoot, at least
+/// [`TOLERANCE_FLOOR_MS`].
+fn allowed_shutdown_ms(deadline_ms: u64, worst_baseline_ms: f64) -> f64 {
+    let deadline_ms = deadline_ms as f64;
+    let baseline_overshoot = (worst_baseline_ms - deadline_ms).max(0.0);
+    deadline_ms + (TOLERANCE_FACTOR * baseline_overshoot).max(TOLERANCE_FLOOR_MS)
+}
+
+/// Judges every invocation's in-process `shutdown` time against the deadline plus the tolerance calibrated by the
+/// baselines of the same run, and reports the teardown beside it.
+fn judge_deadlines(
+    ctx: &mut Ctx,
+    shutdowns: &[(String, ShutdownTiming)],
+    baselines: &[ShutdownTiming],
+    never_shut_down: &[String],
+) {
+    let millis = |timing: &ShutdownTiming| timing.shutdown_us as f64 / 1_000.0;
+    let worst_baseline_ms = baselines.iter().map(millis).fold(0.0, f64::max);
+    let allowed_ms = allowed_shutdown_ms(DEADLINE_MS, worst_baseline_ms);
+    let late: Vec<String> = shutdowns
+        .iter()
+        .filter(|(_, timing)| millis(timing) > allowed_ms)
+        .map(|(label, timing)| format!("{label}: {:.1} ms", millis(timing)))
+        .collect();
+    ctx.report.cli = Some(CliDeadlineReport {
+        deadline_ms: DEADLINE_MS,
+        invocations: shutdowns.len() as u64,
+        worst_shutdown_ms: shutdowns
+            .iter()
+            .map(|(_, timing)| millis(timing))
+            .fold(0.0, f64::max),
+        baselines: baselines.len() as u64,
+        worst_baseline_ms,
+        allowed_ms,
+        worst_teardown_ms: shutdowns
+            .iter()
+            .map(|(_, timing)| timing.teardown_ms)
+            .chain(baselines.iter().map(|timing| timing.teardown_ms))
+            .max()
+            .unwrap_or(0),
+    });
+    if !late.is_empty() {
+        let detail = format!(
+            "{} invocations' shutdown returned later than {allowed_ms:.1} ms (deadline {DEADLINE_MS} ms + tolerance; \
+             worst baseline wait {worst_baseline_ms:.1} ms): {}",
+            late.len(),
+            late.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        );
+        ctx.violate(Promise::CliShutdownWithinDeadline, detail);
+    }
+    if !never_shut_down.is_empty() {
+        ctx.violate(
+            Promise::CliShutdownWithinDeadline,
+            format!(
+                "{} invocations never finished their shutdown: {}",
+                never_shut_down.len(),
+                never_shut_down
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quiet_machine_allows_the_floor_over_the_deadline() {
+        assert_eq!(allowed_shutdown_ms(300, 300.4), 350.0);
+        assert_eq!(allowed_shutdown_ms(300, 0.0), 350.0);
+    }
+
+    #[test]
+    fn a_loaded_machine_widens_the_tolerance_with_the_baselines_overshoot() {
+        assert_eq!(allowed_shutdown_ms(300, 340.0), 420.0);
+    }
 }
