@@ -1,7 +1,9 @@
 //! The reporter's configuration: one [`ConfigBuilder`], validated once in [`ConfigBuilder::build`].
 //!
 //! Every setting has a default taken from the design documents: batches of 50 events or 5 s (services), a 5 s request
-//! timeout, drop-newest when the in-memory queue is full (as Pachka and OpenTelemetry do).
+//! timeout, drop-newest when the in-memory queue is full (as Pachka and OpenTelemetry do). The one choice without a
+//! default is where unsent events wait: a spool directory (they survive crashes and restarts) or memory-only mode
+//! (they are lost when the process exits); [`ConfigBuilder::build`] refuses a configuration that makes neither.
 
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
@@ -165,8 +167,9 @@ pub struct Config {
 
 impl Config {
     /// Starts a configuration for the ingest server at `endpoint` (e.g. `https://telemetry.example.com`; events go
-    /// to `{endpoint}/ingest`). Choose the storage with [`ConfigBuilder::spool_dir`], [`ConfigBuilder::spool`] or
-    /// [`ConfigBuilder::memory_only`]; without one, [`ConfigBuilder::build`] uses memory-only mode.
+    /// to `{endpoint}/ingest`). Choose where unsent events wait with [`ConfigBuilder::spool_dir`] or
+    /// [`ConfigBuilder::spool`] (on disk, crash-safe) or [`ConfigBuilder::memory_only`] (lost when the process
+    /// exits); without a choice, [`ConfigBuilder::build`] fails with [`ConfigError::StorageNotChosen`].
     pub fn builder(endpoint: impl Into<String>) -> ConfigBuilder {
         ConfigBuilder {
             endpoint: endpoint.into(),
@@ -201,7 +204,8 @@ impl Config {
     }
 }
 
-/// Builds a [`Config`]; every method has a documented default.
+/// Builds a [`Config`]; every method has a documented default, except the storage: call one of
+/// [`spool_dir`](Self::spool_dir), [`spool`](Self::spool) or [`memory_only`](Self::memory_only).
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ConfigBuilder {
@@ -235,7 +239,10 @@ impl ConfigBuilder {
         self
     }
 
-    /// Keeps events only in a bounded memory store: nothing survives the process. Needs a
+    /// Keeps events only in a bounded memory store: nothing survives the process. What the server has not
+    /// acknowledged when the process exits (after [`Reporter::shutdown`](crate::Reporter::shutdown), `pending` in
+    /// its final [`Stats`](crate::Stats)) is lost, and [`Reporter::checkpoint`](crate::Reporter::checkpoint) only
+    /// waits until events are in the store. There is no dead-letter file: rejected events are only counted. Needs a
     /// [`distinct_id`](Self::distinct_id).
     pub fn memory_only(mut self, limits: MemoryLimits) -> Self {
         self.storage = Some(Storage::Memory(limits));
@@ -325,7 +332,8 @@ impl ConfigBuilder {
     /// Validates the settings.
     ///
     /// # Errors
-    /// [`ConfigError`] names the first setting that cannot work.
+    /// [`ConfigError`] names the first setting that cannot work, or [`ConfigError::StorageNotChosen`] if neither a
+    /// spool nor memory-only mode was chosen.
     pub fn build(self) -> Result<Config, ConfigError> {
         let endpoint = self.endpoint.trim().trim_end_matches('/').to_owned();
         let has_host = ["http://", "https://"]
@@ -348,7 +356,7 @@ impl ConfigBuilder {
                 Storage::Spool(spool)
             }
             Some(Storage::Memory(limits)) => Storage::Memory(limits),
-            None => Storage::Memory(MemoryLimits::default()),
+            None => return Err(ConfigError::StorageNotChosen),
         };
         if matches!(storage, Storage::Memory(_)) && self.distinct_id.is_none() {
             return Err(ConfigError::DistinctIdRequired);
@@ -428,6 +436,7 @@ mod tests {
     #[test]
     fn defaults_follow_the_design_documents() {
         let config = Config::builder("http://127.0.0.1:1/")
+            .memory_only(MemoryLimits::default())
             .distinct_id("me")
             .build()
             .unwrap();
@@ -457,6 +466,19 @@ mod tests {
                 "{endpoint}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn building_without_choosing_a_storage_fails_and_names_both_choices() {
+        let error = Config::builder("http://x")
+            .distinct_id("me")
+            .build()
+            .unwrap_err();
+
+        assert!(matches!(error, ConfigError::StorageNotChosen));
+        let message = error.to_string();
+        assert!(message.contains("spool_dir"), "{message}");
+        assert!(message.contains("memory_only"), "{message}");
     }
 
     #[test]
@@ -490,6 +512,7 @@ mod tests {
     #[test]
     fn zero_durations_and_inverted_bounds_are_rejected() {
         let error = Config::builder("http://x")
+            .memory_only(MemoryLimits::default())
             .distinct_id("me")
             .batch_delay(Duration::ZERO)
             .build()
@@ -507,6 +530,7 @@ mod tests {
             ..RetryPolicy::default()
         };
         let error = Config::builder("http://x")
+            .memory_only(MemoryLimits::default())
             .distinct_id("me")
             .retry(retry)
             .build()
@@ -523,6 +547,7 @@ mod tests {
     #[test]
     fn absurdly_long_durations_are_rejected() {
         let error = Config::builder("http://x")
+            .memory_only(MemoryLimits::default())
             .distinct_id("me")
             .request_timeout(Duration::MAX)
             .build()

@@ -32,6 +32,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use crate::breaker::Breaker;
 use crate::config::{Config, FlushMode};
 use crate::dead_letter::DeadLetters;
+use crate::error::describe;
 use crate::reporter::{FlushOutcome, ShutdownOutcome};
 use crate::retry::Backoff;
 use crate::sender::{HttpSender, Outcome};
@@ -185,7 +186,7 @@ impl Delivery {
         let mut store = lock(&self.store);
         if let Err(error) = store.rewind() {
             self.counters
-                .set_last_error(format!("spool rewind failed: {error}"));
+                .set_last_error(describe("spool rewind failed", &error));
         }
         let counts = store.counts();
         let _accounting = self.counters.accounting();
@@ -455,7 +456,7 @@ impl Delivery {
             }
             Err(error) => {
                 self.counters
-                    .set_last_error(format!("spool read failed: {error}"));
+                    .set_last_error(describe("spool read failed", &error));
                 self.store_empty_until = Some(now + self.poll_interval);
                 false
             }
@@ -554,7 +555,7 @@ impl Delivery {
         if let Err(error) = store.ack(&in_flight.position) {
             // The events were delivered; the next run may resend them and the server dedupes them.
             self.counters
-                .set_last_error(format!("spool ack failed: {error}"));
+                .set_last_error(describe("spool ack failed", &error));
         }
         let counts = store.counts();
         // Invariant: the counters move under the accounting lock together with `in_store`, so snapshots balance.

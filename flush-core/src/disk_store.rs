@@ -37,7 +37,7 @@ impl DiskStore {
 }
 
 fn store_error(error: SpoolError) -> StoreError {
-    StoreError::from_error(&error)
+    StoreError(error)
 }
 
 impl Store for DiskStore {
@@ -83,9 +83,8 @@ impl Store for DiskStore {
     fn ack(&mut self, position: &StorePosition) -> Result<(), StoreError> {
         let (Some(reader), StorePosition::Spool(position)) = (self.reader.as_mut(), position)
         else {
-            return Err(StoreError {
-                message: "ack without a spool reader or with a memory position".to_owned(),
-            });
+            // A position this process's reader did not hand out: nothing is acknowledged.
+            return Err(StoreError(SpoolError::ForeignPosition));
         };
         reader.ack(position).map_err(store_error)
     }

@@ -1,11 +1,40 @@
-//! flush-core: record telemetry events without blocking, keep them in a crash-safe on-disk spool and
-//! deliver them at least once, with a per-event idempotency key, to an HTTP ingest endpoint.
+//! flush-core: record telemetry events without blocking, keep them in a crash-safe on-disk spool (or,
+//! if the application chooses, only in memory) and deliver them at least once, with a per-event
+//! idempotency key, to an HTTP ingest endpoint.
 //!
 //! Build a [`Config`], start a [`Reporter`], call [`Reporter::record`] from anywhere (it never
 //! blocks, never fails, never panics), and tell the reporter about the program's natural
 //! boundaries: [`idle`](Reporter::idle), [`checkpoint`](Reporter::checkpoint),
 //! [`flush`](Reporter::flush), [`shutdown`](Reporter::shutdown). What happened is in
 //! [`Reporter::stats`]; nothing is ever printed or thrown at the application.
+//!
+//! # Where unsent events wait: chosen, never defaulted
+//!
+//! [`ConfigBuilder::build`] fails with [`ConfigError::StorageNotChosen`] unless the configuration
+//! says where events wait until the server acknowledges them:
+//! - [`ConfigBuilder::spool_dir`] (or [`ConfigBuilder::spool`]): the crash-safe spool on disk. What
+//!   a [`checkpoint`](Reporter::checkpoint) returned for survives a crash, and what a run does not
+//!   send, the next run that opens the directory sends. The examples below use it.
+//! - [`ConfigBuilder::memory_only`]: a bounded memory store, for programs that must not write to
+//!   disk. Nothing survives the process: what is not acknowledged when it exits is lost (the final
+//!   [`Stats::pending`] counts it), `checkpoint` only waits until events are in the store, and
+//!   rejected events are counted without a dead-letter file.
+//!
+//! ```
+//! use flush_core::{Config, ConfigError, MemoryLimits};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let undecided = Config::builder("https://telemetry.example.com").build();
+//! assert!(matches!(undecided, Err(ConfigError::StorageNotChosen)));
+//!
+//! let config = Config::builder("https://telemetry.example.com")
+//!     .memory_only(MemoryLimits::default())
+//!     .distinct_id("user-7") // There is no directory to keep a generated installation id in.
+//!     .build()?;
+//! assert_eq!(config.spool_dir(), None);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # A chat REPL: send only while the user is typing
 //!

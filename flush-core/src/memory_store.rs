@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use crate::config::MemoryLimits;
+use crate::spool::SpoolError;
 use crate::store::{Appended, Store, StoreCounts, StoreError, StorePosition, StoredBatch};
 
 /// A bounded in-memory FIFO with a read cursor.
@@ -87,9 +88,7 @@ impl Store for MemoryStore {
 
     fn ack(&mut self, position: &StorePosition) -> Result<(), StoreError> {
         let StorePosition::Memory(through) = *position else {
-            return Err(StoreError {
-                message: "a spool position given to the memory store".to_owned(),
-            });
+            return Err(StoreError(SpoolError::ForeignPosition));
         };
         while self.front < through {
             let Some(record) = self.records.pop_front() else {

@@ -17,7 +17,7 @@ use crate::error::{CheckpointError, StartError};
 use crate::event::{Event, StampedEvent};
 use crate::memory_store::MemoryStore;
 use crate::queue::EventQueue;
-use crate::spool::SyncPolicy;
+use crate::spool::{SpoolError, SyncPolicy};
 use crate::spooler::{SharedStore, Spooler, SpoolerCommand, lock, publish};
 use crate::stats::{Counters, Stats, add};
 use crate::store::Store;
@@ -52,7 +52,8 @@ pub enum FlushOutcome {
     TimedOut,
 }
 
-/// How [`Reporter::shutdown`] ended. In every case what was not sent stays in the spool for the next run.
+/// How [`Reporter::shutdown`] ended. In every case what was not sent stays in the spool for the next run; in
+/// memory-only mode it is never sent, and the final [`Stats::pending`](crate::Stats::pending) counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub enum ShutdownOutcome {
@@ -105,12 +106,13 @@ impl Drop for Inner {
 ///
 /// # Threads
 /// [`Reporter::start`] starts two threads:
-/// - the **spooler** (`flush-core-spooler`) drains the in-memory queue into the spool, serializing there, calls the
-///   spool's group commit on its tick, and answers checkpoints;
-/// - the **sender** (`flush-core-sender`) reads batches from the spool and posts them (blocking `ureq`), with
-///   retries, the circuit breaker and poison isolation, and acknowledges the spool after each 2xx.
+/// - the **spooler** (`flush-core-spooler`) drains the in-memory queue into the store (the spool, or the bounded
+///   memory store in memory-only mode), serializing there, calls the spool's group commit on its tick, and answers
+///   checkpoints;
+/// - the **sender** (`flush-core-sender`) reads batches from the store and posts them (blocking `ureq`), with
+///   retries, the circuit breaker and poison isolation, and acknowledges them in the store after each 2xx.
 ///
-/// A slow or dead server only ever holds up the sender; the queue keeps draining into the spool. Neither thread is
+/// A slow or dead server only ever holds up the sender; the queue keeps draining into the store. Neither thread is
 /// woken per event: they tick every `poll_interval` (20 ms), and `record()` wakes the spooler only when the queue
 /// crosses a batch or half its capacity. A panic in either is caught: the thread restarts (up to [`MAX_RESTARTS`]
 /// times), then stops, and `record()` goes on counting what it drops. (The panic message itself goes through the
@@ -128,7 +130,8 @@ impl Drop for Inner {
 ///
 /// Dropping the last clone without `shutdown` stores what is queued in the background and stops both threads
 /// without waiting for the network; a process that exits right away may lose the queue (not the spool): call
-/// `shutdown` (or at least `checkpoint`) before exiting.
+/// `shutdown` (or at least `checkpoint`) before exiting. In memory-only mode nothing unsent survives the process in
+/// any case.
 #[derive(Clone)]
 pub struct Reporter {
     inner: Arc<Inner>,
@@ -162,7 +165,7 @@ impl Reporter {
                         None => crate::installation_id::load_or_create(&spool.dir).map_err(
                             |source| StartError::InstallationId {
                                 dir: spool.dir.clone(),
-                                source,
+                                source: SpoolError::io(&spool.dir, source),
                             },
                         )?,
                     };
@@ -277,7 +280,8 @@ impl Reporter {
     ///
     /// # Errors
     /// [`CheckpointError::ShutDown`] after shutdown; [`CheckpointError::Store`] if the spool failed to write or
-    /// sync (the events are counted as dropped or still pending).
+    /// sync (the events are counted as dropped or still pending; never in memory-only mode). The spool's typed
+    /// error is the source, and [`CheckpointError::is_retryable`] says whether a later checkpoint can succeed.
     pub fn checkpoint(&self) -> Result<(), CheckpointError> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.inner
@@ -342,16 +346,20 @@ impl Reporter {
     /// Stops recording, stores what is queued, and sends what it can until `deadline` from now. Returns by then
     /// even against a server that hangs: every request is bounded by the time left, and the call stops waiting for
     /// the sender at the deadline. The one thing it finishes first is writing what is still queued in memory to the
-    /// spool: local work, bounded by the disk and never by the server, that normally takes well under a millisecond;
-    /// on a machine so loaded that it does not finish by the deadline, `shutdown` waits for it up to a second longer,
-    /// because returning earlier would lose those events when the process exits. What is not sent stays in the spool for the next run. Later calls return
-    /// [`ShutdownOutcome::AlreadyShutDown`]; later `record()` calls are counted as dropped.
+    /// spool (to the memory store, in memory-only mode): local work, bounded by the disk and never by the server,
+    /// that normally takes well under a millisecond; on a machine so loaded that it does not finish by the deadline,
+    /// `shutdown` waits for it up to a second longer, because returning earlier would lose those events when the
+    /// process exits. What is not sent stays in the spool
+    /// for the next run; in memory-only mode it is lost when the process exits, and until then it is counted in
+    /// [`Stats::pending`](crate::Stats::pending). Later calls return [`ShutdownOutcome::AlreadyShutDown`]; later
+    /// `record()` calls are counted as dropped.
     pub fn shutdown(&self, deadline: Duration) -> ShutdownOutcome {
         self.shutdown_inner(deadline, None)
     }
 
     /// [`shutdown`](Self::shutdown) that sends at most `max_events` events (the design documents' CLI sends 25 per
-    /// invocation); the rest waits in the spool for the next run.
+    /// invocation); the rest waits in the spool for the next run (in memory-only mode, it is lost with the
+    /// process).
     pub fn shutdown_bounded(&self, deadline: Duration, max_events: usize) -> ShutdownOutcome {
         self.shutdown_inner(deadline, Some(max_events))
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::delivery::DeliveryCommand;
-use crate::error::CheckpointError;
+use crate::error::{CheckpointError, describe};
 use crate::queue::EventQueue;
 use crate::reporter::{FlushOutcome, ShutdownOutcome};
 use crate::stats::{Counters, add};
@@ -151,7 +151,7 @@ impl Spooler {
             let mut store = lock(&self.store);
             if let Err(error) = store.sync_if_due() {
                 self.counters
-                    .set_last_error(format!("spool sync failed: {error}"));
+                    .set_last_error(describe("spool sync failed", &error));
             }
         }
     }
@@ -174,8 +174,8 @@ impl Spooler {
     fn sync(&mut self) -> Result<(), CheckpointError> {
         lock(&self.store).sync().map_err(|error| {
             self.counters
-                .set_last_error(format!("spool sync failed: {error}"));
-            CheckpointError::Store(error.message)
+                .set_last_error(describe("spool sync failed", &error));
+            CheckpointError::Store(error.0)
         })
     }
 
@@ -220,9 +220,9 @@ impl Spooler {
                 }
                 Err(error) => {
                     self.counters
-                        .set_last_error(format!("spool append failed: {error}"));
+                        .set_last_error(describe("spool append failed", &error));
                     add(&self.counters.dropped_store_error, length);
-                    outcome = Err(CheckpointError::Store(error.message));
+                    outcome = Err(CheckpointError::Store(error.0));
                 }
             }
             publish(&self.counters, counts);

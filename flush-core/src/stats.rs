@@ -99,7 +99,8 @@ impl Dropped {
 pub struct Pending {
     /// In the in-memory queue or in the worker's hands on the way into the store.
     pub in_memory: u64,
-    /// In the spool (or memory-only store), including a batch that is on the wire.
+    /// In the spool (or memory-only store), including a batch that is on the wire. In memory-only mode, what is
+    /// still here after [`Reporter::shutdown`](crate::Reporter::shutdown) is never sent: it is lost with the process.
     pub in_store: u64,
 }
 

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use crate::spool::SpoolError;
+
 /// Where a batch ends in the store; acknowledging it settles every record up to there.
 #[derive(Debug, Clone)]
 pub(crate) enum StorePosition {
@@ -44,25 +46,12 @@ pub(crate) struct StoreCounts {
     pub(crate) recovered: u64,
 }
 
-/// A store call failed. The message keeps the source chain, flattened, for `Stats::last_error`.
+/// A store call failed: the spool's typed error, kept whole (its [`SpoolError::is_retryable`] says whether the call
+/// can succeed later). The memory store fails only when given a position it did not hand out
+/// ([`SpoolError::ForeignPosition`]).
 #[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub(crate) struct StoreError {
-    pub(crate) message: String,
-}
-
-impl StoreError {
-    pub(crate) fn from_error(error: &dyn std::error::Error) -> Self {
-        let mut message = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        Self { message }
-    }
-}
+#[error(transparent)]
+pub(crate) struct StoreError(#[from] pub(crate) SpoolError);
 
 /// The operations the pipeline needs from a store.
 pub(crate) trait Store: Send {

@@ -5,6 +5,7 @@
 
 mod accounting;
 mod delivery;
+mod durability;
 mod modes;
 mod spooled;
 
