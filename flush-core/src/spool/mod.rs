@@ -194,5 +194,6 @@ mod tests;
 
 pub use config::{SpoolConfig, SpoolStats, SyncPolicy};
 pub use error::SpoolError;
+pub use io::{DirEntry, FileSystem, NOT_A_REGULAR_FILE, OpenMode, RealFileSystem};
 pub use reader::{Position, SpoolBatch, SpoolReader};
 pub use writer::Spool;
