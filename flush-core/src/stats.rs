@@ -306,13 +306,17 @@ impl Counters {
 
     /// Sets (or, with `None`, clears) the current acknowledgement error; a new one is also the last error.
     pub(crate) fn set_ack_error(&self, message: Option<String>) {
-        if let Some(message) = &message {
-            self.set_last_error(message.clone());
-        }
-        *self
+        let mut current = self
             .ack_error
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = message;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(message) = &message
+            && current.as_ref() != Some(message)
+        {
+            // A retry failing the same way is not news: it does not push a newer, different error out.
+            self.set_last_error(message.clone());
+        }
+        *current = message;
     }
 
     pub(crate) fn record_flush(&self, took: Duration, completed: bool) {

@@ -859,6 +859,28 @@ impl Catalog {
         }
     }
 
+    /// The whole directory is gone (deleted from outside; no delivering process ever removes it): every known
+    /// record is lost, except those handed out and not yet acknowledged, which their acknowledgement (or a rewind)
+    /// settles.
+    pub(crate) fn lose_directory(&mut self) {
+        let keys: Vec<SegmentKey> = self.segments.keys().copied().collect();
+        for key in keys {
+            let Some(mut state) = self.segments.remove(&key) else {
+                continue;
+            };
+            state.sealed = true;
+            state.own_open = false;
+            let in_flight = state.read.valid > state.acked.valid;
+            let (lost, newly_known) = state.write_off_unread();
+            self.counters.recovered += newly_known;
+            self.counters.corrupt_records += lost;
+            if in_flight {
+                self.segments.insert(key, state);
+            }
+        }
+        self.written_off.clear();
+    }
+
     /// Writes the acknowledgement file atomically (temporary file, fsync, rename, directory fsync; no fsync with
     /// [`SyncPolicy::Never`]), with `overrides` in place of the current acknowledged cursors. Only a holder of the
     /// delivery lock calls this.

@@ -157,7 +157,8 @@ pub struct SpoolStats {
     /// Records acknowledged through this process's readers.
     pub acknowledged_events: u64,
     /// Records this process had counted as pending that left the spool without it: acknowledged or dropped by
-    /// another process delivering from the directory, or removed from outside (a deleted directory).
+    /// another process delivering from the directory (a segment that vanished while another process may have been
+    /// delivering counts here too: only the delivering process can tell a removal from outside).
     pub settled_elsewhere: u64,
     /// Files named like segments or lock files that the spool cannot use, as of its last look at the directory:
     /// not regular files (a FIFO, a socket, a device, a symbolic link, a directory), and segments it cannot open. They

@@ -223,7 +223,7 @@ impl Spool {
     /// # Errors
     /// The I/O variants if the fsync fails (the data stays unsynced and is retried by the next call);
     /// [`SpoolError::DirectoryMissing`] if the directory was deleted (its records are gone and counted in
-    /// [`SpoolStats::settled_elsewhere`]; the next append re-creates it).
+    /// [`SpoolStats::corrupt_records`]; the next append re-creates it).
     pub fn sync(&mut self) -> Result<(), SpoolError> {
         if let Some(segment) = &self.current
             && self.unsynced_since.is_some()
@@ -237,10 +237,7 @@ impl Spool {
             && error.kind() == io::ErrorKind::NotFound
         {
             self.current = None;
-            let mut catalog = lock_catalog(&self.shared);
-            let lost: u64 = catalog.segments.values().map(SegmentState::pending).sum();
-            catalog.counters.settled_elsewhere += lost;
-            catalog.segments.clear();
+            lock_catalog(&self.shared).lose_directory();
             return Err(SpoolError::DirectoryMissing {
                 path: self.config.dir.clone(),
                 source: error,
@@ -377,9 +374,7 @@ impl Spool {
                 catalog.own = writer;
             }
             self.lock = lock;
-            let lost: u64 = catalog.segments.values().map(SegmentState::pending).sum();
-            catalog.counters.settled_elsewhere += lost;
-            catalog.segments.clear();
+            catalog.lose_directory();
         }
         let key = SegmentKey {
             writer: self.writer,

@@ -5,6 +5,7 @@
 
 mod accounting;
 mod delivery;
+mod disk_faults;
 mod modes;
 mod spooled;
 
