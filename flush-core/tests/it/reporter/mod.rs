@@ -78,6 +78,17 @@ fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Waits (bounded) until the sender thread has woken `ticks` more times, each time deciding whether to send: after
+/// this, "nothing was sent" means it had its chances and chose not to.
+fn wait_for_sender_ticks(reporter: &Reporter, ticks: u64) {
+    let target = reporter.stats().sender_ticks + ticks;
+    assert!(
+        wait_until(Duration::from_secs(30), || reporter.stats().sender_ticks
+            >= target),
+        "the sender does not tick"
+    );
+}
+
 fn batch_size(n: usize) -> NonZeroUsize {
     NonZeroUsize::new(n).unwrap()
 }
