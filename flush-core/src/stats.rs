@@ -12,9 +12,7 @@
 //! ```
 //!
 //! (`settled_elsewhere` counts spool events another process sharing the directory delivered; it is zero when one
-//! process at a time uses a spool directory, and then this is exactly the identity of issue 5.)
-//!
-//! holds exactly whenever the pipeline is **quiet**: no `record()` call is in progress and the in-memory queue
+//! process at a time uses a spool directory.) This identity holds exactly whenever the pipeline is **quiet**: no `record()` call is in progress and the in-memory queue
 //! is not being drained at that instant (the spooler moves an event from the queue's length into its own counter
 //! in two steps). Concretely: after [`Reporter::checkpoint`](crate::Reporter::checkpoint),
 //! [`Reporter::flush`](crate::Reporter::flush) or [`Reporter::shutdown`](crate::Reporter::shutdown) returns, with no

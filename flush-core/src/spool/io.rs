@@ -51,7 +51,10 @@ pub struct DirEntry {
     pub is_file: bool,
 }
 
-/// The file operations of the spool. See the [module doc](self): each default method is the real operation.
+/// The file operations of the spool: the seam where tests inject disk faults. Each default method is the real
+/// operation ([`RealFileSystem`] overrides none), so a test double overrides only what it injects faults into and
+/// calls [`RealFileSystem`] for the rest. [`open`](FileSystem::open) opens regular files only, with `O_NONBLOCK`,
+/// so nothing named like a spool file can block the caller.
 ///
 /// Implementations must be usable from several threads at once (the reporter's spooler and sender share one spool).
 pub trait FileSystem: Send + Sync + fmt::Debug {
