@@ -12,9 +12,14 @@
 //!   dead-letter file; the events behind it go on;
 //! - other 4xx: the part is kept and the breaker opens at once.
 //!
-//! When no part is left, the batch's store position is acknowledged: only then are its events counted as
-//! acknowledged or dead-lettered. A crash before that resends the whole batch on the next run; the server's
-//! per-uuid dedupe makes that harmless.
+//! When no part is left, the batch's store position is acknowledged: only once that acknowledgement is recorded
+//! durably (the spool's `acks` file written) are its events counted as acknowledged or dead-lettered. A crash before
+//! that resends the whole batch on the next run; the server's per-uuid dedupe makes that harmless.
+//!
+//! If the acknowledgement cannot be written (a read-only or full disk, `EIO`), the batch stays in flight, its events
+//! stay pending and are counted in `Stats::acks.delivered_not_recorded`, the failure is kept in `Stats::acks.error`,
+//! and the acknowledgement is tried again after a backoff (never in a busy loop), before anything else is sent. A
+//! flush waiting for it ends at its deadline.
 //!
 //! # When to send
 //! Background mode: `batch_size` events unsent, or the oldest unsent for `batch_delay`. Idle-only mode: only after an
@@ -73,6 +78,8 @@ struct InFlight {
     parts: VecDeque<Part>,
     accepted: u64,
     dead_lettered: u64,
+    /// Failed attempts to acknowledge the batch in the store (every part is settled then).
+    ack_failures: u64,
 }
 
 #[derive(Debug)]
@@ -157,6 +164,7 @@ impl Delivery {
     /// Runs until the shutdown drain is over.
     pub(crate) fn run(&mut self) {
         loop {
+            add(&self.counters.sender_ticks, 1);
             let now = Instant::now();
             let wait = self.wait_time(now);
             match self.commands.recv_timeout(wait) {
@@ -182,7 +190,15 @@ impl Delivery {
 
     /// After a panic: forget the in-flight batch (it is still in the store) and read it again.
     pub(crate) fn recover_after_panic(&mut self) {
-        self.in_flight = None;
+        if let Some(in_flight) = self.in_flight.take()
+            && in_flight.ack_failures > 0
+        {
+            let _accounting = self.counters.accounting();
+            self.counters.delivered_not_recorded.fetch_sub(
+                in_flight.accepted + in_flight.dead_lettered,
+                Ordering::Relaxed,
+            );
+        }
         let mut store = lock(&self.store);
         if let Err(error) = store.rewind() {
             self.counters
@@ -373,6 +389,15 @@ impl Delivery {
         if self.in_flight.is_none() && !self.read_batch(now) {
             return;
         }
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|in_flight| in_flight.parts.is_empty())
+        {
+            // Everything was sent; only the acknowledgement is left to record (it failed before).
+            self.settle_if_done();
+            return;
+        }
         let probe = self.breaker.max_events(now, self.batch_size);
         let Some(in_flight) = self.in_flight.as_mut() else {
             return;
@@ -447,6 +472,7 @@ impl Delivery {
                     }]),
                     accepted: 0,
                     dead_lettered: 0,
+                    ack_failures: 0,
                 });
                 true
             }
@@ -539,33 +565,63 @@ impl Delivery {
         in_flight.dead_lettered += 1;
     }
 
-    /// Acknowledges the in-flight batch in the store once every part is settled.
+    /// Acknowledges the in-flight batch in the store once every part is settled. Its events are counted as
+    /// acknowledged or dead-lettered only if the acknowledgement is recorded; otherwise the batch stays in flight
+    /// and the acknowledgement is tried again after a backoff.
     fn settle_if_done(&mut self) {
-        if self
+        let Some(in_flight) = self
             .in_flight
-            .as_ref()
-            .is_none_or(|in_flight| !in_flight.parts.is_empty())
-        {
-            return;
-        }
-        let Some(in_flight) = self.in_flight.take() else {
+            .as_mut()
+            .filter(|in_flight| in_flight.parts.is_empty())
+        else {
             return;
         };
+        let delivered = in_flight.accepted + in_flight.dead_lettered;
         let mut store = lock(&self.store);
-        if let Err(error) = store.ack(&in_flight.position) {
-            // The events were delivered; the next run may resend them and the server dedupes them.
-            self.counters
-                .set_last_error(describe("spool ack failed", &error));
-        }
+        let acked = store.ack(&in_flight.position);
         let counts = store.counts();
         // Invariant: the counters move under the accounting lock together with `in_store`, so snapshots balance.
         let accounting = self.counters.accounting();
-        add(&self.counters.acknowledged, in_flight.accepted);
-        add(&self.counters.dead_lettered, in_flight.dead_lettered);
+        match &acked {
+            Ok(()) => {
+                add(&self.counters.acknowledged, in_flight.accepted);
+                add(&self.counters.dead_lettered, in_flight.dead_lettered);
+                if in_flight.ack_failures > 0 {
+                    self.counters
+                        .delivered_not_recorded
+                        .fetch_sub(delivered, Ordering::Relaxed);
+                }
+            }
+            Err(_) => {
+                add(&self.counters.ack_failed_writes, 1);
+                if in_flight.ack_failures == 0 {
+                    add(&self.counters.delivered_not_recorded, delivered);
+                }
+            }
+        }
         publish(&self.counters, counts);
         drop(accounting);
         drop(store);
-        self.settled_here += in_flight.records.len() as u64;
-        self.oldest_unsent_since = None;
+        match acked {
+            Ok(()) => {
+                if in_flight.ack_failures > 0 {
+                    self.counters.set_ack_error(None);
+                    self.backoff.reset();
+                    self.not_before = None;
+                }
+                self.settled_here += in_flight.records.len() as u64;
+                self.in_flight = None;
+                self.oldest_unsent_since = None;
+            }
+            Err(error) => {
+                // The events were delivered but that is not recorded: they stay pending (a later run resends them
+                // and the server dedupes them), and the acknowledgement is tried again after a backoff.
+                in_flight.ack_failures += 1;
+                self.counters
+                    .set_ack_error(Some(describe("spool ack failed", &error)));
+                self.not_before =
+                    Some(Instant::now() + self.backoff.next_delay(None).max(self.poll_interval));
+            }
+        }
     }
 }

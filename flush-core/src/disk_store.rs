@@ -105,6 +105,7 @@ impl Store for DiskStore {
             corrupt_records: stats.corrupt_records,
             settled_elsewhere: stats.settled_elsewhere,
             recovered: stats.recovered_events,
+            foreign_files: stats.foreign_files,
         }
     }
 

@@ -170,4 +170,4 @@ pub use installation_id::INSTALLATION_ID_FILE;
 pub use reporter::{FlushOutcome, MAX_RESTARTS, Reporter, Session, ShutdownOutcome};
 pub use serde_json::Value;
 pub use spool::SyncPolicy;
-pub use stats::{BreakerState, Dropped, FlushTimings, Pending, Stats};
+pub use stats::{AckHealth, BreakerState, Dropped, FlushTimings, Pending, Stats};

@@ -41,6 +41,7 @@ pub(crate) fn publish(counters: &Counters, counts: StoreCounts) {
         (&counters.dropped_corrupt, counts.corrupt_records),
         (&counters.settled_elsewhere, counts.settled_elsewhere),
         (&counters.recovered, counts.recovered),
+        (&counters.foreign_files, counts.foreign_files),
     ] {
         counter.store(value, Ordering::Relaxed);
     }

@@ -12,9 +12,7 @@
 //! ```
 //!
 //! (`settled_elsewhere` counts spool events another process sharing the directory delivered; it is zero when one
-//! process at a time uses a spool directory, and then this is exactly the identity of issue 5.)
-//!
-//! holds exactly whenever the pipeline is **quiet**: no `record()` call is in progress and the in-memory queue
+//! process at a time uses a spool directory.) This identity holds exactly whenever the pipeline is **quiet**: no `record()` call is in progress and the in-memory queue
 //! is not being drained at that instant (the spooler moves an event from the queue's length into its own counter
 //! in two steps). Concretely: after [`Reporter::checkpoint`](crate::Reporter::checkpoint),
 //! [`Reporter::flush`](crate::Reporter::flush) or [`Reporter::shutdown`](crate::Reporter::shutdown) returns, with no
@@ -27,9 +25,12 @@
 //! - `recorded`: every `record()` call, including calls whose event was then dropped;
 //! - `recovered`: the spool's `recovered_events` (records in the directory at open, or adopted later from dead
 //!   processes' segments); 0 in memory-only mode;
-//! - `acknowledged`: events of settled batches the server answered 2xx for, once each (a resend after a lost
-//!   acknowledgement does not count twice: `sent` and `retried` count wire traffic, not events);
-//! - `dropped`: by reason, see [`Dropped`] (the spool's own size/age/corruption drops included);
+//! - `acknowledged`: events of batches the server answered 2xx for, counted once each and only once the store has
+//!   recorded their acknowledgement durably (the spool's `acks` file written). Until then they stay in `pending`
+//!   and are counted in [`AckHealth::delivered_not_recorded`]: if the acknowledgement cannot be written (a
+//!   read-only or full disk), the next run sends them again and the server dedupes them. A resend does not count
+//!   twice: `sent` and `retried` count wire traffic, not events;
+//! - `dropped`: by reason, see [`Dropped`] (the spool's own size, age and loss-on-disk drops included);
 //! - `dead_lettered`: events the server rejected on their own (400/422/413 for a one-event batch);
 //! - `pending`: the queue's length + events the spooler holds + the store's unacknowledged records.
 
@@ -63,7 +64,9 @@ pub struct Dropped {
     pub spool_age: u64,
     /// A worker thread panicked while holding the event (it restarts; the event is lost).
     pub worker_panic: u64,
-    /// The spool found the event damaged on disk (its `corrupt_records`; such events count in `recovered` too).
+    /// The spool lost the event on disk (its `corrupt_records`): damaged bytes, or a segment that was cut short,
+    /// emptied, deleted or made unreadable after the spool knew the event was there. Such events count in
+    /// `recovered` too when another run or process wrote them.
     pub corrupt: u64,
 }
 
@@ -141,6 +144,21 @@ impl BreakerState {
     }
 }
 
+/// The acknowledgement writes of the store (for the spool, its `acks` file): an event is counted as acknowledged
+/// only once its acknowledgement is durable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AckHealth {
+    /// Acknowledgement writes that failed, each attempt counted (the sender retries with backoff).
+    pub failed_writes: u64,
+    /// Events the server stored (or that were dead-lettered) whose acknowledgement is not recorded yet. They are
+    /// counted in `pending.in_store`, and are sent again by a later run if this one ends first.
+    pub delivered_not_recorded: u64,
+    /// Why the acknowledgement cannot be written, while it cannot; `None` once one is written. Other errors never
+    /// overwrite it.
+    pub error: Option<String>,
+}
+
 /// How long explicit flushes took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -192,6 +210,14 @@ pub struct Stats {
     /// Spool events that another process delivering from the same directory acknowledged or dropped (zero when one
     /// process at a time uses the directory).
     pub settled_elsewhere: u64,
+    /// The state of acknowledgement writes.
+    pub acks: AckHealth,
+    /// Files in the spool directory named like spool files that the spool cannot use (not regular files, or
+    /// segments it cannot open), as of its last look; they are never opened for reading or writing.
+    pub foreign_files: u64,
+    /// How many times the sender thread woke up and decided whether to send (at least once per `poll_interval`):
+    /// a sign of life, and what tests wait on to see that it had its chance.
+    pub sender_ticks: u64,
 }
 
 impl Stats {
@@ -225,6 +251,10 @@ pub(crate) struct Counters {
     pub(crate) in_store: AtomicU64,
     pub(crate) worker_restarts: AtomicU64,
     pub(crate) settled_elsewhere: AtomicU64,
+    pub(crate) ack_failed_writes: AtomicU64,
+    pub(crate) delivered_not_recorded: AtomicU64,
+    pub(crate) foreign_files: AtomicU64,
+    pub(crate) sender_ticks: AtomicU64,
     pub(crate) dropped_queue_full: AtomicU64,
     pub(crate) dropped_evicted_oldest: AtomicU64,
     pub(crate) dropped_sampled: AtomicU64,
@@ -242,6 +272,7 @@ pub(crate) struct Counters {
     /// sees an event half moved. Only ever held across a few atomic operations; `record()` never takes it.
     accounting: Mutex<()>,
     last_error: Mutex<Option<String>>,
+    ack_error: Mutex<Option<String>>,
     flushes: Mutex<FlushTimings>,
 }
 
@@ -270,6 +301,21 @@ impl Counters {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *last = Some(message);
+    }
+
+    /// Sets (or, with `None`, clears) the current acknowledgement error; a new one is also the last error.
+    pub(crate) fn set_ack_error(&self, message: Option<String>) {
+        let mut current = self
+            .ack_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(message) = &message
+            && current.as_ref() != Some(message)
+        {
+            // A retry failing the same way is not news: it does not push a newer, different error out.
+            self.set_last_error(message.clone());
+        }
+        *current = message;
     }
 
     pub(crate) fn record_flush(&self, took: Duration, completed: bool) {
@@ -330,6 +376,17 @@ impl Counters {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
             worker_restarts: get(&self.worker_restarts),
             settled_elsewhere: get(&self.settled_elsewhere),
+            acks: AckHealth {
+                failed_writes: get(&self.ack_failed_writes),
+                delivered_not_recorded: get(&self.delivered_not_recorded),
+                error: self
+                    .ack_error
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone(),
+            },
+            foreign_files: get(&self.foreign_files),
+            sender_ticks: get(&self.sender_ticks),
         }
     }
 }

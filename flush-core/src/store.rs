@@ -44,6 +44,8 @@ pub(crate) struct StoreCounts {
     pub(crate) settled_elsewhere: u64,
     /// Records found in the store when it opened, or adopted later from another process's spool.
     pub(crate) recovered: u64,
+    /// Files named like store files that the store cannot use (the spool's `foreign_files`).
+    pub(crate) foreign_files: u64,
 }
 
 /// A store call failed: the spool's typed error, kept whole (its [`SpoolError::is_retryable`] says whether the call

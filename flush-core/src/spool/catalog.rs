@@ -3,26 +3,24 @@
 //! open [`Spool`](super::Spool), shared (behind a mutex) with its [`SpoolReader`](super::SpoolReader).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::config::{SpoolConfig, SpoolStats, SyncPolicy};
 use super::error::SpoolError;
-use super::format::{
-    self, AckEntry, SEGMENT_HEADER_LEN, SegmentHeader, SegmentKey, WriterId, parse_lock_file_name,
-};
-use super::io::{
-    create_dir_private, open_or_create, read_at_most, sync_data, sync_dir, write_all_at,
-};
-use super::lock::{Liveness, probe_writer};
+use super::format::{self, AckEntry, SEGMENT_HEADER_LEN, SegmentHeader, SegmentKey, WriterId};
+use super::io::{FileSystem, OpenMode, read_at_most, read_whole};
+use super::lock::{Liveness, parse_any_lock_file_name, probe_writer, remove_dead_lock_file};
 use super::segment::{self, Frontier};
 
 /// The acknowledgement file in the spool directory.
 pub(crate) const ACKS_FILE: &str = "acks";
 /// The directory fully delivered segments are moved to with `keep_flushed`.
 pub(crate) const FLUSHED_DIR: &str = "flushed";
+/// An acknowledgement file larger than this is damaged (it holds 72 bytes per segment).
+const MAX_ACKS_BYTES: u64 = 64 << 20;
 
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_ms() -> u64 {
@@ -54,6 +52,9 @@ pub(crate) struct SegmentState {
     pub(crate) read: Frontier,
     /// Damaged regions to jump over, sorted.
     pub(crate) skips: Vec<(u64, u64)>,
+    /// How far the segment is known to have extended (from the acknowledgement file), until a complete scan has
+    /// checked that nothing of it is missing.
+    pub(crate) known: Option<Frontier>,
 }
 
 impl SegmentState {
@@ -75,6 +76,7 @@ impl SegmentState {
             acked: start,
             read: start,
             skips: Vec::new(),
+            known: None,
         }
     }
 
@@ -100,13 +102,74 @@ impl SegmentState {
         self.sealed && self.complete && !self.own_open && self.acked.offset >= self.frontier.offset
     }
 
-    fn ack_entry(&self) -> AckEntry {
+    /// The acknowledgement file's entry: settled up to `acked`, known to extend to the frontier (or further, if the
+    /// file said so and no complete scan has checked it yet).
+    fn ack_entry(&self, acked: Frontier) -> AckEntry {
+        let mut known = self.frontier;
+        if let Some(recorded) = self.known
+            && recorded.offset > known.offset
+        {
+            known = recorded;
+        }
+        if acked.offset > known.offset {
+            known = acked;
+        }
         AckEntry {
             key: self.key,
-            offset: self.acked.offset,
-            valid: self.acked.valid,
-            next_index: self.acked.next_index,
-            last_delta_ms: self.acked.last_delta_ms,
+            offset: acked.offset,
+            valid: acked.valid,
+            next_index: acked.next_index,
+            last_delta_ms: acked.last_delta_ms,
+            known_offset: known.offset,
+            known_valid: known.valid.max(acked.valid),
+            known_next_index: known.next_index.max(acked.next_index),
+        }
+    }
+
+    /// Writes off what is known of this segment beyond what was handed out, as lost: the file is gone, cannot be
+    /// read, or holds less than was known. Returns how many records that loses. Records handed out and not yet
+    /// acknowledged stay pending (their acknowledgement settles them); if none are, the segment is settled as it
+    /// stands, so it can be removed. The second number is how many of the lost records this process had not counted
+    /// yet (known from the acknowledgement file only): the caller counts them as recovered.
+    pub(crate) fn write_off_unread(&mut self) -> (u64, u64) {
+        let mut end = self.frontier;
+        if let Some(known) = self.known.take()
+            && known.offset > end.offset
+        {
+            end = known;
+        }
+        let newly_known = end.valid.saturating_sub(self.frontier.valid);
+        let lost = end.valid.saturating_sub(self.read.valid);
+        self.frontier = Frontier {
+            offset: end.offset.max(self.read.offset),
+            next_index: end.next_index.max(self.read.next_index),
+            last_delta_ms: end.last_delta_ms.max(self.read.last_delta_ms),
+            valid: self.read.valid,
+        };
+        self.read = self.frontier;
+        if self.acked.valid == self.frontier.valid {
+            self.acked = self.frontier;
+        }
+        // A sealed segment holds nothing more; an unsealed one is scanned on from its frontier as its writer appends.
+        if self.sealed {
+            self.complete = true;
+        }
+        (lost, newly_known)
+    }
+
+    /// Takes in what the acknowledgement file knew of this segment beyond its frontier.
+    fn learn(&mut self, entry: &AckEntry) {
+        if entry.known_offset > self.frontier.offset
+            && self
+                .known
+                .is_none_or(|known| entry.known_offset > known.offset)
+        {
+            self.known = Some(Frontier {
+                offset: entry.known_offset,
+                next_index: entry.known_next_index,
+                last_delta_ms: entry.last_delta_ms,
+                valid: entry.known_valid,
+            });
         }
     }
 }
@@ -121,6 +184,8 @@ pub(crate) struct Counters {
     pub(crate) recovered: u64,
     pub(crate) acknowledged: u64,
     pub(crate) settled_elsewhere: u64,
+    /// Files named like spool files that the spool cannot use, as of the last listing.
+    pub(crate) foreign_files: u64,
 }
 
 /// Why an acknowledged cursor moves.
@@ -145,6 +210,8 @@ enum WriterState {
 pub(crate) struct Catalog {
     pub(crate) dir: PathBuf,
     pub(crate) config: SpoolConfig,
+    /// Every file operation goes through here.
+    pub(crate) fs: Arc<dyn FileSystem>,
     pub(crate) own: WriterId,
     pub(crate) segments: BTreeMap<SegmentKey, SegmentState>,
     writers: HashMap<WriterId, WriterState>,
@@ -153,12 +220,28 @@ pub(crate) struct Catalog {
     pub(crate) delivering: bool,
     flushed_bytes: u64,
     scratch: Vec<u8>,
+    /// Segments of the acknowledgement file without a file, whose missing records this process already counted.
+    written_off: BTreeSet<SegmentKey>,
+    /// Losses were written off that the acknowledgement file still describes as existing: the delivering process
+    /// rewrites it, so that later processes do not count them again.
+    pub(crate) acks_outdated: bool,
+}
+
+/// What a listing of the directory found.
+#[derive(Default)]
+struct Listing {
+    segments: BTreeSet<SegmentKey>,
+    /// Writer lock files, final and half created, by name.
+    locks: Vec<(WriterId, String)>,
+    /// Entries named like segments or locks that are not regular files.
+    foreign: u64,
 }
 
 impl Catalog {
     pub(crate) fn new(config: SpoolConfig, own: WriterId) -> Self {
         Self {
             dir: config.dir.clone(),
+            fs: Arc::clone(config.file_system()),
             config,
             own,
             segments: BTreeMap::new(),
@@ -167,11 +250,13 @@ impl Catalog {
             delivering: false,
             flushed_bytes: 0,
             scratch: Vec::new(),
+            written_off: BTreeSet::new(),
+            acks_outdated: false,
         }
     }
 
     fn io_error(&self, path: &Path, error: io::Error) -> SpoolError {
-        if error.kind() == io::ErrorKind::NotFound && !self.dir.exists() {
+        if error.kind() == io::ErrorKind::NotFound && self.fs.symlink_metadata(&self.dir).is_err() {
             return SpoolError::io(&self.dir, error);
         }
         match error.kind() {
@@ -187,32 +272,93 @@ impl Catalog {
     /// writers that died (their torn tails cut), and, unless `holder`, acknowledgements made by another process.
     /// A holder of the delivery lock also removes settled segments and dead writers' lock files.
     pub(crate) fn refresh(&mut self, holder: bool) -> Result<(), SpoolError> {
-        let (listed_segments, listed_locks) = self.list()?;
+        let listing = self.list()?;
+        let listed_segments = listing.segments;
+        let mut foreign = listing.foreign;
         let acks = if holder {
             HashMap::new()
         } else {
             self.read_acks()
         };
 
-        // Segments that vanished: removed by another process's delivery, or from outside.
+        // Segments that vanished. While this process holds the delivery lock nobody else settles anything, so their
+        // pending records are lost (deleted from outside). Otherwise the delivering process may have settled and
+        // removed them: what the acknowledgement file says it settled is settled elsewhere, what it knew beyond that
+        // is lost, and without an entry (already dropped from the file) the whole rest counts as settled elsewhere.
         let vanished: Vec<SegmentKey> = self
             .segments
             .keys()
-            .filter(|key| !listed_segments.contains(key))
+            .filter(|key| !listed_segments.contains(key) && **key != self.own_open_key())
             .copied()
             .collect();
         for key in vanished {
-            if let Some(state) = self.segments.remove(&key) {
-                self.counters.settled_elsewhere += state.pending();
+            let Some(mut state) = self.segments.remove(&key) else {
+                continue;
+            };
+            let entry = acks.get(&key);
+            if let Some(entry) = entry {
+                state.learn(entry);
+                self.written_off.insert(key);
             }
+            let settled = match entry {
+                _ if self.delivering => 0,
+                Some(entry) => entry
+                    .valid
+                    .saturating_sub(state.acked.valid)
+                    .min(state.pending()),
+                None => {
+                    // Ambiguous: what the file knew beyond this process's view was settled there too.
+                    state.known = None;
+                    state.pending()
+                }
+            };
+            self.counters.settled_elsewhere += settled;
+            state.acked.valid += settled;
+            state.read.valid = state.read.valid.max(state.acked.valid);
+            let in_flight = state.read.valid.saturating_sub(state.acked.valid);
+            state.sealed = true;
+            let (lost, newly_known) = state.write_off_unread();
+            self.acks_outdated = true;
+            self.counters.recovered += newly_known;
+            if lost > 0 {
+                tracing::debug!(segment = %key.file_name(), records = lost, "spool: a segment vanished with records");
+                self.counters.corrupt_records += lost;
+            }
+            if in_flight > 0 {
+                // Handed out and not acknowledged yet: kept until the acknowledgement (or a rewind) settles them.
+                self.segments.insert(key, state);
+            }
+        }
+        // Segments the acknowledgement file knew with records not settled, and whose file is gone: those records are
+        // lost (found, and at once lost). Counted once per process; the delivering process drops such entries.
+        self.written_off.retain(|key| acks.contains_key(key));
+        for (key, entry) in &acks {
+            if listed_segments.contains(key)
+                || self.segments.contains_key(key)
+                || self.written_off.contains(key)
+            {
+                continue;
+            }
+            let lost = entry.known_valid.saturating_sub(entry.valid);
+            if lost > 0 {
+                tracing::debug!(segment = %key.file_name(), records = lost, "spool: a known segment is missing");
+                self.counters.recovered += lost;
+                self.counters.corrupt_records += lost;
+            }
+            self.written_off.insert(*key);
+            self.acks_outdated = true;
         }
         // New segments. Invariant: this writer's own segments enter the catalog only through the writer (a refresh
         // racing with a segment creation must not take the new file for a sealed, settled one and remove it).
         for key in &listed_segments {
-            if key.writer != self.own && !self.segments.contains_key(key) {
-                self.add_segment(*key, acks.get(key));
+            if key.writer != self.own
+                && !self.segments.contains_key(key)
+                && !self.add_segment(*key, acks.get(key))
+            {
+                foreign += 1;
             }
         }
+        self.counters.foreign_files = foreign;
         // Acknowledgements made by another delivering process.
         for (key, entry) in &acks {
             self.apply_foreign_ack(*key, *entry);
@@ -256,33 +402,63 @@ impl Catalog {
         }
         self.scan_all();
         if holder {
-            self.collect_garbage(&listed_segments, &listed_locks);
+            self.collect_garbage(&listed_segments, &listing.locks);
         }
         Ok(())
     }
 
-    /// Lists the segment and lock files of the directory.
-    fn list(&self) -> Result<(BTreeSet<SegmentKey>, Vec<WriterId>), SpoolError> {
-        let entries = fs::read_dir(&self.dir).map_err(|error| SpoolError::io(&self.dir, error))?;
-        let mut segments = BTreeSet::new();
-        let mut locks = Vec::new();
+    /// The key this writer's open segment would have if it were in the catalog (vanishing own segments are the
+    /// writer's business: it re-creates the directory).
+    fn own_open_key(&self) -> SegmentKey {
+        self.segments.values().find(|state| state.own_open).map_or(
+            SegmentKey {
+                writer: self.own,
+                seq: u64::MAX,
+            },
+            |state| state.key,
+        )
+    }
+
+    /// Lists the segment and lock files of the directory. Entries named like them that are not regular files are
+    /// counted as foreign and never opened.
+    fn list(&self) -> Result<Listing, SpoolError> {
+        let entries = self
+            .fs
+            .read_dir(&self.dir)
+            .map_err(|error| SpoolError::io(&self.dir, error))?;
+        let mut listing = Listing::default();
         for entry in entries {
-            let entry = entry.map_err(|error| SpoolError::io(&self.dir, error))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if let Some(key) = SegmentKey::parse_file_name(name) {
-                segments.insert(key);
-            } else if let Some(writer) = parse_lock_file_name(name) {
-                locks.push(writer);
+            let Some(name) = entry.name.to_str() else {
+                continue;
+            };
+            let segment = SegmentKey::parse_file_name(name);
+            let lock = parse_any_lock_file_name(name);
+            if (segment.is_some() || lock.is_some()) && !entry.is_file {
+                tracing::debug!(
+                    name,
+                    "spool: a file named like a spool file is not a regular file"
+                );
+                listing.foreign += 1;
+            } else if let Some(key) = segment {
+                listing.segments.insert(key);
+            } else if let Some(writer) = lock {
+                listing.locks.push((writer, name.to_owned()));
             }
         }
-        Ok((segments, locks))
+        Ok(listing)
     }
 
     /// Reads the acknowledgement file; a missing or damaged file means "nothing acknowledged" (at-least-once).
     pub(crate) fn read_acks(&self) -> HashMap<SegmentKey, AckEntry> {
         let path = self.dir.join(ACKS_FILE);
-        match fs::read(&path) {
+        let read = match self.fs.symlink_metadata(&path) {
+            Ok(metadata) if metadata.len() > MAX_ACKS_BYTES => {
+                Err(io::Error::other("the acks file is too large"))
+            }
+            Ok(_) => read_whole(self.fs.as_ref(), &path),
+            Err(error) => Err(error),
+        };
+        match read {
             Ok(bytes) => match format::decode_acks(&bytes) {
                 Some(entries) => entries
                     .into_iter()
@@ -297,21 +473,40 @@ impl Catalog {
         }
     }
 
-    fn add_segment(&mut self, key: SegmentKey, ack: Option<&AckEntry>) {
+    /// Adds a segment found in the directory; false if its file cannot be opened (it is then counted as foreign, and
+    /// what the acknowledgement file knew of it beyond its settled cursor is written off as lost).
+    fn add_segment(&mut self, key: SegmentKey, ack: Option<&AckEntry>) -> bool {
         let path = self.dir.join(key.file_name());
-        let Ok(file) = File::open(&path) else { return };
-        let Ok(metadata) = file.metadata() else {
-            return;
+        let opened = self
+            .fs
+            .open(&path, OpenMode::Read)
+            .and_then(|file| file.metadata().map(|metadata| (file, metadata)));
+        let (file, metadata) = match opened {
+            Ok(opened) => opened,
+            // Removed since the listing: the next listing does not show it.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return true,
+            Err(error) => {
+                tracing::debug!(%error, path = %path.display(), "spool: cannot open a segment");
+                if let Some(entry) = ack
+                    && self.written_off.insert(key)
+                {
+                    let lost = entry.known_valid.saturating_sub(entry.valid);
+                    self.counters.recovered += lost;
+                    self.counters.corrupt_records += lost;
+                    self.acks_outdated = true;
+                }
+                return false;
+            }
         };
         let file_len = metadata.len();
         let mut header = [0_u8; SEGMENT_HEADER_LEN as usize];
-        let header_len = read_at_most(&file, &mut header, 0).unwrap_or(0);
+        let header_len = read_at_most(self.fs.as_ref(), &file, &mut header, 0).unwrap_or(0);
         let created_ms = match SegmentHeader::decode(&header[..header_len]) {
             Some(decoded) if decoded.key == key => decoded.created_ms,
             _ if file_len < SEGMENT_HEADER_LEN => {
                 // Being created by a live writer, or a dead writer's torn creation: looked at again by a later refresh
                 // (a dead writer's is removed by the garbage collection).
-                return;
+                return true;
             }
             _ => {
                 // A damaged header: the frames after it are still read; their times count from the file's mtime.
@@ -335,17 +530,20 @@ impl Catalog {
             state.frontier = cursor;
             state.acked = cursor;
             state.read = cursor;
+            state.learn(entry);
         }
         if self.writers.get(&key.writer) == Some(&WriterState::Dead) {
             state.sealed = true;
         }
         self.segments.insert(key, state);
+        true
     }
 
     fn apply_foreign_ack(&mut self, key: SegmentKey, entry: AckEntry) {
-        let Some(state) = self.segments.get(&key) else {
+        let Some(state) = self.segments.get_mut(&key) else {
             return;
         };
+        state.learn(&entry);
         if entry.offset <= state.acked.offset {
             return;
         }
@@ -381,7 +579,7 @@ impl Catalog {
     /// Probes a writer that is not known dead; if it is dead, seals its segments and cuts their torn tails while
     /// holding its lock, so two processes never cut the same file at once.
     fn probe_and_adopt(&mut self, writer: WriterId) {
-        match probe_writer(&self.dir, writer) {
+        match probe_writer(self.fs.as_ref(), &self.dir, writer) {
             Liveness::Alive => {
                 self.writers.insert(writer, WriterState::Alive);
             }
@@ -409,9 +607,10 @@ impl Catalog {
 
     fn cut_tail(&mut self, key: SegmentKey, torn_at: u64) {
         let path = self.dir.join(key.file_name());
-        let result = OpenOptions::new().write(true).open(&path).and_then(|file| {
-            file.set_len(torn_at)?;
-            sync_data(&file)
+        let fs = self.fs.as_ref();
+        let result = fs.open(&path, OpenMode::ReadWrite).and_then(|file| {
+            fs.set_len(&file, torn_at)?;
+            fs.sync_data(&file)
         });
         match result {
             Ok(()) => {
@@ -437,27 +636,43 @@ impl Catalog {
         }
     }
 
-    /// Scans one segment from its frontier; returns where its torn tail starts, if it has one.
+    /// Scans one segment from its frontier; returns where its torn tail starts, if it has one. A sealed segment that
+    /// cannot be opened any more, or whose complete scan ends before what was known of it, has lost those records.
     fn scan_segment(&mut self, key: SegmentKey) -> Option<u64> {
         let max_record = self.config.max_record_bytes;
+        let chunk = self.config.read_ahead_bytes;
         let own = self.own;
         let path = self.dir.join(key.file_name());
         let state = self.segments.get_mut(&key)?;
         if state.own_open || state.complete {
             return None;
         }
-        let file = File::open(&path).ok()?;
+        let file = match self.fs.open(&path, OpenMode::Read) {
+            Ok(file) => file,
+            Err(error) => {
+                if state.sealed && error.kind() != io::ErrorKind::NotFound {
+                    let (lost, newly_known) = state.write_off_unread();
+                    tracing::debug!(%error, path = %path.display(), records = lost, "spool: a segment cannot be read");
+                    self.counters.recovered += newly_known;
+                    self.counters.corrupt_records += lost;
+                    self.acks_outdated = true;
+                }
+                return None;
+            }
+        };
         let file_len = file.metadata().ok()?.len();
         state.file_len = file_len;
         if file_len <= state.frontier.offset && !state.sealed {
             return None;
         }
         let report = match segment::scan(
+            self.fs.as_ref(),
             &file,
             file_len,
             &mut state.frontier,
             state.sealed,
             max_record,
+            chunk,
             &mut self.scratch,
         ) {
             Ok(report) => report,
@@ -474,6 +689,22 @@ impl Catalog {
         self.counters.corrupt_bytes += report.corrupt_bytes;
         state.skips.extend(report.skips);
         state.complete = report.complete;
+        if let Some(known) = state.known {
+            if state.frontier.offset >= known.offset {
+                state.known = None;
+            } else if report.complete {
+                // Invariant: record indexes are dense within a segment, so the records known to exist past the last
+                // valid frame are exactly the missing indexes (a gap in the middle was counted by the scan).
+                let lost = u64::from(known.next_index.saturating_sub(state.frontier.next_index));
+                tracing::debug!(path = %path.display(), records = lost, "spool: a segment ends before what was known of it");
+                if key.writer != own {
+                    self.counters.recovered += lost;
+                }
+                self.counters.corrupt_records += lost;
+                state.known = None;
+                self.acks_outdated = true;
+            }
+        }
         report.torn_at
     }
 
@@ -482,18 +713,19 @@ impl Catalog {
     fn collect_garbage(
         &mut self,
         listed_segments: &BTreeSet<SegmentKey>,
-        listed_locks: &[WriterId],
+        listed_locks: &[(WriterId, String)],
     ) {
         // Segment files too short for a header, of dead writers: torn creations, holding no record.
         for key in listed_segments {
             if self.segments.contains_key(key) || key.writer == self.own {
                 continue;
             }
-            if let Liveness::Dead(lock) = probe_writer(&self.dir, key.writer) {
+            if let Liveness::Dead(lock) = probe_writer(self.fs.as_ref(), &self.dir, key.writer) {
                 let path = self.dir.join(key.file_name());
-                if let Ok(metadata) = fs::metadata(&path)
+                if let Ok(metadata) = self.fs.symlink_metadata(&path)
+                    && metadata.is_file()
                     && metadata.len() < SEGMENT_HEADER_LEN
-                    && fs::remove_file(&path).is_ok()
+                    && self.fs.remove_file(&path).is_ok()
                 {
                     self.counters.corrupt_bytes += metadata.len();
                 }
@@ -501,13 +733,18 @@ impl Catalog {
             }
         }
         self.remove_settled();
-        for writer in listed_locks {
-            if *writer == self.own || self.segments.range(writer_range(*writer)).next().is_some() {
+        // Lock files (final or half created) of dead writers with no segment left: removed under their lock.
+        for (writer, name) in listed_locks {
+            if *writer == self.own
+                || self.segments.range(writer_range(*writer)).next().is_some()
+                || listed_segments
+                    .range(writer_range(*writer))
+                    .next()
+                    .is_some()
+            {
                 continue;
             }
-            if let Liveness::Dead(Some(lock)) = probe_writer(&self.dir, *writer) {
-                let _ = fs::remove_file(self.dir.join(format::lock_file_name(*writer)));
-                drop(lock);
+            if remove_dead_lock_file(self.fs.as_ref(), &self.dir, name) {
                 self.writers.remove(writer);
             }
         }
@@ -536,10 +773,12 @@ impl Catalog {
         let path = self.dir.join(key.file_name());
         let result = if self.config.keep_flushed && !dropped {
             let flushed = self.dir.join(FLUSHED_DIR);
-            create_dir_private(&flushed)
-                .and_then(|()| fs::rename(&path, flushed.join(key.file_name())))
+            self.fs.create_dir_all(&flushed).and_then(|()| {
+                self.fs
+                    .rename(&path, flushed.join(key.file_name()).as_path())
+            })
         } else {
-            fs::remove_file(&path)
+            self.fs.remove_file(&path)
         };
         match &result {
             Ok(()) => {
@@ -558,22 +797,23 @@ impl Catalog {
     /// Removes kept flushed segments older than `max_age`, then the oldest ones while the directory is over `budget`.
     fn prune_flushed(&mut self, now: u64, budget: u64) {
         let flushed = self.dir.join(FLUSHED_DIR);
-        let Ok(entries) = fs::read_dir(&flushed) else {
+        let Ok(entries) = self.fs.read_dir(&flushed) else {
             self.flushed_bytes = 0;
             return;
         };
         let cutoff = now.saturating_sub(self.config.max_age.as_millis() as u64);
         let mut files: Vec<(u64, u64, PathBuf)> = entries
-            .filter_map(Result::ok)
+            .into_iter()
             .filter_map(|entry| {
-                let metadata = entry.metadata().ok()?;
+                let path = flushed.join(&entry.name);
+                let metadata = self.fs.symlink_metadata(&path).ok()?;
                 let modified = metadata
                     .modified()
                     .ok()?
                     .duration_since(UNIX_EPOCH)
                     .ok()?
                     .as_millis() as u64;
-                Some((modified, metadata.len(), entry.path()))
+                Some((modified, metadata.len(), path))
             })
             .collect();
         files.sort();
@@ -583,7 +823,7 @@ impl Catalog {
             if modified >= cutoff && segments_bytes + total <= budget {
                 break;
             }
-            if fs::remove_file(&path).is_ok() {
+            if self.fs.remove_file(&path).is_ok() {
                 total -= len;
             }
         }
@@ -619,28 +859,45 @@ impl Catalog {
         }
     }
 
+    /// The whole directory is gone (deleted from outside; no delivering process ever removes it): every known
+    /// record is lost, except those handed out and not yet acknowledged, which their acknowledgement (or a rewind)
+    /// settles.
+    pub(crate) fn lose_directory(&mut self) {
+        let keys: Vec<SegmentKey> = self.segments.keys().copied().collect();
+        for key in keys {
+            let Some(mut state) = self.segments.remove(&key) else {
+                continue;
+            };
+            state.sealed = true;
+            state.own_open = false;
+            let in_flight = state.read.valid > state.acked.valid;
+            let (lost, newly_known) = state.write_off_unread();
+            self.counters.recovered += newly_known;
+            self.counters.corrupt_records += lost;
+            if in_flight {
+                self.segments.insert(key, state);
+            }
+        }
+        self.written_off.clear();
+    }
+
     /// Writes the acknowledgement file atomically (temporary file, fsync, rename, directory fsync; no fsync with
     /// [`SyncPolicy::Never`]), with `overrides` in place of the current acknowledged cursors. Only a holder of the
     /// delivery lock calls this.
     pub(crate) fn persist_acks(
-        &self,
+        &mut self,
         overrides: &[(SegmentKey, Frontier)],
     ) -> Result<(), SpoolError> {
         let mut entries: Vec<AckEntry> = Vec::with_capacity(self.segments.len());
         for state in self.segments.values() {
-            let mut entry = state.ack_entry();
+            let mut acked = state.acked;
             if let Some((_, cursor)) = overrides.iter().rev().find(|(key, _)| *key == state.key)
-                && cursor.offset > entry.offset
+                && cursor.offset > acked.offset
             {
-                entry = AckEntry {
-                    key: state.key,
-                    offset: cursor.offset,
-                    valid: cursor.valid,
-                    next_index: cursor.next_index,
-                    last_delta_ms: cursor.last_delta_ms,
-                };
+                acked = *cursor;
             }
-            if entry.offset > SEGMENT_HEADER_LEN {
+            let entry = state.ack_entry(acked);
+            if entry.known_offset > SEGMENT_HEADER_LEN {
                 entries.push(entry);
             }
         }
@@ -649,20 +906,40 @@ impl Catalog {
         // With `SyncPolicy::Never` nothing is fsynced, acknowledgements included: an OS crash can then only make
         // records be delivered again (at-least-once), never lose one.
         let durable = self.config.sync != SyncPolicy::Never;
+        let fs = self.fs.as_ref();
         let write = || -> io::Result<()> {
-            let file = open_or_create(&temporary)?;
-            file.set_len(0)?;
-            write_all_at(&file, &bytes, 0)?;
+            let file = fs.open(&temporary, OpenMode::OpenOrCreate)?;
+            fs.set_len(&file, 0)?;
+            fs.write_all_at(&file, &bytes, 0)?;
             if durable {
-                sync_data(&file)?;
+                fs.sync_data(&file)?;
             }
-            fs::rename(&temporary, self.dir.join(ACKS_FILE))?;
-            if durable { sync_dir(&self.dir) } else { Ok(()) }
+            fs.rename(&temporary, &self.dir.join(ACKS_FILE))?;
+            if durable {
+                fs.sync_dir(&self.dir)
+            } else {
+                Ok(())
+            }
         };
-        write().map_err(|error| {
-            let _ = fs::remove_file(&temporary);
+        let written = write().map_err(|error| {
+            let _ = fs.remove_file(&temporary);
             self.io_error(&self.dir.join(ACKS_FILE), error)
-        })
+        });
+        if written.is_ok() {
+            self.acks_outdated = false;
+        }
+        written
+    }
+
+    /// Rewrites the acknowledgement file if it still describes losses this process wrote off (best effort: a failure
+    /// only means that another process may count them again). Only a holder of the delivery lock calls this.
+    pub(crate) fn persist_write_offs(&mut self) {
+        if !self.acks_outdated {
+            return;
+        }
+        if let Err(error) = self.persist_acks(&[]) {
+            tracing::debug!(%error, "spool: cannot rewrite the acks file after a loss");
+        }
     }
 
     /// Applies the size and age limits (whole segments; the reader drops single expired records). Only a holder of
@@ -738,6 +1015,7 @@ impl Catalog {
             recovered_events: self.counters.recovered,
             acknowledged_events: self.counters.acknowledged,
             settled_elsewhere: self.counters.settled_elsewhere,
+            foreign_files: self.counters.foreign_files,
             ..SpoolStats::default()
         };
         let mut oldest: Option<u64> = None;

@@ -1,20 +1,22 @@
 //! The spool's configuration, sync policy and statistics.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::SpoolError;
 use super::format::{FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+use super::io::{FileSystem, RealFileSystem};
 
 /// Where and how a [`Spool`](super::Spool) keeps its records. Build it with [`SpoolConfig::new`] and change fields.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct SpoolConfig {
     /// The spool directory, created (mode 0700, with parents) if missing. Several processes may share it.
     pub dir: PathBuf,
     /// When appended records are fsynced.
     pub sync: SyncPolicy,
     /// A segment file is rolled over when the next batch would take it past this size (a single batch larger than
-    /// this gets a segment of its own). Default 8 MiB; 16 KiB in this crate's unit tests, so they hit rollover.
+    /// this gets a segment of its own). Default 8 MiB.
     pub max_segment_bytes: u64,
     /// The size budget of the directory (segments and kept flushed segments). Over it, flushed segments and then the
     /// oldest sealed segments are removed, their undelivered records counted in
@@ -31,6 +33,10 @@ pub struct SpoolConfig {
     /// (so a corrupt length field cannot make it allocate more). Default 1 MiB. Readers should use the same value as
     /// writers: a record longer than the reader's limit is treated as damage.
     pub max_record_bytes: u32,
+    /// How much a scan or a reader reads per system call (a single larger record is read whole). Default 1 MiB.
+    pub read_ahead_bytes: usize,
+    /// The file system every file operation goes through (see [`with_file_system`](Self::with_file_system)).
+    file_system: Arc<dyn FileSystem>,
 }
 
 /// When appended records are fsynced (`fdatasync`).
@@ -59,16 +65,26 @@ impl SpoolConfig {
         Self {
             dir: dir.into(),
             sync: SyncPolicy::GroupCommit(Duration::from_millis(200)),
-            max_segment_bytes: if cfg!(test) {
-                16 * 1024
-            } else {
-                8 * 1024 * 1024
-            },
+            max_segment_bytes: 8 * 1024 * 1024,
             max_total_bytes: 256 * 1024 * 1024,
             max_age: Duration::from_secs(2 * 24 * 60 * 60),
             keep_flushed: false,
             max_record_bytes: 1024 * 1024,
+            read_ahead_bytes: 1024 * 1024,
+            file_system: Arc::new(RealFileSystem),
         }
+    }
+
+    /// Makes every file operation of the spool (and of the reporter's worker threads using it) go through
+    /// `file_system` instead of [`RealFileSystem`]: the seam where tests inject disk faults.
+    pub fn with_file_system(mut self, file_system: Arc<dyn FileSystem>) -> Self {
+        self.file_system = file_system;
+        self
+    }
+
+    /// The file system the spool uses.
+    pub fn file_system(&self) -> &Arc<dyn FileSystem> {
+        &self.file_system
     }
 
     /// Checks the limits once, in one place.
@@ -88,6 +104,11 @@ impl SpoolConfig {
         if self.max_total_bytes < self.max_segment_bytes {
             return Err(SpoolError::InvalidConfig {
                 reason: "max_total_bytes is smaller than max_segment_bytes",
+            });
+        }
+        if self.read_ahead_bytes < FRAME_HEADER_LEN {
+            return Err(SpoolError::InvalidConfig {
+                reason: "read_ahead_bytes is smaller than a frame header",
             });
         }
         if let SyncPolicy::GroupCommit(interval) = self.sync
@@ -122,9 +143,11 @@ pub struct SpoolStats {
     pub dropped_for_size: u64,
     /// Records dropped (never delivered) because they were older than `max_age`.
     pub dropped_for_age: u64,
-    /// Records lost to damage on disk: those in damaged regions that the scan skipped (exactly, from the gap in
-    /// record indexes around each region; they are counted in `recovered_events` too), and pending records whose
-    /// bytes were damaged after they were scanned. A torn tail (an incomplete last write) is counted in bytes only.
+    /// Records lost on disk (see "Losses" in the [module doc](super)): those in damaged regions that the scan
+    /// skipped (exactly, from the gap in record indexes around each region), those known to exist past the end of
+    /// a segment that was cut short or emptied, those of a segment deleted or made unreadable, and pending records
+    /// whose bytes were damaged after they were scanned. Records that another writer wrote count in
+    /// `recovered_events` too. A torn tail (an incomplete last write, never known to exist) is counted in bytes only.
     pub corrupt_records: u64,
     /// Bytes skipped or cut as damaged, torn tails included.
     pub corrupt_bytes: u64,
@@ -134,6 +157,11 @@ pub struct SpoolStats {
     /// Records acknowledged through this process's readers.
     pub acknowledged_events: u64,
     /// Records this process had counted as pending that left the spool without it: acknowledged or dropped by
-    /// another process delivering from the directory, or removed from outside (a deleted directory).
+    /// another process delivering from the directory (a segment that vanished while another process may have been
+    /// delivering counts here too: only the delivering process can tell a removal from outside).
     pub settled_elsewhere: u64,
+    /// Files named like segments or lock files that the spool cannot use, as of its last look at the directory:
+    /// not regular files (a FIFO, a socket, a device, a symbolic link, a directory), and segments it cannot open. They
+    /// are never read or written.
+    pub foreign_files: u64,
 }

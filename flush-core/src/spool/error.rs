@@ -38,7 +38,7 @@ pub enum SpoolError {
     /// The spool directory does not exist any more (it was deleted while the spool was open).
     ///
     /// Retry: yes; the next [`append`](super::Spool::append) re-creates the directory. Events that were in the deleted
-    /// directory are gone; they are counted in [`SpoolStats::settled_elsewhere`](super::SpoolStats::settled_elsewhere).
+    /// directory are gone; they are counted in [`SpoolStats::corrupt_records`](super::SpoolStats::corrupt_records).
     #[error("spool directory {path} is missing")]
     DirectoryMissing {
         /// The spool directory.

@@ -7,14 +7,18 @@ use std::fmt;
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"FLUSHSEG";
 /// The first 8 bytes of the acknowledgement file.
 pub(crate) const ACKS_MAGIC: [u8; 8] = *b"FLUSHACK";
-/// The format version written in segment headers and the acknowledgement file.
+/// The format version written in segment headers.
 pub(crate) const FORMAT_VERSION: u16 = 1;
+/// The format version of the acknowledgement file written now (version 1, without known extents, is still read).
+pub(crate) const ACKS_VERSION: u16 = 2;
 /// The length of a segment header; the first frame starts at this offset.
 pub(crate) const SEGMENT_HEADER_LEN: u64 = 48;
 /// The length of a frame header (length, CRC, index, time delta).
 pub(crate) const FRAME_HEADER_LEN: usize = 16;
-/// The length of one entry of the acknowledgement file.
-const ACK_ENTRY_LEN: usize = 48;
+/// The length of one entry of a version 1 acknowledgement file.
+const ACK_ENTRY_LEN_V1: usize = 48;
+/// The length of one entry of a version 2 acknowledgement file (a version 1 entry, then the known extent).
+const ACK_ENTRY_LEN: usize = 72;
 /// The length of the acknowledgement file's header (magic, version, reserved, count).
 const ACKS_HEADER_LEN: usize = 16;
 
@@ -277,13 +281,20 @@ pub(crate) struct AckEntry {
     pub(crate) next_index: u32,
     /// The time delta of the last settled frame.
     pub(crate) last_delta_ms: u32,
+    /// How far the segment was known to extend when the file was written: `known_valid` valid frames before
+    /// `known_offset`, the next frame's index `known_next_index`. Never behind the settled cursor.
+    pub(crate) known_offset: u64,
+    /// See `known_offset`.
+    pub(crate) known_valid: u64,
+    /// See `known_offset`.
+    pub(crate) known_next_index: u32,
 }
 
 /// Encodes the acknowledgement file.
 pub(crate) fn encode_acks(entries: &[AckEntry]) -> Vec<u8> {
     let mut out = Vec::with_capacity(ACKS_HEADER_LEN + entries.len() * ACK_ENTRY_LEN + 4);
     out.extend_from_slice(&ACKS_MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&ACKS_VERSION.to_le_bytes());
     out.extend_from_slice(&0_u16.to_le_bytes());
     out.extend_from_slice(
         &u32::try_from(entries.len())
@@ -297,6 +308,10 @@ pub(crate) fn encode_acks(entries: &[AckEntry]) -> Vec<u8> {
         out.extend_from_slice(&entry.valid.to_le_bytes());
         out.extend_from_slice(&entry.next_index.to_le_bytes());
         out.extend_from_slice(&entry.last_delta_ms.to_le_bytes());
+        out.extend_from_slice(&entry.known_offset.to_le_bytes());
+        out.extend_from_slice(&entry.known_valid.to_le_bytes());
+        out.extend_from_slice(&entry.known_next_index.to_le_bytes());
+        out.extend_from_slice(&0_u32.to_le_bytes());
     }
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -305,32 +320,52 @@ pub(crate) fn encode_acks(entries: &[AckEntry]) -> Vec<u8> {
 
 /// Decodes the acknowledgement file; `None` if it is damaged in any way.
 pub(crate) fn decode_acks(bytes: &[u8]) -> Option<Vec<AckEntry>> {
-    if bytes.len() < ACKS_HEADER_LEN + 4
-        || bytes[0..8] != ACKS_MAGIC
-        || read_u16(bytes, 8)? != FORMAT_VERSION
-    {
+    if bytes.len() < ACKS_HEADER_LEN + 4 || bytes[0..8] != ACKS_MAGIC {
         return None;
     }
+    let entry_len = match read_u16(bytes, 8)? {
+        1 => ACK_ENTRY_LEN_V1,
+        ACKS_VERSION => ACK_ENTRY_LEN,
+        _ => return None,
+    };
     let count = read_u32(bytes, 12)? as usize;
-    let body_len = ACKS_HEADER_LEN.checked_add(count.checked_mul(ACK_ENTRY_LEN)?)?;
+    let body_len = ACKS_HEADER_LEN.checked_add(count.checked_mul(entry_len)?)?;
     if bytes.len() != body_len + 4
         || crc32c::crc32c(&bytes[..body_len]) != read_u32(bytes, body_len)?
     {
         return None;
     }
     let mut entries = Vec::with_capacity(count);
-    for entry in bytes[ACKS_HEADER_LEN..body_len].chunks_exact(ACK_ENTRY_LEN) {
+    for entry in bytes[ACKS_HEADER_LEN..body_len].chunks_exact(entry_len) {
         let mut writer = [0_u8; 16];
         writer.copy_from_slice(&entry[0..16]);
+        let offset = read_u64(entry, 24)?;
+        let valid = read_u64(entry, 32)?;
+        let next_index = read_u32(entry, 40)?;
+        let (known_offset, known_valid, known_next_index) = if entry_len == ACK_ENTRY_LEN {
+            (
+                read_u64(entry, 48)?,
+                read_u64(entry, 56)?,
+                read_u32(entry, 64)?,
+            )
+        } else {
+            (offset, valid, next_index)
+        };
+        if known_offset < offset || known_valid < valid || known_next_index < next_index {
+            return None;
+        }
         entries.push(AckEntry {
             key: SegmentKey {
                 writer: WriterId(writer),
                 seq: read_u64(entry, 16)?,
             },
-            offset: read_u64(entry, 24)?,
-            valid: read_u64(entry, 32)?,
-            next_index: read_u32(entry, 40)?,
+            offset,
+            valid,
+            next_index,
             last_delta_ms: read_u32(entry, 44)?,
+            known_offset,
+            known_valid,
+            known_next_index,
         });
     }
     Some(entries)
@@ -454,7 +489,7 @@ mod tests {
     proptest! {
         #[test]
         fn the_acks_file_round_trips_and_any_flip_is_detected(
-            raw in proptest::collection::vec((any::<u64>(), any::<u64>(), any::<u64>(), any::<u32>()), 0..20),
+            raw in proptest::collection::vec((any::<u64>(), 0..u64::MAX / 2, 0..u64::MAX / 2, 0..u32::MAX / 2), 0..20),
             flip in any::<proptest::sample::Index>(),
         ) {
             let writer = WriterId::generate();
@@ -466,6 +501,9 @@ mod tests {
                     valid,
                     next_index,
                     last_delta_ms: next_index / 2,
+                    known_offset: offset + u64::from(next_index),
+                    known_valid: valid + 1,
+                    known_next_index: next_index + 1,
                 })
                 .collect();
             let mut bytes = encode_acks(&entries);

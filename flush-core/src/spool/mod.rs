@@ -40,10 +40,15 @@
 //! | path | what |
 //! |---|---|
 //! | `<dir>/` | created with mode `0700`; every file in it is created `0600` (telemetry can hold personal data) |
-//! | `<writer>.lock` | one per writer (open [`Spool`]); the writer holds an exclusive `flock` on it for its lifetime. Created as `<writer>.lock.tmp`, locked, then renamed, so it is never seen unlocked while its writer lives |
+//! | `<writer>.lock` | one per writer (open [`Spool`]); the writer holds an exclusive `flock` on it for its lifetime. Created as `<writer>.lock.tmp`, locked, then renamed, so it is never seen unlocked while its writer lives. Removed, under its lock, by its writer when it closes with no segment left, or by the delivering process once the writer is dead and its segments are gone; a dead writer's `<writer>.lock.tmp` likewise (a starting writer whose half-created file is taken starts again under a new id). So the lock files are bounded by the live writers and the writers with segments |
 //! | `<writer>-<seq>.seg` | a segment: `<writer>` is the writer id (a UUID v7, 32 lowercase hex digits), `<seq>` its number within the writer (16 lowercase hex digits, from 0) |
 //! | `delivery.lock` | the delivery lock: whoever holds its `flock` is the one reader of the directory |
 //! | `acks` | the acknowledgement file, rewritten atomically by the delivery-lock holder (via `acks.<writer>.tmp`) |
+//!
+//! Only regular files are ever opened, always with `O_NONBLOCK`: an entry named like a segment or a lock file that
+//! is not a regular file (a FIFO, a socket, a device, a symbolic link) is never opened and is counted in
+//! [`SpoolStats::foreign_files`], with segments that cannot be opened. Every file operation goes through the
+//! [`FileSystem`] of the configuration ([`RealFileSystem`] by default).
 //! | `flushed/` | with `keep_flushed`, fully delivered segments are moved here (still under `max_age` and `max_total_bytes`) |
 //!
 //! ## Segment
@@ -79,11 +84,15 @@
 //!
 //! ## Acknowledgement file (`acks`)
 //!
-//! Magic `FLUSHACK` (8), version `1` (2), reserved (2), entry count (4), the entries, then a CRC-32C of everything
-//! before it (4). An entry (48 bytes): writer id (16), segment sequence (8), settled offset (8), count of valid
+//! Magic `FLUSHACK` (8), version `2` (2), reserved (2), entry count (4), the entries, then a CRC-32C of everything
+//! before it (4). An entry (72 bytes): writer id (16), segment sequence (8), settled offset (8), count of valid
 //! frames before that offset (8), the index the frame at that offset should have (4), the time delta of the last
-//! settled frame (4). Everything of that segment before the offset is acknowledged or dropped; a segment without an
-//! entry is settled up to its header. The file is written to a temporary file, fsynced, renamed over `acks`, and the
+//! settled frame (4), then the segment's **known extent**: known offset (8), count of valid frames before it (8), the
+//! index the frame at that offset should have (4), reserved (4). Everything of that segment before the settled offset
+//! is acknowledged or dropped; the known extent is how far the writer had appended or a scan had found valid frames
+//! when the file was written (never behind the settled offset). A segment without an entry is settled up to its
+//! header, with nothing known beyond. Version 1 files (48-byte entries, without the known extent) are still read, as
+//! knowing nothing beyond the settled offset. The file is written to a temporary file, fsynced, renamed over `acks`, and the
 //! directory fsynced; a missing or damaged `acks` means "nothing acknowledged" (at-least-once: records are sent
 //! again, their idempotency keys make that harmless).
 //!
@@ -123,6 +132,27 @@
 //! - A damaged segment header loses only the header: frames are still read, their times counted from the file's
 //!   modification time. A file shorter than a header, of a dead writer, is a torn creation and is removed.
 //! - None of this is an error: damage never stops the rest of the spool from being delivered.
+//!
+//! # Losses the spool can prove
+//!
+//! A record is **known to exist** when this process appended or scanned it, or when the acknowledgement file's known
+//! extent covers it. Record indexes are dense within a segment, so a known record that cannot be delivered is
+//! counted exactly, in [`SpoolStats::corrupt_records`]:
+//!
+//! - in a sealed segment scanned to its end, the records between the last valid frame and the known extent (the
+//!   segment was cut short, emptied, or its last frames damaged): `known next index - last valid index - 1`;
+//! - a segment whose file vanished, or cannot be opened (not a regular file any more, permission denied): its known
+//!   records not yet handed out. While this process holds the delivery lock nobody else settles anything, so a
+//!   vanished segment is a loss; otherwise the records the acknowledgement file says were settled count in
+//!   `settled_elsewhere`, and a segment whose entry is already gone counts there whole (only the delivering process
+//!   can tell a removal from outside);
+//! - the whole directory removed from outside (a delivering process never removes it): every known record.
+//!
+//! Records handed out and not yet acknowledged stay pending until their acknowledgement (or a rewind) settles them.
+//! Each process counts a loss once; the delivering process then rewrites `acks`, so later processes do not count it
+//! again. What no process knew cannot be counted: with [`SyncPolicy::Never`], records a writer appended after the
+//! last `acks` write and that an operating-system crash took with the page cache are lost without a trace; a torn
+//! frame (a write cut by a crash, whose `append` never returned) was never known and is counted in bytes only.
 //!
 //! # Delivery and acknowledgement
 //!
@@ -177,7 +207,8 @@
 //!
 //! `format` (byte layout, pure), `segment` (scanning and resynchronisation), `catalog` (this process's view of the
 //! directory: cursors, liveness, counters, retention), `writer` ([`Spool`]), `reader` ([`SpoolReader`]), `lock`
-//! (flocks), `io` (the file-access seam where tests inject faults), `config`, `error`.
+//! (flocks), `io` (the [`FileSystem`] seam every file operation goes through, where tests inject faults), `config`,
+//! `error`.
 
 mod catalog;
 mod config;
@@ -194,5 +225,6 @@ mod tests;
 
 pub use config::{SpoolConfig, SpoolStats, SyncPolicy};
 pub use error::SpoolError;
+pub use io::{DirEntry, FileSystem, NOT_A_REGULAR_FILE, OpenMode, RealFileSystem};
 pub use reader::{Position, SpoolBatch, SpoolReader};
 pub use writer::Spool;

@@ -6,12 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::catalog::{Catalog, Settle, now_ms};
 use super::error::SpoolError;
 use super::format::{self, Parsed, SegmentKey};
-use super::io::read_at_most;
+use super::io::{OpenMode, read_at_most};
 use super::segment::Frontier;
 use super::writer::{SharedCatalog, lock_catalog};
-
-/// How much a reader reads ahead per system call (a single larger record is read whole).
-const READ_AHEAD: usize = if cfg!(test) { 4096 } else { 1024 * 1024 };
 
 /// Numbers readers, so a position is only accepted by the reader that handed it out.
 static NEXT_READER_ID: AtomicU64 = AtomicU64::new(1);
@@ -128,6 +125,7 @@ impl SpoolReader {
             catalog.persist_acks(&[])?;
             catalog.remove_settled();
         }
+        catalog.persist_write_offs();
         if out.records.is_empty() {
             return Ok(None);
         }
@@ -191,7 +189,7 @@ impl SpoolReader {
     }
 
     /// Reads records of one segment into `out`, from its read cursor up to its known frontier, through the
-    /// read-ahead buffer (one `pread` of up to [`READ_AHEAD`] serves many batches).
+    /// read-ahead buffer (one `pread` of up to `read_ahead_bytes` serves many batches).
     fn read_segment(
         &mut self,
         catalog: &mut Catalog,
@@ -200,6 +198,8 @@ impl SpoolReader {
         cutoff_ms: u64,
     ) -> Result<(), SpoolError> {
         let max_record = catalog.config.max_record_bytes;
+        let read_ahead = catalog.config.read_ahead_bytes;
+        let fs = std::sync::Arc::clone(&catalog.fs);
         let path = catalog.dir.join(key.file_name());
         let mut min_fill = 0_usize;
         // The offset of the frame the buffer was last refilled for, big enough to hold it whole.
@@ -208,7 +208,10 @@ impl SpoolReader {
         // returns, so damaged data cannot loop.
         loop {
             let Catalog {
-                segments, counters, ..
+                segments,
+                counters,
+                acks_outdated,
+                ..
             } = &mut *catalog;
             let Some(state) = segments.get_mut(&key) else {
                 return Ok(());
@@ -243,11 +246,15 @@ impl SpoolReader {
                     .as_ref()
                     .is_none_or(|(open_key, _)| *open_key != key)
                 {
-                    match File::open(&path) {
+                    match fs.open(&path, OpenMode::Read) {
                         Ok(file) => self.open_file = Some((key, file)),
-                        Err(_) => {
-                            // Removed from outside: the next refresh counts it.
-                            state.read = state.frontier;
+                        Err(error) => {
+                            // Removed or made unreadable from outside: what was not handed out is lost.
+                            let (lost, newly_known) = state.write_off_unread();
+                            tracing::debug!(%error, segment = %key.file_name(), records = lost, "spool: a segment cannot be read");
+                            counters.recovered += newly_known;
+                            counters.corrupt_records += lost;
+                            *acks_outdated = true;
                             return Ok(());
                         }
                     }
@@ -257,8 +264,8 @@ impl SpoolReader {
                 };
                 let available = usize::try_from(limit - state.read.offset).unwrap_or(usize::MAX);
                 self.buffer
-                    .resize(available.min(READ_AHEAD.max(min_fill)), 0);
-                let got = read_at_most(file, &mut self.buffer, state.read.offset)
+                    .resize(available.min(read_ahead.max(min_fill)), 0);
+                let got = read_at_most(fs.as_ref(), file, &mut self.buffer, state.read.offset)
                     .map_err(|error| SpoolError::io(&path, error))?;
                 self.buffer.truncate(got);
                 self.cache_key = Some(key);
@@ -322,15 +329,15 @@ impl SpoolReader {
             if damaged {
                 // The bytes changed after they were scanned (damage on disk while open): the records up to the
                 // frontier are lost to this process.
-                let lost = state.frontier.valid.saturating_sub(state.read.valid);
+                let (lost, newly_known) = state.write_off_unread();
                 tracing::debug!(
                     segment = %key.file_name(),
                     records = lost,
                     "spool: a segment was damaged after it was scanned"
                 );
+                counters.recovered += newly_known;
                 counters.corrupt_records += lost;
-                state.frontier.valid = state.read.valid;
-                state.read = state.frontier;
+                *acks_outdated = true;
                 return Ok(());
             }
         }

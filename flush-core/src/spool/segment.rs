@@ -5,10 +5,7 @@ use std::fs::File;
 use std::io;
 
 use super::format::{self, FRAME_HEADER_LEN, Parsed, ResyncRule};
-use super::io::read_at_most;
-
-/// How much a scan reads per system call.
-const SCAN_CHUNK: usize = if cfg!(test) { 4096 } else { 1 << 20 };
+use super::io::{FileSystem, read_at_most};
 /// At most this much of a damaged segment is searched for the next valid frame; beyond it the rest is cut as a tail.
 const MAX_RESYNC_WINDOW: u64 = 64 << 20;
 
@@ -47,16 +44,19 @@ pub(crate) struct ScanReport {
 /// In a segment that is not sealed (its writer is alive and may still be writing), the first incomplete or invalid
 /// frame ends the scan: it is "not yet written". In a sealed segment, an invalid frame starts a damaged region that
 /// ends at the next frame [`format::resync`] accepts, and data that cannot be resynchronised is the torn tail.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn scan(
+    fs: &dyn FileSystem,
     file: &File,
     file_len: u64,
     frontier: &mut Frontier,
     sealed: bool,
     max_record: u32,
+    chunk_bytes: usize,
     buffer: &mut Vec<u8>,
 ) -> io::Result<ScanReport> {
     let mut report = ScanReport::default();
-    let mut want = SCAN_CHUNK;
+    let mut want = chunk_bytes;
     // Invariant: every iteration either advances `frontier.offset` or returns, so a corrupt file cannot loop.
     loop {
         if frontier.offset >= file_len {
@@ -66,7 +66,7 @@ pub(crate) fn scan(
         let remaining = file_len - frontier.offset;
         let chunk = usize::try_from(remaining).unwrap_or(usize::MAX).min(want);
         buffer.resize(chunk, 0);
-        let got = read_at_most(file, buffer, frontier.offset)?;
+        let got = read_at_most(fs, file, buffer, frontier.offset)?;
         let bytes = &buffer[..got];
         let mut position = 0;
         let outcome = loop {
@@ -91,7 +91,7 @@ pub(crate) fn scan(
             Some(needed) => {
                 if frontier.offset + needed as u64 <= file_len && got == chunk {
                     // The chunk ended inside a frame that the file holds whole: read again from the frame.
-                    want = SCAN_CHUNK.max(needed);
+                    want = chunk_bytes.max(needed);
                     continue;
                 }
                 // The file ends inside this frame.
@@ -107,7 +107,7 @@ pub(crate) fn scan(
                 }
                 let window = (file_len - frontier.offset).min(MAX_RESYNC_WINDOW);
                 buffer.resize(usize::try_from(window).unwrap_or(usize::MAX), 0);
-                let got = read_at_most(file, buffer, frontier.offset)?;
+                let got = read_at_most(fs, file, buffer, frontier.offset)?;
                 let rule = ResyncRule {
                     min_index: frontier.next_index,
                     max_index: frontier.next_index.saturating_add(
@@ -139,7 +139,7 @@ pub(crate) fn scan(
                         );
                         frontier.offset += found as u64;
                         frontier.next_index = frame.index;
-                        want = SCAN_CHUNK;
+                        want = chunk_bytes;
                     }
                     None => {
                         cut_tail(&mut report, frontier.offset, file_len);

@@ -1,8 +1,8 @@
 //! [`Spool`]: this process's writer, and the entry point to delivery.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use super::error::SpoolError;
 use super::format::{
     self, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, SegmentHeader, SegmentKey, WriterId,
 };
-use super::io::{create_dir_private, create_new, sync_data, sync_dir, write_all_at};
+use super::io::{FileSystem, OpenMode};
 use super::lock::{create_writer_lock, try_delivery_lock};
 use super::reader::SpoolReader;
 use super::segment::Frontier;
@@ -55,6 +55,7 @@ struct OpenSegment {
 pub struct Spool {
     shared: SharedCatalog,
     config: SpoolConfig,
+    fs: Arc<dyn FileSystem>,
     writer: WriterId,
     /// Held for the writer's lifetime: the flock that tells other processes this writer is alive.
     lock: File,
@@ -81,22 +82,27 @@ impl Spool {
     pub fn open(config: SpoolConfig) -> Result<Spool, SpoolError> {
         config.validate()?;
         let dir = config.dir.clone();
-        match fs::metadata(&dir) {
-            Ok(metadata) if !metadata.is_dir() => {
+        let fs = Arc::clone(config.file_system());
+        match fs.symlink_metadata(&dir) {
+            Ok(metadata) if metadata.is_dir() => {}
+            // A symbolic link to a directory is followed (only the directory itself must be one).
+            Ok(metadata) if metadata.is_symlink() && dir.is_dir() => {}
+            Ok(_) => {
                 return Err(SpoolError::NotADirectory { path: dir });
             }
-            Ok(_) => {}
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                create_dir_private(&dir).map_err(|error| SpoolError::io(&dir, error))?;
+                fs.create_dir_all(&dir)
+                    .map_err(|error| SpoolError::io(&dir, error))?;
             }
             Err(error) => return Err(SpoolError::io(&dir, error)),
         }
-        let writer = WriterId::generate();
-        let lock = create_writer_lock(&dir, writer).map_err(|error| SpoolError::io(&dir, error))?;
+        let (writer, lock) = create_writer_lock(fs.as_ref(), &dir, None)
+            .map_err(|error| SpoolError::io(&dir, error))?;
         let mut catalog = Catalog::new(config.clone(), writer);
         catalog.refresh(false)?;
         let spool = Spool {
             shared: Arc::new(Mutex::new(catalog)),
+            fs,
             config,
             writer,
             lock,
@@ -154,17 +160,20 @@ impl Spool {
                 record.as_ref(),
             );
         }
-        if let Err(error) = write_all_at(&segment.file, &self.buffer, segment.len) {
+        if let Err(error) = self
+            .fs
+            .write_all_at(&segment.file, &self.buffer, segment.len)
+        {
             // Invariant: a failed append leaves no frame of its batch behind (cut back to the last whole batch).
-            if segment.file.set_len(segment.len).is_err() {
+            if self.fs.set_len(&segment.file, segment.len).is_err() {
                 segment.broken = true;
             }
             return Err(SpoolError::io(&segment.path, error));
         }
         if self.config.sync == SyncPolicy::Always
-            && let Err(error) = sync_data(&segment.file)
+            && let Err(error) = self.fs.sync_data(&segment.file)
         {
-            if segment.file.set_len(segment.len).is_err() {
+            if self.fs.set_len(&segment.file, segment.len).is_err() {
                 segment.broken = true;
             }
             return Err(SpoolError::io(&segment.path, error));
@@ -214,22 +223,21 @@ impl Spool {
     /// # Errors
     /// The I/O variants if the fsync fails (the data stays unsynced and is retried by the next call);
     /// [`SpoolError::DirectoryMissing`] if the directory was deleted (its records are gone and counted in
-    /// [`SpoolStats::settled_elsewhere`]; the next append re-creates it).
+    /// [`SpoolStats::corrupt_records`]; the next append re-creates it).
     pub fn sync(&mut self) -> Result<(), SpoolError> {
         if let Some(segment) = &self.current
             && self.unsynced_since.is_some()
         {
-            sync_data(&segment.file).map_err(|error| SpoolError::io(&segment.path, error))?;
+            self.fs
+                .sync_data(&segment.file)
+                .map_err(|error| SpoolError::io(&segment.path, error))?;
         }
         self.unsynced_since = None;
-        if let Err(error) = fs::metadata(&self.config.dir)
+        if let Err(error) = self.fs.symlink_metadata(&self.config.dir)
             && error.kind() == io::ErrorKind::NotFound
         {
             self.current = None;
-            let mut catalog = lock_catalog(&self.shared);
-            let lost: u64 = catalog.segments.values().map(SegmentState::pending).sum();
-            catalog.counters.settled_elsewhere += lost;
-            catalog.segments.clear();
+            lock_catalog(&self.shared).lose_directory();
             return Err(SpoolError::DirectoryMissing {
                 path: self.config.dir.clone(),
                 source: error,
@@ -261,7 +269,8 @@ impl Spool {
     /// The I/O variants if the lock file or the directory cannot be read or written.
     pub fn try_deliver(&self) -> Result<Option<SpoolReader>, SpoolError> {
         let dir = &self.config.dir;
-        let lock = try_delivery_lock(dir).map_err(|error| SpoolError::io(dir, error))?;
+        let lock =
+            try_delivery_lock(self.fs.as_ref(), dir).map_err(|error| SpoolError::io(dir, error))?;
         let mut catalog = lock_catalog(&self.shared);
         let Some(lock) = lock else {
             catalog.refresh(false)?;
@@ -297,7 +306,7 @@ impl Spool {
         let result = if catalog.delivering {
             catalog.enforce_retention(now_ms())
         } else {
-            match try_delivery_lock(&self.config.dir) {
+            match try_delivery_lock(self.fs.as_ref(), &self.config.dir) {
                 Ok(Some(lock)) => {
                     let result = catalog
                         .refresh(false)
@@ -333,7 +342,9 @@ impl Spool {
     fn roll(&mut self, now: u64) -> Result<(), SpoolError> {
         if let Some(segment) = &self.current {
             if self.config.sync != SyncPolicy::Never && self.unsynced_since.is_some() {
-                sync_data(&segment.file).map_err(|error| SpoolError::io(&segment.path, error))?;
+                self.fs
+                    .sync_data(&segment.file)
+                    .map_err(|error| SpoolError::io(&segment.path, error))?;
                 self.unsynced_since = None;
             }
             let mut catalog = lock_catalog(&self.shared);
@@ -346,39 +357,51 @@ impl Spool {
         }
         self.current = None;
         let dir = self.config.dir.clone();
-        if let Err(error) = fs::metadata(&dir)
+        if let Err(error) = self.fs.symlink_metadata(&dir)
             && error.kind() == io::ErrorKind::NotFound
         {
             // The directory was deleted: re-create it, and the liveness lock file with it.
-            create_dir_private(&dir).map_err(|error| SpoolError::io(&dir, error))?;
-            self.lock = create_writer_lock(&dir, self.writer)
+            self.fs
+                .create_dir_all(&dir)
+                .map_err(|error| SpoolError::io(&dir, error))?;
+            let (writer, lock) = create_writer_lock(self.fs.as_ref(), &dir, Some(self.writer))
                 .map_err(|error| SpoolError::io(&dir, error))?;
             let mut catalog = lock_catalog(&self.shared);
-            let lost: u64 = catalog.segments.values().map(SegmentState::pending).sum();
-            catalog.counters.settled_elsewhere += lost;
-            catalog.segments.clear();
+            if writer != self.writer {
+                // The lock file was taken away while half created: this writer goes on under a new id.
+                self.writer = writer;
+                self.next_seq = 0;
+                catalog.own = writer;
+            }
+            self.lock = lock;
+            catalog.lose_directory();
         }
         let key = SegmentKey {
             writer: self.writer,
             seq: self.next_seq,
         };
         let path = dir.join(key.file_name());
-        let file = create_new(&path).map_err(|error| SpoolError::io(&path, error))?;
+        let file = self
+            .fs
+            .open(&path, OpenMode::CreateNew)
+            .map_err(|error| SpoolError::io(&path, error))?;
         let header = SegmentHeader {
             key,
             created_ms: now,
         }
         .encode();
         let durable = self.config.sync != SyncPolicy::Never;
-        let written = write_all_at(&file, &header, 0).and_then(|()| {
+        let written = self.fs.write_all_at(&file, &header, 0).and_then(|()| {
             if durable {
-                sync_data(&file).and_then(|()| sync_dir(&dir))
+                self.fs
+                    .sync_data(&file)
+                    .and_then(|()| self.fs.sync_dir(&dir))
             } else {
                 Ok(())
             }
         });
         if let Err(error) = written {
-            let _ = fs::remove_file(&path);
+            let _ = self.fs.remove_file(&path);
             return Err(SpoolError::io(&path, error));
         }
         self.next_seq += 1;
@@ -400,6 +423,16 @@ impl Spool {
     }
 }
 
+/// Removes this writer's lock file (its segments are all gone; the lock is still held by the caller).
+fn remove_own_lock_file(fs: &dyn FileSystem, dir: &Path, writer: WriterId) {
+    let path = dir.join(format::lock_file_name(writer));
+    if let Err(error) = fs.remove_file(&path)
+        && error.kind() != io::ErrorKind::NotFound
+    {
+        tracing::debug!(%error, path = %path.display(), "spool: cannot remove the writer lock file");
+    }
+}
+
 /// Makes the catalog that of the delivery-lock holder: takes in other processes' acknowledgements, restarts reading
 /// at the acknowledged cursors, removes stale temporary files, and applies the limits.
 pub(crate) fn acquire(catalog: &mut Catalog) -> Result<(), SpoolError> {
@@ -408,21 +441,24 @@ pub(crate) fn acquire(catalog: &mut Catalog) -> Result<(), SpoolError> {
     for state in catalog.segments.values_mut() {
         state.read = state.acked;
     }
-    if let Ok(entries) = fs::read_dir(&catalog.dir) {
-        for entry in entries.filter_map(Result::ok) {
-            let name = entry.file_name();
-            if name
-                .to_str()
-                .is_some_and(|name| name.starts_with("acks.") && name.ends_with(".tmp"))
+    if let Ok(entries) = catalog.fs.read_dir(&catalog.dir) {
+        for entry in entries {
+            if entry.is_file
+                && entry
+                    .name
+                    .to_str()
+                    .is_some_and(|name| name.starts_with("acks.") && name.ends_with(".tmp"))
             {
-                let _ = fs::remove_file(entry.path());
+                let _ = catalog.fs.remove_file(&catalog.dir.join(&entry.name));
             }
         }
     }
     if let Err(error) = catalog.enforce_retention(now_ms()) {
         tracing::debug!(%error, "spool: cannot apply the size and age limits now");
     }
-    catalog.refresh(true)
+    catalog.refresh(true)?;
+    catalog.persist_write_offs();
+    Ok(())
 }
 
 impl Drop for Spool {
@@ -434,13 +470,22 @@ impl Drop for Spool {
             tracing::debug!(%error, "spool: final fsync failed");
         }
         // No more appends: a reader that outlives this writer may settle and remove its last segment.
-        if let Some(segment) = &self.current {
-            let mut catalog = lock_catalog(&self.shared);
-            if let Some(state) = catalog.segments.get_mut(&segment.key) {
-                state.own_open = false;
-                state.sealed = true;
-                state.complete = !segment.broken;
-            }
+        let mut catalog = lock_catalog(&self.shared);
+        if let Some(segment) = &self.current
+            && let Some(state) = catalog.segments.get_mut(&segment.key)
+        {
+            state.own_open = false;
+            state.sealed = true;
+            state.complete = !segment.broken;
+        }
+        // Invariant: a writer's lock file goes only while its lock is held (here, by `self.lock`, until this returns),
+        // and only once none of its segments is left; otherwise a later delivering process removes it.
+        if catalog.delivering {
+            catalog.remove_settled();
+        }
+        let own = self.writer;
+        if !catalog.segments.keys().any(|key| key.writer == own) {
+            remove_own_lock_file(self.fs.as_ref(), &self.config.dir, own);
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use fake_ingest::FaultPlan;
 use flush_core::{BreakerPolicy, BreakerState, Event, FlushOutcome, ShutdownOutcome};
 
-use super::{batch_size, fast, memory_config, server, start, wait_until};
+use super::{batch_size, fast, memory_config, server, start, wait_for_sender_ticks, wait_until};
 
 const FLUSH: Duration = Duration::from_secs(20);
 
@@ -112,8 +112,8 @@ fn the_breaker_opens_after_consecutive_failures_probes_and_closes() {
     let server = server(r#"[{"then": {"status": 503}}]"#);
     let breaker = BreakerPolicy {
         failure_threshold: std::num::NonZeroU32::new(3).unwrap(),
-        cooldown: Duration::from_millis(800),
-        max_cooldown: Duration::from_secs(2),
+        cooldown: Duration::from_secs(2),
+        max_cooldown: Duration::from_secs(4),
         probe_events: batch_size(1),
     };
     let reporter = start(memory_config(&server).breaker(breaker));
@@ -125,7 +125,7 @@ fn the_breaker_opens_after_consecutive_failures_probes_and_closes() {
         .breaker
         == BreakerState::Open));
     let requests_when_opened = server.stats().requests;
-    std::thread::sleep(Duration::from_millis(100));
+    wait_for_sender_ticks(&reporter, 5);
     assert_eq!(
         server.stats().requests,
         requests_when_opened,

@@ -5,6 +5,7 @@
 
 mod accounting;
 mod delivery;
+mod disk_faults;
 mod durability;
 mod modes;
 mod spooled;
@@ -76,6 +77,17 @@ fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Waits (bounded) until the sender thread has woken `ticks` more times, each time deciding whether to send: after
+/// this, "nothing was sent" means it had its chances and chose not to.
+fn wait_for_sender_ticks(reporter: &Reporter, ticks: u64) {
+    let target = reporter.stats().sender_ticks + ticks;
+    assert!(
+        wait_until(Duration::from_secs(30), || reporter.stats().sender_ticks
+            >= target),
+        "the sender does not tick"
+    );
 }
 
 fn batch_size(n: usize) -> NonZeroUsize {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use flush_core::{Event, FlushMode, FlushOutcome};
 
-use super::{batch_size, memory_config, server, start, wait_until};
+use super::{batch_size, memory_config, server, start, wait_for_sender_ticks, wait_until};
 
 #[test]
 fn background_mode_sends_a_full_batch_without_being_asked() {
@@ -56,7 +56,7 @@ fn idle_only_mode_sends_nothing_between_idle_signals() {
 
     (0..20).for_each(|n| reporter.record(Event::new("streamed").with("n", n)));
     reporter.checkpoint().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_sender_ticks(&reporter, 10);
     assert_eq!(server.stats().requests, 0, "nothing while busy");
 
     reporter.idle();
@@ -67,7 +67,7 @@ fn idle_only_mode_sends_nothing_between_idle_signals() {
 
     (0..7).for_each(|n| reporter.record(Event::new("streamed").with("n", n)));
     reporter.checkpoint().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_sender_ticks(&reporter, 10);
     assert_eq!(
         server.stats().events_unique,
         20,

@@ -4,6 +4,7 @@
 
 mod corruption;
 mod crash;
+mod losses;
 mod multi_process;
 
 use std::collections::HashSet;
@@ -22,17 +23,26 @@ const CHILD_TAG: &str = "FLUSH_SPOOL_TEST_TAG";
 /// Lines of the child protocol start with this, to tell them from the test harness's output.
 const LINE_PREFIX: &str = "@spool ";
 
-/// Not a test of its own: the entry point of child processes. Without the environment variable it does nothing.
+/// The entry point of child processes, in the role the environment variable names. Run as an ordinary test (without
+/// it), it checks the mechanism the other tests rely on: a child started with [`spawn_child`] runs its role and
+/// reports back.
 #[test]
 fn child_process() {
     let Ok(role) = std::env::var(CHILD_ROLE) else {
+        let temporary = tempfile::tempdir().expect("tempdir");
+        let mut child = spawn_child("echo", temporary.path(), "tag-42");
+        let lines = read_protocol_lines(&mut child);
+        assert!(child.wait().expect("wait").success());
+        assert_eq!(lines, ["echo tag-42"]);
         return;
     };
     let dir = std::env::var(CHILD_DIR).expect("child dir");
     let tag = std::env::var(CHILD_TAG).expect("child tag");
     match role.as_str() {
+        "echo" => report(&format!("echo {tag}")),
         "crash" => crash::child(Path::new(&dir), &tag),
         "multi" => multi_process::child(Path::new(&dir), &tag),
+        "locks" => losses::child(Path::new(&dir), &tag),
         other => panic!("unknown child role {other}"),
     }
 }
