@@ -47,7 +47,7 @@ fn fast(builder: ConfigBuilder) -> ConfigBuilder {
 /// A memory-only configuration against `server`.
 fn memory_config(server: &Server) -> ConfigBuilder {
     fast(
-        Config::builder(server.url())
+        Config::builder(ingest_url(server))
             .memory_only(MemoryLimits::default())
             .distinct_id("test-install"),
     )
@@ -55,7 +55,12 @@ fn memory_config(server: &Server) -> ConfigBuilder {
 
 /// A spool configuration in `dir` against `server`.
 fn spool_config(server: &Server, dir: &Path) -> ConfigBuilder {
-    fast(Config::builder(server.url()).spool_dir(dir))
+    fast(Config::builder(ingest_url(server)).spool_dir(dir))
+}
+
+/// The server's `/ingest` route: the default sink posts to its endpoint as written.
+fn ingest_url(server: &Server) -> String {
+    format!("{}/ingest", server.url())
 }
 
 /// Starts a reporter with the configuration `builder` builds.
