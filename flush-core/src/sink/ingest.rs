@@ -7,7 +7,8 @@ use crate::batch;
 /// docs/PROTOCOL.md defines it.
 ///
 /// The stored events are already this protocol's event objects, so a body is built by concatenation: nothing is
-/// decoded or re-serialized. The server dedupes on each event's `uuid`, within a batch too.
+/// decoded or re-serialized (only each record's `uuid` is read, so that an event stored twice under the same key is
+/// sent once).
 ///
 /// | answer | verdict |
 /// |---|---|
@@ -31,7 +32,7 @@ impl Sink for Ingest {
     fn encode(&self, batch: &Batch<'_>) -> Result<Request, EncodeError> {
         Ok(Request::new(
             "application/json",
-            batch::json_body(batch.records()),
+            batch::json_body(&batch.unique_records()),
         ))
     }
 
@@ -130,9 +131,16 @@ mod tests {
 
     #[test]
     fn the_body_is_the_stored_records_framed_as_a_batch() {
-        let records = vec![br#"{"a":1}"#.to_vec(), br#"{"b":2}"#.to_vec()];
+        let records = vec![
+            br#"{"uuid":"01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f","n":1}"#.to_vec(),
+            br#"{"uuid":"01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e10","n":2}"#.to_vec(),
+            br#"{"uuid":"01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f","n":3}"#.to_vec(),
+        ];
         let request = Ingest.encode(&Batch::new(&records, "i")).unwrap();
-        assert_eq!(request.body(), br#"{"batch":[{"a":1},{"b":2}]}"#);
+        assert_eq!(
+            request.body(),
+            br#"{"batch":[{"uuid":"01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f","n":1},{"uuid":"01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e10","n":2}]}"#
+        );
         assert_eq!(request.content_type(), "application/json");
     }
 }

@@ -186,6 +186,21 @@ impl<'a> Batch<'a> {
         self.records
     }
 
+    /// [`records`](Self::records), each idempotency key once (the first record under a key is kept), without
+    /// decoding more than each record's `uuid`.
+    pub fn unique_records(&self) -> Vec<&'a [u8]> {
+        let mut seen = std::collections::HashSet::with_capacity(self.records.len());
+        self.records
+            .iter()
+            .map(Vec::as_slice)
+            .filter(|record| match uuid_of_stored(record) {
+                Some(uuid) => seen.insert(uuid),
+                // Not canonical: the sink's encoding (or the server) deals with it.
+                None => true,
+            })
+            .collect()
+    }
+
     /// The reporter's `distinct_id` (the installation id unless the configuration gives one); an event may carry
     /// another one of its own.
     pub fn installation_id(&self) -> &'a str {
@@ -397,6 +412,17 @@ impl EncodeError {
     }
 }
 
+/// The `uuid` of a record in the canonical form. The spooler writes `uuid` first, so the 36 characters after
+/// `{"uuid":"` are read without parsing the record; anything else is parsed.
+fn uuid_of_stored(record: &[u8]) -> Option<Uuid> {
+    const PREFIX: &[u8] = br#"{"uuid":""#;
+    let fast = record
+        .strip_prefix(PREFIX)
+        .filter(|rest| rest.get(36) == Some(&b'"'))
+        .and_then(|rest| Uuid::try_parse_ascii(&rest[..36]).ok());
+    fast.or_else(|| crate::event::uuid_of(record).and_then(|text| Uuid::try_parse(&text).ok()))
+}
+
 /// `endpoint` with `suffix` (which starts with `/`) appended to its path, whatever trailing slash it has; the query
 /// is kept.
 pub(crate) fn with_path_suffix(endpoint: &Url, suffix: &str) -> Url {
@@ -437,6 +463,24 @@ mod tests {
         assert_eq!(events[1].properties()["a"], serde_json::json!([1]));
         assert_eq!(events[0].unix_nanos(), Some(1_795_431_310_123_000_000));
         assert_eq!(events[0].timestamp_rfc3339(), "2026-11-23T10:55:10.123Z");
+    }
+
+    #[test]
+    fn unique_records_keep_the_first_record_of_each_key_in_order() {
+        let record = |uuid: &str, name: &str| {
+            format!(r#"{{"uuid":"{uuid}","event":"{name}","distinct_id":"d","timestamp":"2026-11-23T10:55:10Z"}}"#)
+                .into_bytes()
+        };
+        let reordered = br#"{"event":"x","uuid":"01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f"}"#.to_vec();
+        let records = vec![
+            record("01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f", "a"),
+            record("01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e10", "b"),
+            record("01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f", "c"),
+            reordered,
+            b"damaged".to_vec(),
+        ];
+        let unique = Batch::new(&records, "i").unique_records();
+        assert_eq!(unique, [&records[0][..], &records[1][..], &records[4][..]]);
     }
 
     #[test]

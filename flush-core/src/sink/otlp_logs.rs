@@ -1,13 +1,5 @@
 //! The `otlp_logs` sink: OTLP/HTTP logs, `POST {endpoint}/v1/logs`, as the OpenTelemetry protocol specification
 //! defines it, with the messages of the `opentelemetry-proto` crate.
-//!
-//! # Where it deliberately differs from OpenTelemetry's SDK exporters
-//! The specification lists `429`, `502`, `503` and `504` as the only retryable statuses, and SDK exporters drop a
-//! batch answered with anything else, and give up retrying at the export timeout. flush-core retries the retryable
-//! statuses until the batch is stored (with backoff and the breaker); `400` is taken as a poison event (the batch is
-//! halved until it stands alone, and it goes to the dead-letter file); `413` splits the batch; every other status
-//! (`401`, `403`, `404`, `500`, ...) keeps the events and opens the breaker, so the half-open probe tries again after
-//! the cooldown instead of dropping the data.
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -70,6 +62,14 @@ impl OtlpEncoding {
 /// | any other | misconfigured: keep the events, open the breaker |
 ///
 /// Error bodies (`google.rpc.Status`, protobuf or JSON) are decoded into the reason `Stats::last_error` shows.
+///
+/// # Where it deliberately differs from OpenTelemetry's SDK exporters
+/// The specification lists `429`, `502`, `503` and `504` as the only retryable statuses, and SDK exporters drop a
+/// batch answered with anything else, and give up retrying at the export timeout. flush-core retries the retryable
+/// statuses until the batch is stored (with backoff and the breaker); `400` is taken as a poison event (the batch is
+/// halved until it stands alone, and it goes to the dead-letter file); `413` splits the batch; every other status
+/// (`401`, `403`, `404`, `500`, ...) keeps the events and opens the breaker, so the half-open probe tries again after
+/// the cooldown instead of dropping the data.
 ///
 /// ```
 /// use flush_core::{Config, sink::{OtlpEncoding, OtlpLogs}};

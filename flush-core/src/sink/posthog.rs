@@ -1,19 +1,4 @@
 //! The `posthog` sink: PostHog's capture API, `POST {host}/batch/`.
-//!
-//! # Where it deliberately differs from PostHog's SDKs
-//! PostHog's SDKs (posthog-python, posthog-node, posthog-go) retry a batch a few times and then drop it, and drop at
-//! once a batch answered `400`, `401`, `403` or `413`. flush-core promises that nothing is lost silently, so:
-//! - a transient failure (5xx, `408`, `429`, a timeout, a connection error) is retried until the server stores the
-//!   batch, with backoff and the circuit breaker in between, never given up after a count; the events wait in the
-//!   spool meanwhile (bounded by the spool's size and age limits, whose drops are counted);
-//! - `400` does not drop the batch: it is halved until the rejected event stands alone, which goes to the
-//!   dead-letter file, and the others are stored;
-//! - `413` splits the batch instead of dropping it;
-//! - `401` and `403` (a wrong or revoked api key) keep the events and open the breaker, so they are delivered once
-//!   the key is fixed (a later run with the right key delivers the same spool);
-//! - no `sent_at` is sent: PostHog would shift each event's `timestamp` by the difference between `sent_at` and its
-//!   own clock, and `sent_at` changes on every resend. The `timestamp` sent is the recording instant (or the
-//!   event's own time), identical on every resend.
 
 use serde_json::{Map, Value, json};
 
@@ -36,6 +21,22 @@ use super::{
 /// | 400 | reject: isolate the poison event |
 /// | 413 | too large: split |
 /// | 401, 403, other 4xx | misconfigured: keep the events, open the breaker |
+///
+/// # Where it deliberately differs from PostHog's SDKs
+/// PostHog's SDKs (posthog-python, for one: 3 retries by default) retry a batch answered 5xx, `408` or `429` a few
+/// times and then drop it, and drop at once a batch answered with another 4xx (`400`, `401`, `403`, `413`).
+/// flush-core promises that nothing is lost silently, so:
+/// - a transient failure (5xx, `408`, `429`, a timeout, a connection error) is retried until the server stores the
+///   batch, with backoff and the circuit breaker in between, never given up after a count; the events wait in the
+///   spool meanwhile (bounded by the spool's size and age limits, whose drops are counted);
+/// - `400` does not drop the batch: it is halved until the rejected event stands alone, which goes to the
+///   dead-letter file, and the others are stored;
+/// - `413` splits the batch instead of dropping it;
+/// - `401` and `403` (a wrong or revoked api key) keep the events and open the breaker, so they are delivered once
+///   the key is fixed (a later run with the right key delivers the same spool);
+/// - no `sent_at` is sent: PostHog would shift each event's `timestamp` by the difference between `sent_at` and its
+///   own clock, and `sent_at` changes on every resend. The `timestamp` sent is the recording instant (or the
+///   event's own time), identical on every resend.
 ///
 /// ```
 /// use flush_core::{Config, sink::PostHog};

@@ -6,6 +6,8 @@
 mod accounting;
 mod delivery;
 mod modes;
+mod sink_wire;
+mod sinks;
 mod spooled;
 
 use std::num::{NonZeroU32, NonZeroUsize};
