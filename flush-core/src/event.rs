@@ -7,8 +7,8 @@
 //!
 //! # The canonical stored form
 //! Every event is stored once, in one form whatever the sink: the JSON object of docs/PROTOCOL.md's `batch` array,
-//! `{"uuid", "event", "distinct_id", "timestamp", "properties"}`, with `timestamp` in RFC 3339 in UTC (`Z`), to the
-//! millisecond when the reporter stamped it and to the nanosecond when the event brought its own. Sinks read it back
+//! `{"uuid", "event", "distinct_id", "timestamp", "properties"}`, with `timestamp` in RFC 3339 in UTC (`Z`): to the
+//! millisecond when it is read from the UUID v7, to the nanosecond when the event brought its own time or key. Sinks read it back
 //! with [`decode_stored`] and encode it for their backend at send time; the spool never knows the sink.
 
 use std::borrow::Cow;
@@ -46,6 +46,13 @@ pub struct Event {
     name: Cow<'static, str>,
     distinct_id: Option<String>,
     properties: Vec<(Cow<'static, str>, Value)>,
+    /// The event's own time and key: rare, so boxed, to keep the queue's slots small.
+    own: Option<Box<OwnStamp>>,
+}
+
+/// What an event brings of its own instead of the reporter's stamp.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct OwnStamp {
     timestamp: Option<SystemTime>,
     idempotency_key: Option<Uuid>,
 }
@@ -75,8 +82,7 @@ impl Event {
             name: name.into(),
             distinct_id: None,
             properties: Vec::new(),
-            timestamp: None,
-            idempotency_key: None,
+            own: None,
         }
     }
 
@@ -98,7 +104,7 @@ impl Event {
     /// happened). Sent in UTC, to the nanosecond.
     #[must_use]
     pub fn with_timestamp(mut self, at: SystemTime) -> Self {
-        self.timestamp = Some(at);
+        self.own.get_or_insert_default().timestamp = Some(at);
         self
     }
 
@@ -121,18 +127,18 @@ impl Event {
     /// business id): the server stores one event per key, so recording the same fact again is stored once.
     #[must_use]
     pub fn with_idempotency_key(mut self, key: Uuid) -> Self {
-        self.idempotency_key = Some(key);
+        self.own.get_or_insert_default().idempotency_key = Some(key);
         self
     }
 
     /// The event's own time, if it was given one.
     pub fn timestamp(&self) -> Option<SystemTime> {
-        self.timestamp
+        self.own.as_ref().and_then(|own| own.timestamp)
     }
 
     /// The caller-chosen idempotency key, if any.
     pub fn idempotency_key(&self) -> Option<Uuid> {
-        self.idempotency_key
+        self.own.as_ref().and_then(|own| own.idempotency_key)
     }
 
     /// The event name.
@@ -173,27 +179,30 @@ fn shallow_size(value: &Value) -> usize {
 /// An event as `record()` queued it: stamped, not yet serialized.
 #[derive(Debug)]
 pub(crate) struct StampedEvent {
+    /// A fresh UUID v7 (whose time is the recording instant), or the event's own key.
     pub(crate) uuid: Uuid,
-    /// The recording instant when it cannot be read from `uuid` (a caller-chosen key); `None`: read it from the
-    /// UUID v7. The event's own time, when it has one, wins over both.
-    pub(crate) recorded_at: Option<SystemTime>,
     pub(crate) estimated_bytes: usize,
     pub(crate) event: Event,
 }
 
 impl StampedEvent {
     /// Stamps `event` with a fresh UUID v7 (which carries the current time), unless it brings its own idempotency
-    /// key: then the clock is read once more. This is the hot path's only real cost.
-    pub(crate) fn stamp(event: Event) -> Self {
+    /// key: then the recording instant is read from the clock, unless it brings its own time too. This is the hot
+    /// path's only real cost.
+    pub(crate) fn stamp(mut event: Event) -> Self {
         let estimated_bytes = event.estimated_bytes();
-        let (uuid, recorded_at) = match event.idempotency_key {
-            None => (new_v7(), None),
-            Some(key) if event.timestamp.is_some() => (key, None),
-            Some(key) => (key, Some(SystemTime::now())),
+        let uuid = match event.own.as_deref_mut() {
+            Some(OwnStamp {
+                timestamp,
+                idempotency_key: Some(key),
+            }) => {
+                timestamp.get_or_insert_with(SystemTime::now);
+                *key
+            }
+            _ => new_v7(),
         };
         Self {
             uuid,
-            recorded_at,
             estimated_bytes,
             event,
         }
@@ -211,7 +220,7 @@ impl StampedEvent {
         buffer: &mut Vec<u8>,
     ) -> Result<(), serde_json::Error> {
         buffer.clear();
-        let timestamp = match self.event.timestamp.or(self.recorded_at) {
+        let timestamp = match self.event.timestamp() {
             // An explicit time keeps its precision, up to the nanosecond.
             Some(at) => jiff::Timestamp::try_from(at)
                 .map(|at| at.to_string())
@@ -479,7 +488,6 @@ mod tests {
             .with("args", serde_json::json!(["-n", "TODO"]));
         let stamped = StampedEvent {
             uuid: Uuid::parse_str("01a1ee56-5e7b-7c3d-9e4f-5a6b7c8d9e0f").unwrap(),
-            recorded_at: None,
             estimated_bytes: event.estimated_bytes(),
             event,
         };
