@@ -360,7 +360,7 @@ impl<'a> Response<'a> {
         self.retry_after
     }
 
-    /// The body (read up to 64 KiB; empty for a 2xx the sender did not need to read).
+    /// The body (its first 64 KiB).
     pub fn body(&self) -> &'a [u8] {
         self.body
     }
