@@ -414,12 +414,15 @@ impl Delivery {
         }
         let records = &in_flight.records[part.range.clone()];
         let count = records.len() as u64;
-        add(&self.counters.requests, 1);
-        add(&self.counters.sent, count);
-        if part.failed_before {
-            add(&self.counters.retried, count);
-        }
         let attempt = self.sender.send(records, timeout);
+        // A batch the sink could not encode never reached the wire.
+        if !matches!(attempt, Attempt::Unencodable { .. }) {
+            add(&self.counters.requests, 1);
+            add(&self.counters.sent, count);
+            if part.failed_before {
+                add(&self.counters.retried, count);
+            }
+        }
         self.handle(attempt);
     }
 

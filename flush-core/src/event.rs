@@ -8,7 +8,10 @@
 //! # The canonical stored form
 //! Every event is stored once, in one form whatever the sink: the JSON object of docs/PROTOCOL.md's `batch` array,
 //! `{"uuid", "event", "distinct_id", "timestamp", "properties"}`, with `timestamp` in RFC 3339 in UTC (`Z`): to the
-//! millisecond when it is read from the UUID v7, to the nanosecond when the event brought its own time or key. Sinks read it back
+//! millisecond when it is read from the UUID v7, to the nanosecond when the event brought its own time or key.
+//! Every flush-core version so far stored exactly this form (only the timestamp's precision and the key's UUID
+//! version vary), so older spools are read as they are. Changing the form means bumping the spool's format version,
+//! so that an older spool is read or refused, never misread. Sinks read it back
 //! with [`decode_stored`] and encode it for their backend at send time; the spool never knows the sink.
 
 use std::borrow::Cow;

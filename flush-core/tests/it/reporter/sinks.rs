@@ -538,3 +538,47 @@ fn a_sink_of_your_own_drives_the_same_loop_and_an_overclaimed_rejection_still_ba
     assert!(error.contains("everything, and more"), "{error}");
     server.shutdown();
 }
+
+#[test]
+fn an_event_the_sink_cannot_encode_is_dead_lettered_alone_and_never_sent() {
+    for kind in [Kind::OtlpProtobuf, Kind::OtlpJson] {
+        let server = server_with(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let reporter = start(kind.spool(&server, dir.path()));
+        let before_1970 = std::time::UNIX_EPOCH - Duration::from_secs(86_400);
+
+        for n in 0..8 {
+            let event = Event::new("e").with("n", n);
+            reporter.record(if n == 5 {
+                event.with_timestamp(before_1970)
+            } else {
+                event
+            });
+        }
+        let outcome = reporter.flush(FLUSH);
+
+        assert_eq!(outcome, FlushOutcome::Acknowledged, "{kind:?}");
+        let stats = reporter.stats();
+        assert_eq!(
+            (stats.acknowledged, stats.dead_lettered),
+            (7, 1),
+            "{kind:?}"
+        );
+        assert_eq!(
+            stats.requests,
+            server.stats().requests,
+            "only what was sent counts"
+        );
+        assert!(stats.identity_holds(), "{stats:?}");
+        let dead_letters = std::fs::read_to_string(dir.path().join(DEAD_LETTER_FILE)).unwrap();
+        let entry: Value = serde_json::from_str(dead_letters.trim()).unwrap();
+        assert_eq!(entry["status"], Value::Null);
+        assert_eq!(entry["event"]["properties"]["n"], 5);
+        assert!(
+            entry["reason"].as_str().unwrap().contains("before 1970"),
+            "{entry}"
+        );
+        let _ = reporter.shutdown(Duration::from_secs(5));
+        server.shutdown();
+    }
+}
