@@ -72,6 +72,13 @@
 //!     .distinct_id("install-1")
 //!     .build()?;
 //! assert_eq!(config.url().as_str(), "https://hooks.example.com/telemetry");
+//!
+//! // A sink is tested without a server: a batch is stored records in the canonical form.
+//! let records = vec![br#"{"uuid":"01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f","event":"deploy","distinct_id":"install-1","timestamp":"2026-11-23T10:55:10.123Z","properties":{"ok":true}}"#.to_vec()];
+//! let request = JsonLines.encode(&Batch::new(&records, "install-1"))?;
+//! let line: serde_json::Value = serde_json::from_slice(request.body().trim_ascii_end())?;
+//! assert_eq!((line["name"].as_str(), line["fields"]["ok"].as_bool()), (Some("deploy"), Some(true)));
+//! assert_eq!(JsonLines.classify(&Response::new(422, b"bad")), Verdict::Reject { status: 422, reason: "HTTP 422: bad".into() });
 //! # Ok(())
 //! # }
 //! ```
@@ -173,7 +180,9 @@ pub struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
-    pub(crate) fn new(records: &'a [Vec<u8>], installation_id: &'a str) -> Self {
+    /// A batch of stored records (each one JSON object of the canonical form) for the reporter `installation_id`:
+    /// what the sender hands a sink, and what a test of a sink, or a benchmark of its encoding, builds.
+    pub fn new(records: &'a [Vec<u8>], installation_id: &'a str) -> Self {
         Self {
             records,
             installation_id,
