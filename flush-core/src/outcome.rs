@@ -3,7 +3,7 @@
 //! They live below the reporter, the spooler and the sender, which all pass them along (the reporter hands a reply
 //! channel to the spooler, which forwards it to the sender), so that types flow one way between the three.
 
-/// How [`Reporter::flush`] ended.
+/// How [`Reporter::flush`](crate::Reporter::flush) ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub enum FlushOutcome {
@@ -13,7 +13,7 @@ pub enum FlushOutcome {
     TimedOut,
 }
 
-/// How [`Reporter::shutdown`] ended. In every case what was not sent stays in the spool for the next run.
+/// How [`Reporter::shutdown`](crate::Reporter::shutdown) ended. In every case what was not sent stays in the spool for the next run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub enum ShutdownOutcome {
@@ -21,7 +21,7 @@ pub enum ShutdownOutcome {
     Drained,
     /// The deadline came first, or the server could not be reached before it.
     DeadlineReached,
-    /// The event limit of [`Reporter::shutdown_bounded`] was reached.
+    /// The event limit of [`Reporter::shutdown_bounded`](crate::Reporter::shutdown_bounded) was reached.
     LimitReached,
     /// The reporter was already shut down.
     AlreadyShutDown,
