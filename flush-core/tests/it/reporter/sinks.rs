@@ -129,6 +129,7 @@ for_each_sink!(
     a_413_splits_the_batch_until_it_fits,
     a_401_keeps_the_events_opens_the_breaker_and_delivers_once_it_is_fixed,
     an_empty_flush_sends_nothing_and_an_event_recorded_twice_is_sent_once,
+    a_bounded_shutdown_returns_by_its_deadline_against_a_hanging_server,
 );
 
 /// A fake-ingest with these fault rules.
@@ -407,6 +408,40 @@ fn an_empty_flush_sends_nothing_and_an_event_recorded_twice_is_sent_once(kind: K
         (1, 1, 1)
     );
     assert_eq!(reporter.stats().acknowledged, 2);
+    server.shutdown();
+}
+
+fn a_bounded_shutdown_returns_by_its_deadline_against_a_hanging_server(kind: Kind) {
+    let server = server_with(&[kind.rule(json!({}), json!("hang"))]);
+    let dir = tempfile::tempdir().unwrap();
+    let reporter = start(
+        kind.spool(&server, dir.path())
+            .request_timeout(Duration::from_secs(60)),
+    );
+    (0..10).for_each(|n| reporter.record(Event::new("e").with("n", n)));
+    reporter.idle();
+    assert!(wait_until(Duration::from_secs(10), || server
+        .stats()
+        .faults
+        .hang
+        >= 1));
+
+    let started = Instant::now();
+    let outcome = reporter.shutdown_bounded(Duration::from_millis(500), 25);
+
+    // The promise: a CLI exits by its deadline (plus the harness's slack), whatever the server does.
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(500) + Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert_eq!(outcome, ShutdownOutcome::DeadlineReached);
+    let stats = reporter.stats();
+    assert_eq!(
+        (stats.pending.in_store, stats.acknowledged),
+        (10, 0),
+        "kept in the spool"
+    );
     server.shutdown();
 }
 
