@@ -104,7 +104,7 @@ fn ours(c: &mut Criterion) {
                 continue;
             }
             let dir = temp_dir("end-to-end");
-            let mut builder = Config::builder(server.url())
+            let mut builder = Config::builder(format!("{}/ingest", server.url()))
                 .spool_dir(dir.path().join("spool"))
                 .distinct_id(SAMPLE_DISTINCT_ID)
                 .batch_size(NonZeroUsize::new(batch).expect("a batch size is not zero"))

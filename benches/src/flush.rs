@@ -122,8 +122,8 @@ impl ReporterUnderTest {
             .unwrap_or_else(|error| panic!("start fake-ingest: {error}"))
         });
         let endpoint = match &server {
-            Some(server) => server.url(),
-            None => format!("http://{}", refused_address()),
+            Some(server) => format!("{}/ingest", server.url()),
+            None => format!("http://{}/ingest", refused_address()),
         };
         let config = Config::builder(endpoint)
             .spool(spool)

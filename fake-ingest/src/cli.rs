@@ -149,6 +149,7 @@ fn shorthand_rules(cli: &Cli) -> Vec<Rule> {
         let then = Action::Status {
             status: 503,
             retry_after_secs: cli.retry_after,
+            retry_after_as_date: false,
         };
         rules.push(Rule {
             when,
@@ -173,6 +174,7 @@ fn shorthand_rules(cli: &Cli) -> Vec<Rule> {
             then: Action::Status {
                 status,
                 retry_after_secs: cli.retry_after,
+                retry_after_as_date: false,
             },
         });
     }

@@ -115,8 +115,11 @@ pub enum Action {
     Status {
         /// The status code, 400..=599.
         status: u16,
-        /// The `Retry-After` header value in seconds, when given.
+        /// The `Retry-After` delay in seconds, when given.
         retry_after_secs: Option<u64>,
+        /// Send `Retry-After` as an HTTP-date (that many seconds from now, rounded up to a whole second) instead of
+        /// as seconds.
+        retry_after_as_date: bool,
     },
     /// Reset the connection (TCP RST) without storing or answering.
     ResetBeforeStore,
@@ -418,7 +421,7 @@ const ACTION_NAMES: [(&str, Action); 7] = [
 ];
 
 const ACTION_EXPECTED: &str = "one of \"store\", \"reset_before_store\", \"reset_after_store\", \"hang\", \
-     \"crash_before_store\", \"crash_after_store\", \"reject\" or {\"status\": n, \"retry_after_secs\": s}";
+     \"crash_before_store\", \"crash_after_store\", \"reject\" or {\"status\": n, \"retry_after_secs\": s, \"retry_after_as_date\": b}";
 
 impl TryFrom<Value> for Action {
     type Error = String;
@@ -433,7 +436,14 @@ impl TryFrom<Value> for Action {
             Value::Object(fields) => {
                 let mut status = None;
                 let mut retry_after_secs = None;
+                let mut retry_after_as_date = false;
                 for (key, field) in fields {
+                    if key == "retry_after_as_date" {
+                        retry_after_as_date = field
+                            .as_bool()
+                            .ok_or("action field \"retry_after_as_date\" must be a boolean")?;
+                        continue;
+                    }
                     let number = field.as_u64();
                     match (key.as_str(), number) {
                         ("status", Some(n)) => {
@@ -458,6 +468,7 @@ impl TryFrom<Value> for Action {
                 Ok(Action::Status {
                     status,
                     retry_after_secs,
+                    retry_after_as_date,
                 })
             }
             other => Err(format!(
@@ -472,12 +483,16 @@ impl From<Action> for Value {
         if let Action::Status {
             status,
             retry_after_secs,
+            retry_after_as_date,
         } = action
         {
             let mut fields = serde_json::Map::new();
             fields.insert("status".to_owned(), status.into());
             if let Some(secs) = retry_after_secs {
                 fields.insert("retry_after_secs".to_owned(), secs.into());
+            }
+            if retry_after_as_date {
+                fields.insert("retry_after_as_date".to_owned(), true.into());
             }
             return Value::Object(fields);
         }

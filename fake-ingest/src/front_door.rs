@@ -228,11 +228,12 @@ pub(crate) async fn serve_batch(
             Action::Status {
                 status,
                 retry_after_secs,
+                retry_after_as_date,
             },
             _,
         ) => {
             state.store.count_fault(FaultKind::Status);
-            injected_status(answers, status, retry_after_secs)
+            injected_status(answers, status, retry_after_secs, retry_after_as_date)
         }
         (Action::ResetBeforeStore, _) => {
             state.store.count_fault(FaultKind::ResetBeforeStore);
@@ -324,15 +325,36 @@ async fn store(
     })
 }
 
-fn injected_status(answers: &impl Answers, status: u16, retry_after_secs: Option<u64>) -> Response {
+fn injected_status(
+    answers: &impl Answers,
+    status: u16,
+    retry_after_secs: Option<u64>,
+    retry_after_as_date: bool,
+) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = answers.injected(code);
     let headers = response.headers_mut();
     headers.insert(FAULT_HEADER, HeaderValue::from_static("status"));
-    if let Some(secs) = retry_after_secs {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    let retry_after = match retry_after_secs {
+        Some(secs) if retry_after_as_date => http_date_in(secs).and_then(|date| date.parse().ok()),
+        Some(secs) => Some(HeaderValue::from(secs)),
+        None => None,
+    };
+    if let Some(value) = retry_after {
+        headers.insert(header::RETRY_AFTER, value);
     }
     response
+}
+
+/// The HTTP-date (IMF-fixdate) `secs` seconds from now, rounded up to a whole second, so that a client waiting until
+/// then waits at least `secs` seconds.
+fn http_date_in(secs: u64) -> Option<String> {
+    let now = jiff::Timestamp::now();
+    let whole = now.as_second().checked_add(i64::try_from(secs).ok()?)?;
+    let at = jiff::Timestamp::from_second(whole + i64::from(now.subsec_nanosecond() > 0)).ok()?;
+    jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&at)
+        .ok()
 }
 
 /// The response of a fault that cannot happen without a connection or server (`app()` driven by `oneshot`).

@@ -17,13 +17,14 @@
 //! the record's attributes plus `otel.*` keys for the rest of the record).
 //!
 //! # Dedupe keys
-//! OTLP records carry no idempotency key, so one is derived; a resend of the same record gives the same key
-//! whatever the encoding (JSON and protobuf decode to the same message):
+//! OTLP records carry no idempotency key field, so one is read from the `log.record.uid` attribute or derived; a
+//! resend of the same record gives the same key whatever the encoding (JSON and protobuf decode to the same message):
 //!
 //! | signal | key | derived from |
 //! |---|---|---|
 //! | spans | `span:<trace id hex>:<span id hex>` | the span's identity, which the specification makes unique |
-//! | log records | `log:<FNV-1a 128 hex>` | the resource, the instrumentation scope and the whole log record (time, observed time, severity, body, attributes, event name, trace context) |
+//! | log records with a `log.record.uid` string attribute | the attribute's value (a UUID lowercase hyphenated) | the semantic convention for a log record's unique id, which flush-core's `otlp_logs` sink sets to the event's idempotency key |
+//! | other log records | `log:<FNV-1a 128 hex>` | the resource, the instrumentation scope and the whole log record (time, observed time, severity, body, attributes, event name, trace context) |
 //! | metric data points | `metric:<FNV-1a 128 hex>` | the resource, the instrumentation scope, the metric name, the point's attributes, start time and time |
 //!
 //! The hash is FNV-1a with 128 bits over the protobuf encoding of each part, each part prefixed with its length
@@ -449,11 +450,6 @@ fn log_event(
     scope: &InstrumentationScope,
     record: &LogRecord,
 ) -> IncomingEvent {
-    let mut key = KeyHasher::new();
-    key.part(&resource.encode_to_vec());
-    key.part(&scope.encode_to_vec());
-    key.part(&record.encode_to_vec());
-
     let body = record
         .body
         .as_ref()
@@ -499,7 +495,7 @@ fn log_event(
     insert_nonempty(&mut properties, "otel.span_id", &hex(&record.span_id));
 
     IncomingEvent {
-        dedupe_key: format!("log:{}", key.finish_hex()),
+        dedupe_key: log_dedupe_key(resource, scope, record),
         has_idempotency_key: true,
         name,
         timestamp: rfc3339_from_unix_nanos(time),
@@ -507,6 +503,30 @@ fn log_event(
         resource: Some(resource_json.clone()),
         properties,
     }
+}
+
+/// A log record's dedupe key: its `log.record.uid` attribute when it has a non-empty string one (the semantic
+/// convention for a log record's unique id; a UUID is normalized to lowercase hyphenated, as `/ingest` and PostHog
+/// keys are), else `log:` and the hash of the resource, the scope and the whole record.
+fn log_dedupe_key(resource: &Resource, scope: &InstrumentationScope, record: &LogRecord) -> String {
+    let uid = record
+        .attributes
+        .iter()
+        .find(|attribute| attribute.key == "log.record.uid")
+        .and_then(|attribute| attribute.value.as_ref()?.value.as_ref());
+    if let Some(any_value::Value::StringValue(uid)) = uid
+        && !uid.is_empty()
+    {
+        return match uuid::Uuid::parse_str(uid) {
+            Ok(parsed) => parsed.hyphenated().to_string(),
+            Err(_) => uid.clone(),
+        };
+    }
+    let mut key = KeyHasher::new();
+    key.part(&resource.encode_to_vec());
+    key.part(&scope.encode_to_vec());
+    key.part(&record.encode_to_vec());
+    format!("log:{}", key.finish_hex())
 }
 
 fn spans_to_events(request: ExportTraceServiceRequest) -> Decoded {

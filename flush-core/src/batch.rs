@@ -1,7 +1,5 @@
-//! Request bodies: a batch of serialized events framed as `{"batch":[...]}` (docs/PROTOCOL.md), optionally gzipped.
-//!
-//! Records are stored already serialized, one JSON object each, so a body is built by concatenation: nothing is
-//! parsed or re-serialized on the way out.
+//! Request body helpers the sinks and the sender share: stored events framed as `{"batch":[...]}` (docs/PROTOCOL.md)
+//! by concatenation, and gzip.
 
 use std::io::Write;
 
@@ -9,15 +7,15 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 /// The JSON body for `records` (each a serialized event object).
-pub(crate) fn json_body(records: &[Vec<u8>]) -> Vec<u8> {
-    let length: usize = records.iter().map(|record| record.len() + 1).sum();
+pub(crate) fn json_body<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
+    let length: usize = records.iter().map(|record| record.as_ref().len() + 1).sum();
     let mut body = Vec::with_capacity(length + 12);
     body.extend_from_slice(b"{\"batch\":[");
     for (index, record) in records.iter().enumerate() {
         if index > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(record);
+        body.extend_from_slice(record.as_ref());
     }
     body.extend_from_slice(b"]}");
     body

@@ -7,9 +7,11 @@
 
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, EndpointError};
+use crate::sink::{Ingest, Sink, Url};
 use crate::spool::{SpoolConfig, SyncPolicy};
 
 /// When batches go to the server.
@@ -149,7 +151,9 @@ pub(crate) enum Storage {
 /// A validated reporter configuration. Build it with [`Config::builder`].
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub(crate) endpoint: String,
+    /// The URL requests go to: the sink's, from the endpoint.
+    pub(crate) url: Url,
+    pub(crate) sink: Arc<dyn Sink>,
     pub(crate) storage: Storage,
     pub(crate) distinct_id: Option<String>,
     pub(crate) batch_size: NonZeroUsize,
@@ -166,13 +170,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// Starts a configuration for the ingest server at `endpoint` (e.g. `https://telemetry.example.com`; events go
-    /// to `{endpoint}/ingest`). Choose where unsent events wait with [`ConfigBuilder::spool_dir`] or
-    /// [`ConfigBuilder::spool`] (on disk, crash-safe) or [`ConfigBuilder::memory_only`] (lost when the process
-    /// exits); without a choice, [`ConfigBuilder::build`] fails with [`ConfigError::StorageNotChosen`].
+    /// Starts a configuration for the backend at `endpoint`. With the default [`Ingest`] sink, batches are posted
+    /// to `endpoint` exactly as written (e.g. `https://telemetry.example.com/ingest`); other sinks document the URL
+    /// they derive from it ([`PostHog`](crate::sink::PostHog): `{endpoint}/batch/`,
+    /// [`OtlpLogs`](crate::sink::OtlpLogs): `{endpoint}/v1/logs`). Choose the sink with [`ConfigBuilder::sink`] and
+    /// the storage with [`ConfigBuilder::spool_dir`], [`ConfigBuilder::spool`] or [`ConfigBuilder::memory_only`];
+    /// without one, [`ConfigBuilder::build`] fails with [`ConfigError::StorageNotChosen`].
     pub fn builder(endpoint: impl Into<String>) -> ConfigBuilder {
         ConfigBuilder {
             endpoint: endpoint.into(),
+            sink: Arc::new(Ingest),
             storage: None,
             sync: None,
             distinct_id: None,
@@ -199,8 +206,13 @@ impl Config {
     }
 
     /// The URL batches are posted to.
-    pub fn ingest_url(&self) -> String {
-        format!("{}/ingest", self.endpoint)
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The sink that encodes batches and classifies answers.
+    pub fn sink(&self) -> &dyn Sink {
+        &*self.sink
     }
 }
 
@@ -210,6 +222,7 @@ impl Config {
 #[must_use]
 pub struct ConfigBuilder {
     endpoint: String,
+    sink: Arc<dyn Sink>,
     storage: Option<Storage>,
     sync: Option<SyncPolicy>,
     distinct_id: Option<String>,
@@ -227,6 +240,19 @@ pub struct ConfigBuilder {
 }
 
 impl ConfigBuilder {
+    /// The backend: [`Ingest`] (the default), [`PostHog`](crate::sink::PostHog),
+    /// [`OtlpLogs`](crate::sink::OtlpLogs) or a [`Sink`] of your own. The spool does not depend on it: a spool
+    /// written under one sink is delivered by another.
+    pub fn sink(self, sink: impl Sink) -> Self {
+        self.shared_sink(Arc::new(sink))
+    }
+
+    /// [`sink`](Self::sink) for a sink chosen at run time.
+    pub fn shared_sink(mut self, sink: Arc<dyn Sink>) -> Self {
+        self.sink = sink;
+        self
+    }
+
     /// Keeps events in the crash-safe spool in `dir` with the spool's default limits.
     pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.storage = Some(Storage::Spool(SpoolConfig::new(dir)));
@@ -335,16 +361,19 @@ impl ConfigBuilder {
     /// [`ConfigError`] names the first setting that cannot work, or [`ConfigError::StorageNotChosen`] if neither a
     /// spool nor memory-only mode was chosen.
     pub fn build(self) -> Result<Config, ConfigError> {
-        let endpoint = self.endpoint.trim().trim_end_matches('/').to_owned();
-        let has_host = ["http://", "https://"]
-            .iter()
-            .filter_map(|scheme| endpoint.strip_prefix(scheme))
-            .any(|rest| !rest.is_empty() && !rest.starts_with('/'));
-        if !has_host {
-            return Err(ConfigError::InvalidEndpoint {
-                endpoint: self.endpoint,
-            });
-        }
+        let endpoint =
+            parse_endpoint(&self.endpoint).map_err(|source| ConfigError::InvalidEndpoint {
+                endpoint: self.endpoint.clone(),
+                source,
+            })?;
+        let url = self
+            .sink
+            .url(&endpoint)
+            .map_err(|source| ConfigError::Sink {
+                sink: self.sink.name().to_owned(),
+                endpoint: self.endpoint.clone(),
+                source,
+            })?;
         if self.distinct_id.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::EmptyDistinctId);
         }
@@ -400,7 +429,8 @@ impl ConfigBuilder {
             positive("flush_mode.max_delay", max_delay)?;
         }
         Ok(Config {
-            endpoint,
+            url,
+            sink: self.sink,
             storage,
             distinct_id: self.distinct_id,
             batch_size: self.batch_size,
@@ -416,6 +446,23 @@ impl ConfigBuilder {
             poll_interval: self.poll_interval,
         })
     }
+}
+
+/// The endpoint as a URL: parsed by a real (WHATWG) parser, `http` or `https`, with a host written after `//`.
+fn parse_endpoint(endpoint: &str) -> Result<Url, EndpointError> {
+    let text = endpoint.trim();
+    let url = Url::parse(text).map_err(EndpointError::Parse)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(EndpointError::Scheme(url.scheme().to_owned()));
+    }
+    // The parser reads `https:///x` as the host `x`; a host must be written where it belongs.
+    let written_host = text
+        .split_once("://")
+        .is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'));
+    if url.host_str().is_none_or(str::is_empty) || !written_host {
+        return Err(EndpointError::NoHost);
+    }
+    Ok(url)
 }
 
 /// The longest duration any setting may have (a longer one is a mistake, and could overflow an `Instant`).
@@ -444,8 +491,46 @@ mod tests {
         assert_eq!(config.batch_delay, Duration::from_secs(5));
         assert_eq!(config.request_timeout, Duration::from_secs(5));
         assert_eq!(config.drop_policy, DropPolicy::DropNewest);
-        assert_eq!(config.ingest_url(), "http://127.0.0.1:1/ingest");
+        assert_eq!(config.url().as_str(), "http://127.0.0.1:1/");
+        assert_eq!(config.sink().name(), "ingest");
         assert!(config.spool_dir().is_none());
+    }
+
+    #[test]
+    fn the_ingest_endpoint_is_taken_as_written() {
+        let config = Config::builder(" https://host/ingest ")
+            .distinct_id("me")
+            .memory_only(MemoryLimits::default())
+            .build()
+            .unwrap();
+        assert_eq!(config.url().as_str(), "https://host/ingest");
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_naming_it_and_why() {
+        let error = Config::builder("http://exa mple")
+            .distinct_id("me")
+            .build()
+            .unwrap_err();
+        assert!(error.to_string().contains("\"http://exa mple\""), "{error}");
+        let ConfigError::InvalidEndpoint { source, .. } = &error else {
+            panic!("{error:?}")
+        };
+        assert!(matches!(source, EndpointError::Parse(_)), "{source:?}");
+        assert!(std::error::Error::source(source).is_some());
+    }
+
+    #[test]
+    fn a_sink_refusing_the_endpoint_is_a_config_error_naming_the_sink() {
+        let error = Config::builder("https://us.i.posthog.com/batch/")
+            .sink(crate::sink::PostHog::new("phc_test"))
+            .distinct_id("me")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::Sink { sink, .. } if sink == "posthog"),
+            "{error:?}"
+        );
     }
 
     #[test]

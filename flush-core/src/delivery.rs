@@ -4,13 +4,16 @@
 //! # How a batch moves
 //!
 //! A batch read from the store is *in flight* until it is settled. It is split into *parts* (at first one part, the
-//! whole batch). The front part is posted; by the outcome:
-//! - 2xx: the part is done;
-//! - transient (408, 429, 5xx, timeout, connection error): the same part is posted again after a backoff (same
-//!   events, same uuids), and the breaker counts a failure;
-//! - 400/422 or 413: the part is halved (bisection) until a single rejected event is left, which goes to the
-//!   dead-letter file; the events behind it go on;
-//! - other 4xx: the part is kept and the breaker opens at once.
+//! whole batch). The sink (`crate::sink`) encodes the front part into a request, which is posted; the sink
+//! classifies the answer into a [`Verdict`] (timeouts and connection errors are always a retry):
+//! - accepted: the part is done;
+//! - partially accepted (OTLP's `partialSuccess`): the part is done, not retried; the rejected count is counted as
+//!   dead-lettered (and `partially_rejected`) and written to the dead-letter file with the server's message;
+//! - retry (for `/ingest`: 408, 429, 5xx; timeout, connection error): the same part is posted again after a backoff
+//!   (same events, same uuids), and the breaker counts a failure;
+//! - reject (400/422) or too large (413), or a part the sink cannot encode: the part is halved (bisection) until a
+//!   single event is left, which goes to the dead-letter file; the events behind it go on;
+//! - misconfigured (401, 403, other 4xx): the part is kept and the breaker opens at once.
 //!
 //! When no part is left, the batch's store position is acknowledged: only once that acknowledgement is recorded
 //! durably (the spool's `acks` file written) are its events counted as acknowledged or dead-lettered. A crash before
@@ -38,10 +41,11 @@ use crate::breaker::Breaker;
 use crate::config::{Config, FlushMode};
 use crate::dead_letter::DeadLetters;
 use crate::error::describe;
-use crate::reporter::{FlushOutcome, ShutdownOutcome};
+use crate::outcome::{FlushOutcome, ShutdownOutcome};
 use crate::retry::Backoff;
-use crate::sender::{HttpSender, Outcome};
-use crate::spooler::{SharedStore, lock, publish};
+use crate::sender::{Attempt, HttpSender};
+use crate::shared_store::{SharedStore, lock, publish};
+use crate::sink::Verdict;
 use crate::stats::{BreakerState, Counters, add};
 use crate::store::StorePosition;
 
@@ -80,6 +84,8 @@ struct InFlight {
     dead_lettered: u64,
     /// Failed attempts to acknowledge the batch in the store (every part is settled then).
     ack_failures: u64,
+    /// Of `dead_lettered`, the events partial successes rejected.
+    partially_rejected: u64,
 }
 
 #[derive(Debug)]
@@ -131,6 +137,7 @@ pub(crate) struct Delivery {
 impl Delivery {
     pub(crate) fn new(
         config: &Config,
+        distinct_id: &str,
         commands: Receiver<DeliveryCommand>,
         store: SharedStore,
         counters: Arc<Counters>,
@@ -140,7 +147,12 @@ impl Delivery {
             commands,
             store,
             counters,
-            sender: HttpSender::new(config.ingest_url(), config.gzip),
+            sender: HttpSender::new(
+                Arc::clone(&config.sink),
+                config.url.clone(),
+                config.gzip,
+                distinct_id.to_owned(),
+            ),
             backoff: Backoff::new(config.retry),
             breaker: Breaker::new(config.breaker),
             dead_letters,
@@ -428,13 +440,16 @@ impl Delivery {
         }
         let records = &in_flight.records[part.range.clone()];
         let count = records.len() as u64;
-        add(&self.counters.requests, 1);
-        add(&self.counters.sent, count);
-        if part.failed_before {
-            add(&self.counters.retried, count);
+        let attempt = self.sender.send(records, timeout);
+        // A batch the sink could not encode never reached the wire.
+        if !matches!(attempt, Attempt::Unencodable { .. }) {
+            add(&self.counters.requests, 1);
+            add(&self.counters.sent, count);
+            if part.failed_before {
+                add(&self.counters.retried, count);
+            }
         }
-        let outcome = self.sender.send(records, timeout);
-        self.handle(outcome);
+        self.handle(attempt);
     }
 
     /// Reads the next batch into flight. False if there is nothing to read.
@@ -473,6 +488,7 @@ impl Delivery {
                     accepted: 0,
                     dead_lettered: 0,
                     ack_failures: 0,
+                    partially_rejected: 0,
                 });
                 true
             }
@@ -489,7 +505,7 @@ impl Delivery {
         }
     }
 
-    fn handle(&mut self, outcome: Outcome) {
+    fn handle(&mut self, attempt: Attempt) {
         let now = Instant::now();
         let Some(in_flight) = self.in_flight.as_mut() else {
             return;
@@ -497,14 +513,43 @@ impl Delivery {
         let Some(part) = in_flight.parts.pop_front() else {
             return;
         };
-        match outcome {
-            Outcome::Accepted => {
+        let verdict = match attempt {
+            Attempt::Answered(verdict) => verdict,
+            Attempt::Unencodable { reason } => {
+                self.counters.set_last_error(reason.clone());
+                self.reject(part, None, reason);
+                self.settle_if_done();
+                return;
+            }
+        };
+        match verdict {
+            Verdict::Accepted => {
                 self.breaker.on_success();
                 self.backoff.reset();
                 self.not_before = None;
                 in_flight.accepted += part.range.len() as u64;
             }
-            Outcome::Transient {
+            Verdict::PartiallyAccepted { rejected, message } => {
+                self.breaker.on_success();
+                self.backoff.reset();
+                self.not_before = None;
+                let length = part.range.len() as u64;
+                let rejected = rejected.min(length);
+                in_flight.accepted += length - rejected;
+                in_flight.dead_lettered += rejected;
+                in_flight.partially_rejected += rejected;
+                let reason = format!(
+                    "partial success: the server rejected {rejected} of {length} events: {message}"
+                );
+                tracing::debug!(%reason, "flush-core dead-lettered part of a batch");
+                let records = &in_flight.records[part.range.clone()];
+                if let Err(error) = self.dead_letters.write_partial(records, rejected, &reason) {
+                    self.counters
+                        .set_last_error(format!("dead-letter write failed: {error}"));
+                }
+                self.counters.set_last_error(reason);
+            }
+            Verdict::Retry {
                 reason,
                 retry_after,
             } => {
@@ -516,13 +561,13 @@ impl Delivery {
                     ..part
                 });
             }
-            Outcome::Rejected { status, reason } => {
-                self.reject(part, status, reason);
+            Verdict::Reject { status, reason } => {
+                self.reject(part, Some(status), reason);
             }
-            Outcome::TooLarge { reason } => {
-                self.reject(part, 413, reason);
+            Verdict::TooLarge { reason } => {
+                self.reject(part, Some(413), reason);
             }
-            Outcome::Misconfigured { status: _, reason } => {
+            Verdict::Misconfigured { status: _, reason } => {
                 self.counters.set_last_error(reason);
                 self.breaker.trip(now);
                 in_flight.parts.push_front(Part {
@@ -535,9 +580,10 @@ impl Delivery {
         self.settle_if_done();
     }
 
-    /// The server refused `part` for its content: halve it, or dead-letter a single event. The server answered, so
-    /// the breaker and backoff see a success.
-    fn reject(&mut self, part: Part, status: u16, reason: String) {
+    /// The server refused `part` for its content (`status`), or the sink could not encode it (no status): halve it,
+    /// or dead-letter a single event. The server answered (or was not asked), so the breaker and backoff see a
+    /// success.
+    fn reject(&mut self, part: Part, status: Option<u16>, reason: String) {
         self.breaker.on_success();
         self.backoff.reset();
         self.not_before = None;
@@ -557,7 +603,7 @@ impl Delivery {
             return;
         }
         let record = &in_flight.records[part.range.start];
-        tracing::debug!(status, %reason, uuid = ?crate::event::uuid_of(record), "flush-core dead-lettered an event");
+        tracing::debug!(?status, %reason, uuid = ?crate::event::uuid_of(record), "flush-core dead-lettered an event");
         if let Err(error) = self.dead_letters.write(record, status, &reason) {
             self.counters
                 .set_last_error(format!("dead-letter write failed: {error}"));
@@ -586,6 +632,10 @@ impl Delivery {
             Ok(()) => {
                 add(&self.counters.acknowledged, in_flight.accepted);
                 add(&self.counters.dead_lettered, in_flight.dead_lettered);
+                add(
+                    &self.counters.partially_rejected,
+                    in_flight.partially_rejected,
+                );
                 if in_flight.ack_failures > 0 {
                     self.counters
                         .delivered_not_recorded

@@ -12,10 +12,24 @@ use crate::spool::SpoolError;
 #[non_exhaustive]
 pub enum ConfigError {
     /// The endpoint is not an `http://` or `https://` URL with a host.
-    #[error("endpoint {endpoint:?} is not an http:// or https:// url")]
+    #[error("endpoint {endpoint:?} is not a valid http:// or https:// url")]
     InvalidEndpoint {
         /// The endpoint as given.
         endpoint: String,
+        /// What is wrong with it.
+        #[source]
+        source: EndpointError,
+    },
+    /// The sink cannot work with the endpoint or with its own settings.
+    #[error("the {sink} sink cannot be used with endpoint {endpoint:?}")]
+    Sink {
+        /// The sink's name.
+        sink: String,
+        /// The endpoint as given.
+        endpoint: String,
+        /// The sink's reason.
+        #[source]
+        source: crate::sink::SinkError,
     },
     /// The distinct id was given but is empty (the protocol requires a non-empty `distinct_id`).
     #[error("distinct_id is empty")]
@@ -39,6 +53,21 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
+}
+
+/// Why an endpoint is not a usable URL (the source of [`ConfigError::InvalidEndpoint`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// The URL parser refused it.
+    #[error("it does not parse as a url")]
+    Parse(#[source] url::ParseError),
+    /// The scheme is not `http` or `https`.
+    #[error("its scheme {0:?} is not http or https")]
+    Scheme(String),
+    /// It has no host.
+    #[error("it has no host")]
+    NoHost,
 }
 
 /// Starting a [`Reporter`](crate::Reporter) failed.

@@ -1,10 +1,21 @@
-//! The event an application records, and its wire form.
+//! The event an application records, and its canonical stored form.
 //!
 //! An [`Event`] is cheap to build: a name (a `&'static str` costs nothing) and a small list of properties. The
-//! reporter stamps it with a UUID v7 and the wall-clock time in `record()`; everything else — formatting the
-//! timestamp, serializing to the JSON object of docs/PROTOCOL.md — happens on the worker thread, off the hot path.
+//! reporter stamps it with a UUID v7 and the wall-clock time in `record()` (unless the event brings its own
+//! idempotency key or time); everything else — formatting the timestamp, serializing — happens on the worker thread,
+//! off the hot path.
+//!
+//! # The canonical stored form
+//! Every event is stored once, in one form whatever the sink: the JSON object of docs/PROTOCOL.md's `batch` array,
+//! `{"uuid", "event", "distinct_id", "timestamp", "properties"}`, with `timestamp` in RFC 3339 in UTC (`Z`): to the
+//! millisecond when it is read from the UUID v7, to the nanosecond when the event brought its own time or key.
+//! Every flush-core version so far stored exactly this form (only the timestamp's precision and the key's UUID
+//! version vary), so older spools are read as they are. Changing the form means bumping the spool's format version,
+//! so that an older spool is read or refused, never misread. Sinks read it back
+//! with [`decode_stored`] and encode it for their backend at send time; the spool never knows the sink.
 
 use std::borrow::Cow;
+use std::time::SystemTime;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
@@ -17,11 +28,54 @@ use uuid::Uuid;
 /// let event = Event::new("tool_call").with("tool", "grep").with("duration_ms", 12).with("ok", true);
 /// assert_eq!(event.name(), "tool_call");
 /// ```
+///
+/// A fact recorded after it happened carries its own time (any UTC offset; it is sent as the same instant in UTC),
+/// and an event derived from a business id can carry its own idempotency key, so that recording it again after a
+/// crash stores it once:
+///
+/// ```
+/// use flush_core::{Event, Uuid};
+/// # fn main() -> Result<(), flush_core::TimestampError> {
+/// let order_id = Uuid::from_u128(0x0193_6f4e_8a2b_7c3d_9e4f_5a6b_7c8d_9e0f);
+/// let event = Event::new("order_paid")
+///     .with_timestamp_rfc3339("2026-11-23T11:55:10.5+01:00")?
+///     .with_idempotency_key(order_id);
+/// assert_eq!(event.idempotency_key(), Some(order_id));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     name: Cow<'static, str>,
     distinct_id: Option<String>,
     properties: Vec<(Cow<'static, str>, Value)>,
+    /// The event's own time and key: rare, so boxed, to keep the queue's slots small.
+    own: Option<Box<OwnStamp>>,
+}
+
+/// What an event brings of its own instead of the reporter's stamp.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct OwnStamp {
+    timestamp: Option<SystemTime>,
+    idempotency_key: Option<Uuid>,
+}
+
+/// An event time given as text was not RFC 3339 with an offset.
+///
+/// Not retryable: fix the text.
+#[derive(Debug, thiserror::Error)]
+#[error("event timestamp {text:?} is not an RFC 3339 timestamp with an offset")]
+pub struct TimestampError {
+    text: String,
+    #[source]
+    source: jiff::Error,
+}
+
+impl TimestampError {
+    /// The text as given.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
 }
 
 impl Event {
@@ -31,6 +85,7 @@ impl Event {
             name: name.into(),
             distinct_id: None,
             properties: Vec::new(),
+            own: None,
         }
     }
 
@@ -46,6 +101,47 @@ impl Event {
     pub fn with_distinct_id(mut self, distinct_id: impl Into<String>) -> Self {
         self.distinct_id = Some(distinct_id.into());
         self
+    }
+
+    /// Sends this event with its own time instead of the recording instant (for facts recorded after they
+    /// happened). Sent in UTC, to the nanosecond.
+    #[must_use]
+    pub fn with_timestamp(mut self, at: SystemTime) -> Self {
+        self.own.get_or_insert_default().timestamp = Some(at);
+        self
+    }
+
+    /// [`with_timestamp`](Self::with_timestamp) from RFC 3339 text with any offset (`Z`, `+01:00`, ...): the same
+    /// instant is sent in UTC.
+    ///
+    /// # Errors
+    /// [`TimestampError`] if the text is not RFC 3339 with an offset.
+    pub fn with_timestamp_rfc3339(self, text: &str) -> Result<Self, TimestampError> {
+        let at = text
+            .parse::<jiff::Timestamp>()
+            .map_err(|source| TimestampError {
+                text: text.to_owned(),
+                source,
+            })?;
+        Ok(self.with_timestamp(SystemTime::from(at)))
+    }
+
+    /// Sends this event under a caller-chosen idempotency key instead of a fresh UUID v7 (e.g. a UUID derived from a
+    /// business id): the server stores one event per key, so recording the same fact again is stored once.
+    #[must_use]
+    pub fn with_idempotency_key(mut self, key: Uuid) -> Self {
+        self.own.get_or_insert_default().idempotency_key = Some(key);
+        self
+    }
+
+    /// The event's own time, if it was given one.
+    pub fn timestamp(&self) -> Option<SystemTime> {
+        self.own.as_ref().and_then(|own| own.timestamp)
+    }
+
+    /// The caller-chosen idempotency key, if any.
+    pub fn idempotency_key(&self) -> Option<Uuid> {
+        self.own.as_ref().and_then(|own| own.idempotency_key)
     }
 
     /// The event name.
@@ -86,50 +182,137 @@ fn shallow_size(value: &Value) -> usize {
 /// An event as `record()` queued it: stamped, not yet serialized.
 #[derive(Debug)]
 pub(crate) struct StampedEvent {
+    /// A fresh UUID v7 (whose time is the recording instant), or the event's own key.
     pub(crate) uuid: Uuid,
     pub(crate) estimated_bytes: usize,
     pub(crate) event: Event,
 }
 
 impl StampedEvent {
-    /// Stamps `event` with a fresh UUID v7 and the current time. This is the hot path's only real cost.
-    pub(crate) fn stamp(event: Event) -> Self {
+    /// Stamps `event` with a fresh UUID v7 (which carries the current time), unless it brings its own idempotency
+    /// key: then the recording instant is read from the clock, unless it brings its own time too. This is the hot
+    /// path's only real cost.
+    pub(crate) fn stamp(mut event: Event) -> Self {
         let estimated_bytes = event.estimated_bytes();
+        let uuid = match event.own.as_deref_mut() {
+            Some(OwnStamp {
+                timestamp,
+                idempotency_key: Some(key),
+            }) => {
+                timestamp.get_or_insert_with(SystemTime::now);
+                *key
+            }
+            _ => new_v7(),
+        };
         Self {
-            uuid: new_v7(),
+            uuid,
             estimated_bytes,
             event,
         }
     }
 
-    /// Serializes the event as one JSON object of the protocol's `batch` array into `buffer` (cleared first).
+    /// Serializes the event in the canonical stored form (one JSON object of the protocol's `batch` array) into
+    /// `buffer` (cleared first).
     ///
     /// # Errors
-    /// Only if a property cannot be serialized (serde_json's own values always can); the caller drops the event.
+    /// If a property cannot be serialized (serde_json's own values always can) or the event's own time is outside
+    /// the years -9999 to 9999; the caller drops the event (counted as unserializable).
     pub(crate) fn serialize_into(
         &self,
         distinct_id: &str,
         buffer: &mut Vec<u8>,
     ) -> Result<(), serde_json::Error> {
         buffer.clear();
-        // The UUID v7 carries the recording time in milliseconds, the wire's precision: one clock read in `record()`.
-        let timestamp = self
-            .uuid
-            .get_timestamp()
-            .map(|at| at.to_unix())
-            .and_then(|(seconds, nanos)| {
-                jiff::Timestamp::new(i64::try_from(seconds).ok()?, i32::try_from(nanos).ok()?).ok()
-            })
-            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let timestamp = match self.event.timestamp() {
+            // An explicit time keeps its precision, up to the nanosecond.
+            Some(at) => jiff::Timestamp::try_from(at)
+                .map(|at| at.to_string())
+                .map_err(serde::ser::Error::custom)?,
+            // The UUID v7 carries the recording time in milliseconds: one clock read in `record()`.
+            None => {
+                let at = self
+                    .uuid
+                    .get_timestamp()
+                    .map(|at| at.to_unix())
+                    .and_then(|(seconds, nanos)| {
+                        jiff::Timestamp::new(
+                            i64::try_from(seconds).ok()?,
+                            i32::try_from(nanos).ok()?,
+                        )
+                        .ok()
+                    })
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+                format!("{at:.3}")
+            }
+        };
         let wire = WireEvent {
             uuid: self.uuid,
             event: &self.event.name,
             distinct_id: self.event.distinct_id.as_deref().unwrap_or(distinct_id),
-            timestamp: format!("{timestamp:.3}"),
+            timestamp,
             properties: &self.event.properties,
         };
         serde_json::to_writer(buffer, &wire)
     }
+}
+
+/// An event read back from its canonical stored form.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StoredEvent {
+    pub(crate) uuid: Uuid,
+    pub(crate) name: String,
+    pub(crate) distinct_id: String,
+    /// RFC 3339, as stored (UTC).
+    pub(crate) timestamp_text: String,
+    pub(crate) timestamp: jiff::Timestamp,
+    pub(crate) properties: serde_json::Map<String, Value>,
+}
+
+/// Why a stored record is not an event in the canonical form (damaged, or written by something else).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoredFormError {
+    /// Not the JSON object of the canonical form.
+    #[error("the stored record is not a canonical event object")]
+    Json(#[source] serde_json::Error),
+    /// The `timestamp` is not RFC 3339.
+    #[error("the stored timestamp {text:?} is not RFC 3339")]
+    Timestamp {
+        text: String,
+        #[source]
+        source: jiff::Error,
+    },
+}
+
+/// Reads a record of the canonical stored form.
+///
+/// # Errors
+/// [`StoredFormError`] when the record is not one; the sender dead-letters such a record alone.
+pub(crate) fn decode_stored(record: &[u8]) -> Result<StoredEvent, StoredFormError> {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        uuid: Uuid,
+        event: String,
+        distinct_id: String,
+        timestamp: String,
+        #[serde(default)]
+        properties: serde_json::Map<String, Value>,
+    }
+    let stored: Stored = serde_json::from_slice(record).map_err(StoredFormError::Json)?;
+    let timestamp = stored
+        .timestamp
+        .parse::<jiff::Timestamp>()
+        .map_err(|source| StoredFormError::Timestamp {
+            text: stored.timestamp.clone(),
+            source,
+        })?;
+    Ok(StoredEvent {
+        uuid: stored.uuid,
+        name: stored.event,
+        distinct_id: stored.distinct_id,
+        timestamp_text: stored.timestamp,
+        timestamp,
+        properties: stored.properties,
+    })
 }
 
 thread_local! {
@@ -248,6 +431,55 @@ mod tests {
         let unique: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len());
         assert!(ids.iter().all(|id| id.get_version_num() == 7));
+    }
+
+    #[test]
+    fn an_own_time_in_any_offset_is_stored_as_the_same_instant_in_utc() {
+        let event = Event::new("order_paid")
+            .with_timestamp_rfc3339("2026-11-23T11:55:10.123456789+01:00")
+            .unwrap();
+        let mut buffer = Vec::new();
+        StampedEvent::stamp(event)
+            .serialize_into("install-1", &mut buffer)
+            .unwrap();
+        let stored = decode_stored(&buffer).unwrap();
+        assert_eq!(stored.timestamp_text, "2026-11-23T10:55:10.123456789Z");
+        assert_eq!(stored.uuid.get_version_num(), 7);
+    }
+
+    #[test]
+    fn a_timestamp_without_an_offset_is_refused_with_the_text() {
+        let error = Event::new("e")
+            .with_timestamp_rfc3339("2026-11-23T10:55:10")
+            .unwrap_err();
+        assert_eq!(error.text(), "2026-11-23T10:55:10");
+        assert!(std::error::Error::source(&error).is_some());
+    }
+
+    #[test]
+    fn a_caller_chosen_key_is_the_uuid_and_the_recording_instant_is_stamped() {
+        let key = Uuid::from_u128(42);
+        let before = jiff::Timestamp::now();
+        let stamped = StampedEvent::stamp(Event::new("e").with_idempotency_key(key));
+        let after = jiff::Timestamp::now();
+        let mut buffer = Vec::new();
+        stamped.serialize_into("install-1", &mut buffer).unwrap();
+        let stored = decode_stored(&buffer).unwrap();
+        assert_eq!(stored.uuid, key);
+        assert!(before <= stored.timestamp && stored.timestamp <= after);
+    }
+
+    #[test]
+    fn a_stored_event_decodes_back_to_its_fields() {
+        let mut buffer = Vec::new();
+        StampedEvent::stamp(Event::new("e").with("n", 1).with_distinct_id("user-7"))
+            .serialize_into("install-1", &mut buffer)
+            .unwrap();
+        let stored = decode_stored(&buffer).unwrap();
+        assert_eq!(stored.name, "e");
+        assert_eq!(stored.distinct_id, "user-7");
+        assert_eq!(stored.properties["n"], 1);
+        assert!(decode_stored(b"{\"uuid\":\"x\"}").is_err());
     }
 
     #[test]

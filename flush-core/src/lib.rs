@@ -1,6 +1,7 @@
 //! flush-core: record telemetry events without blocking, keep them in a crash-safe on-disk spool (or,
 //! if the application chooses, only in memory) and deliver them at least once, with a per-event
-//! idempotency key, to an HTTP ingest endpoint.
+//! idempotency key, to an HTTP backend: our own `/ingest`, PostHog or an OpenTelemetry Collector (OTLP/HTTP logs),
+//! chosen by a [`Sink`].
 //!
 //! Build a [`Config`], start a [`Reporter`], call [`Reporter::record`] from anywhere (it never
 //! blocks, never fails, never panics), and tell the reporter about the program's natural
@@ -44,7 +45,7 @@
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let server = fake_ingest::Server::start_blocking(fake_ingest::Config::default())?;
-//! # let endpoint = server.url();
+//! # let endpoint = format!("{}/ingest", server.url());
 //! # let spool = tempfile::tempdir()?;
 //! # let spool_dir = spool.path();
 //! let config = Config::builder(endpoint)
@@ -73,7 +74,7 @@
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let server = fake_ingest::Server::start_blocking(fake_ingest::Config::default())?;
-//! # let endpoint = server.url();
+//! # let endpoint = format!("{}/ingest", server.url());
 //! # let spool = tempfile::tempdir()?;
 //! # let spool_dir = spool.path();
 //! // Defaults: a batch goes out at 50 events or after 5 s, whichever comes first.
@@ -105,7 +106,7 @@
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let server = fake_ingest::Server::start_blocking(fake_ingest::Config::default())?;
-//! # let endpoint = server.url();
+//! # let endpoint = format!("{}/ingest", server.url());
 //! # let spool = tempfile::tempdir()?;
 //! # let spool_dir = spool.path();
 //! let config = Config::builder(endpoint)
@@ -127,18 +128,22 @@
 //! # Map of the crate
 //! - [`Reporter`] (`reporter`): the application's handle, the two worker threads and what blocks.
 //! - [`Config`] (`config`): every setting, validated once; [`ConfigError`] (`error`).
-//! - [`Event`] (`event`): what is recorded, and its wire form (docs/PROTOCOL.md).
+//! - [`Event`] (`event`): what is recorded, and its canonical stored form (docs/PROTOCOL.md).
 //! - `queue`: the bounded in-memory queue (events and bytes) and the drop policies.
 //! - `spooler`: the thread that drains the queue into the store and answers checkpoints.
 //! - `delivery`: the thread that sends batches: retries, breaker, poison isolation, acks.
-//! - `sender` (one HTTP request and its classification), `batch` (request bodies), `retry`
+//! - [`sink`]: the seam between delivery and a backend (encode a batch, classify the answer) and the built-in
+//!   sinks; `sender` (one HTTP request: gzip, timeout, `Retry-After`), `batch` (body helpers), `retry`
 //!   (backoff), `breaker`, `dead_letter` (the dead-letter file).
+//! - `outcome` (how flush and shutdown ended) and `shared_store` (the store both threads lock): below the
+//!   reporter, the spooler and the sender, so types flow one way between them.
 //! - `store`: the seam between the pipeline and the [`spool`] (`disk_store`) or the bounded
 //!   `memory_store`; `installation_id`: the generated `distinct_id`.
 //! - [`stats`]: the counters and the accounting identity.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod sink;
 pub mod spool;
 pub mod stats;
 
@@ -152,10 +157,12 @@ mod error;
 mod event;
 mod installation_id;
 mod memory_store;
+mod outcome;
 mod queue;
 mod reporter;
 mod retry;
 mod sender;
+mod shared_store;
 mod spooler;
 mod store;
 
@@ -164,10 +171,13 @@ pub use config::{
     RetryPolicy,
 };
 pub use dead_letter::DEAD_LETTER_FILE;
-pub use error::{CheckpointError, ConfigError, StartError};
-pub use event::Event;
+pub use error::{CheckpointError, ConfigError, EndpointError, StartError};
+pub use event::{Event, TimestampError};
 pub use installation_id::INSTALLATION_ID_FILE;
-pub use reporter::{FlushOutcome, MAX_RESTARTS, Reporter, Session, ShutdownOutcome};
+pub use outcome::{FlushOutcome, ShutdownOutcome};
+pub use reporter::{MAX_RESTARTS, Reporter, Session};
 pub use serde_json::Value;
+pub use sink::Sink;
 pub use spool::SyncPolicy;
 pub use stats::{AckHealth, BreakerState, Dropped, FlushTimings, Pending, Stats};
+pub use uuid::Uuid;

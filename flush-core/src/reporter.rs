@@ -16,9 +16,11 @@ use crate::delivery::Delivery;
 use crate::error::{CheckpointError, StartError};
 use crate::event::{Event, StampedEvent};
 use crate::memory_store::MemoryStore;
+use crate::outcome::{FlushOutcome, ShutdownOutcome};
 use crate::queue::EventQueue;
+use crate::shared_store::{SharedStore, lock, publish};
 use crate::spool::{SpoolError, SyncPolicy};
-use crate::spooler::{SharedStore, Spooler, SpoolerCommand, lock, publish};
+use crate::spooler::{Spooler, SpoolerCommand};
 use crate::stats::{Counters, Stats, add};
 use crate::store::Store;
 
@@ -40,31 +42,6 @@ const STORE_GRACE: Duration = Duration::from_secs(1);
 /// The deadline the workers aim at for a call that must return by `deadline` at the latest.
 fn worker_deadline(deadline: Instant, budget: Duration) -> Instant {
     deadline - (budget / 10).min(REPLY_MARGIN_MAX)
-}
-
-/// How [`Reporter::flush`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use]
-pub enum FlushOutcome {
-    /// Everything recorded before the flush was acknowledged by the server (or dead-lettered, or dropped).
-    Acknowledged,
-    /// The timeout passed first (or the breaker or a backoff holds sending past it); the rest stays pending.
-    TimedOut,
-}
-
-/// How [`Reporter::shutdown`] ended. In every case what was not sent stays in the spool for the next run; in
-/// memory-only mode it is never sent, and the final [`Stats::pending`](crate::Stats::pending) counts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use]
-pub enum ShutdownOutcome {
-    /// Everything recorded was acknowledged (or dead-lettered, or dropped).
-    Drained,
-    /// The deadline came first, or the server could not be reached before it.
-    DeadlineReached,
-    /// The event limit of [`Reporter::shutdown_bounded`] was reached.
-    LimitReached,
-    /// The reporter was already shut down.
-    AlreadyShutDown,
 }
 
 /// A session started with [`Reporter::session_started`]; end it with [`Reporter::session_ended`].
@@ -211,7 +188,13 @@ impl Reporter {
             held: 0,
             idle_requested: Arc::clone(&idle_requested),
         };
-        let mut delivery = Delivery::new(&config, delivery_commands, store, Arc::clone(&counters));
+        let mut delivery = Delivery::new(
+            &config,
+            &distinct_id,
+            delivery_commands,
+            store,
+            Arc::clone(&counters),
+        );
         let spooler_counters = Arc::clone(&counters);
         let spooler_thread = std::thread::Builder::new()
             .name("flush-core-spooler".into())

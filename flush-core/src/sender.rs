@@ -1,56 +1,42 @@
-//! One HTTP request: `POST {endpoint}/ingest` with a batch, and the classification of its outcome
-//! (docs/PROTOCOL.md, "What a client must do with each outcome").
+//! One HTTP request: the sink's request for a batch posted to the sink's URL, and the answer handed back to the sink
+//! to classify (docs/PROTOCOL.md, "What a client must do with each outcome", for the default sink).
 //!
 //! Blocking, on the sender thread, through one `ureq` agent (keep-alive). Every request carries its own timeout,
-//! which shutdown shortens to what is left of its deadline, so no call outlives the caller's patience.
+//! which shutdown shortens to what is left of its deadline, so no call outlives the caller's patience. What every
+//! sink shares lives here: gzip, `Retry-After` in both its forms (delay-seconds and HTTP-date), and connection errors
+//! and timeouts, which are always retried. Every failure's reason starts with the URL it was posted to, so a wrong
+//! endpoint shows in `Stats::last_error` and the debug log.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::batch;
+use crate::sink::{Batch, Response, Sink, Url, Verdict};
 
-/// What the server's answer means for the batch.
+/// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// 2xx: stored. Acknowledge.
-    Accepted,
-    /// 408, 429, 5xx, timeout, connection error: retry the same batch after a backoff.
-    Transient {
-        /// What happened, for `Stats::last_error`.
-        reason: String,
-        /// The server's `Retry-After`, uncapped.
-        retry_after: Option<Duration>,
-    },
-    /// 400 or 422: some event is bad. Split the batch; a single rejected event is dead-lettered.
-    Rejected {
-        /// The status code.
-        status: u16,
-        /// The server's reason (its `error` field, or the body).
-        reason: String,
-    },
-    /// 413: the body is too big. Split the batch; a single event that is too big is dead-lettered.
-    TooLarge {
-        /// The server's reason.
-        reason: String,
-    },
-    /// 401, 403, 404 and other 4xx: a configuration problem. Keep the events and open the breaker.
-    Misconfigured {
-        /// The status code.
-        status: u16,
-        /// The server's reason.
+pub(crate) enum Attempt {
+    /// The server answered (or did not, which is a retry); the verdict says what to do.
+    Answered(Verdict),
+    /// The sink could not encode the batch; nothing was sent.
+    Unencodable {
+        /// The encoding error with its source chain.
         reason: String,
     },
 }
 
-/// Posts batches to one endpoint.
+/// Posts batches through one sink.
 #[derive(Debug)]
 pub(crate) struct HttpSender {
     agent: ureq::Agent,
-    url: String,
+    sink: Arc<dyn Sink>,
+    url: Url,
     gzip: bool,
+    installation_id: String,
 }
 
 impl HttpSender {
-    pub(crate) fn new(url: String, gzip: bool) -> Self {
+    pub(crate) fn new(sink: Arc<dyn Sink>, url: Url, gzip: bool, installation_id: String) -> Self {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .user_agent(concat!("flush-core/", env!("CARGO_PKG_VERSION")))
@@ -58,93 +44,153 @@ impl HttpSender {
             .build();
         Self {
             agent: ureq::Agent::new_with_config(config),
+            sink,
             url,
             gzip,
+            installation_id,
         }
     }
 
-    /// Posts `records` as one batch and waits at most `timeout` for the whole exchange.
-    pub(crate) fn send(&self, records: &[Vec<u8>], timeout: Duration) -> Outcome {
-        let json = batch::json_body(records);
-        let request = self
+    /// Encodes `records` with the sink, posts them as one request and waits at most `timeout` for the whole
+    /// exchange.
+    pub(crate) fn send(&self, records: &[Vec<u8>], timeout: Duration) -> Attempt {
+        let request = match self
+            .sink
+            .encode(&Batch::new(records, &self.installation_id))
+        {
+            Ok(request) => request,
+            Err(error) => {
+                return Attempt::Unencodable {
+                    reason: format!("{} sink: {}", self.sink.name(), chain(&error)),
+                };
+            }
+        };
+        let mut builder = self
             .agent
-            .post(&self.url)
-            .header("Content-Type", "application/json")
+            .post(self.url.as_str())
+            .header("Content-Type", request.content_type());
+        for (name, value) in request.headers() {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let builder = builder
             .config()
             .timeout_global(Some(timeout.max(Duration::from_millis(1))))
             .build();
         let result = if self.gzip {
-            match batch::gzip(&json) {
-                Ok(body) => request.header("Content-Encoding", "gzip").send(&body[..]),
-                Err(error) => {
-                    return Outcome::Transient {
-                        reason: format!("gzip failed: {error}"),
-                        retry_after: None,
-                    };
-                }
+            match batch::gzip(request.body()) {
+                Ok(body) => builder.header("Content-Encoding", "gzip").send(&body[..]),
+                Err(error) => return self.retry(format!("gzip failed: {error}"), None),
             }
         } else {
-            request.send(&json[..])
+            builder.send(request.body())
         };
-        match result {
-            Ok(mut response) => {
-                let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get("Retry-After")
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(|value| value.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                let body = if (200..300).contains(&status) {
-                    String::new()
-                } else {
-                    response
-                        .body_mut()
-                        .with_config()
-                        .limit(64 * 1024)
-                        .read_to_string()
-                        .unwrap_or_default()
-                };
-                classify(status, &body, retry_after)
-            }
-            Err(error) => Outcome::Transient {
-                reason: format!("request failed: {error}"),
-                retry_after: None,
-            },
+        let mut response = match result {
+            Ok(response) => response,
+            Err(error) => return self.retry(format!("request failed: {}", chain(&error)), None),
+        };
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let retry_after = header("Retry-After")
+            .and_then(|value| parse_retry_after(&value, jiff::Timestamp::now()));
+        let content_type = header("Content-Type");
+        // A 2xx body is read too: it may carry a partial success. Bodies are small; 64 KiB is plenty for a reason.
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_vec()
+            .unwrap_or_default();
+        let mut answer = Response::new(status, &body);
+        if let Some(content_type) = content_type.as_deref() {
+            answer = answer.with_content_type(content_type);
         }
+        if let Some(retry_after) = retry_after {
+            answer = answer.with_retry_after(retry_after);
+        }
+        let verdict = match self.sink.classify(&answer) {
+            Verdict::Retry {
+                reason,
+                retry_after,
+            } => Verdict::Retry {
+                reason: self.at_url(&reason),
+                retry_after,
+            },
+            Verdict::Reject { status, reason } => Verdict::Reject {
+                status,
+                reason: self.at_url(&reason),
+            },
+            Verdict::TooLarge { reason } => Verdict::TooLarge {
+                reason: self.at_url(&reason),
+            },
+            Verdict::Misconfigured { status, reason } => Verdict::Misconfigured {
+                status,
+                reason: self.at_url(&reason),
+            },
+            other => other,
+        };
+        if verdict != Verdict::Accepted {
+            tracing::debug!(url = %self.url, sink = self.sink.name(), ?verdict, "flush-core request not fully accepted");
+        }
+        Attempt::Answered(verdict)
+    }
+
+    fn at_url(&self, reason: &str) -> String {
+        format!("POST {}: {reason}", self.url)
+    }
+
+    fn retry(&self, reason: String, retry_after: Option<Duration>) -> Attempt {
+        let reason = self.at_url(&reason);
+        tracing::debug!(url = %self.url, sink = self.sink.name(), %reason, "flush-core request failed");
+        Attempt::Answered(Verdict::Retry {
+            reason,
+            retry_after,
+        })
     }
 }
 
-/// The client action for a response (docs/PROTOCOL.md).
-pub(crate) fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> Outcome {
-    let reason = || {
-        let detail = serde_json::from_str::<serde_json::Value>(body)
-            .ok()
-            .and_then(|value| {
-                value
-                    .get("error")
-                    .and_then(|error| error.as_str())
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| body.chars().take(200).collect());
-        format!("HTTP {status}: {detail}")
-    };
-    match status {
-        200..=299 => Outcome::Accepted,
-        408 | 429 | 500..=599 => Outcome::Transient {
-            reason: reason(),
-            retry_after,
-        },
-        400 | 422 => Outcome::Rejected {
-            status,
-            reason: reason(),
-        },
-        413 => Outcome::TooLarge { reason: reason() },
-        _ => Outcome::Misconfigured {
-            status,
-            reason: reason(),
-        },
+/// An error and its sources, joined with `: `.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
     }
+    text
+}
+
+/// A `Retry-After` value as a delay from `now` (RFC 9110, section 10.2.3): delay-seconds, or an HTTP-date in any of
+/// its three forms (IMF-fixdate, and the obsolete RFC 850 and asctime forms a recipient must accept). A date in the
+/// past is no delay. `None` when the value is neither.
+pub(crate) fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let at = jiff::fmt::rfc2822::parse(value)
+        .map(|zoned| zoned.timestamp())
+        .or_else(|_| {
+            jiff::fmt::strtime::parse("%A, %d-%b-%y %H:%M:%S GMT", value)
+                .and_then(|parsed| parsed.to_datetime())
+                .and_then(|datetime| datetime.to_zoned(jiff::tz::TimeZone::UTC))
+                .map(|zoned| zoned.timestamp())
+        })
+        .or_else(|_| {
+            jiff::fmt::strtime::parse("%a %b %e %H:%M:%S %Y", value)
+                .and_then(|parsed| parsed.to_datetime())
+                .and_then(|datetime| datetime.to_zoned(jiff::tz::TimeZone::UTC))
+                .map(|zoned| zoned.timestamp())
+        })
+        .ok()?;
+    let seconds = at.duration_since(now).as_secs_f64();
+    Some(Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -156,6 +202,7 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     use super::*;
+    use crate::sink::{Ingest, OtlpLogs};
 
     /// A wiremock server on its own runtime; the blocking sender runs on the test thread.
     fn server() -> (tokio::runtime::Runtime, MockServer) {
@@ -181,94 +228,97 @@ mod tests {
         vec![br#"{"uuid":"0193a0c0-0000-7000-8000-000000000001","event":"e","distinct_id":"d","timestamp":"2026-11-23T10:55:10.123Z"}"#.to_vec()]
     }
 
-    fn send_with_status(status: u16, body: &str) -> Outcome {
+    fn ingest(url: &str, gzip: bool) -> HttpSender {
+        HttpSender::new(
+            Arc::new(Ingest),
+            Url::parse(url).unwrap(),
+            gzip,
+            "install".into(),
+        )
+    }
+
+    fn send_with(response: ResponseTemplate) -> Attempt {
         let (runtime, server) = server();
-        answer(
-            &runtime,
-            &server,
-            ResponseTemplate::new(status).set_body_string(body),
-        );
-        HttpSender::new(format!("{}/ingest", server.uri()), false)
+        answer(&runtime, &server, response);
+        ingest(&format!("{}/ingest", server.uri()), false)
             .send(&one_event(), Duration::from_secs(5))
     }
 
+    fn retry_after_of(attempt: Attempt) -> Option<Duration> {
+        let Attempt::Answered(Verdict::Retry { retry_after, .. }) = attempt else {
+            panic!("{attempt:?}")
+        };
+        retry_after
+    }
+
     #[test]
-    fn a_2xx_is_accepted() {
+    fn the_answer_goes_to_the_sink_and_failures_name_the_url() {
         assert_eq!(
-            send_with_status(202, r#"{"accepted":1,"duplicates":0}"#),
-            Outcome::Accepted
+            send_with(ResponseTemplate::new(202)),
+            Attempt::Answered(Verdict::Accepted)
         );
-        assert_eq!(send_with_status(200, ""), Outcome::Accepted);
-    }
-
-    #[test]
-    fn server_errors_throttling_and_request_timeouts_are_transient() {
-        for status in [408, 429, 500, 502, 503, 504] {
-            assert!(
-                matches!(send_with_status(status, ""), Outcome::Transient { .. }),
-                "{status}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_400_or_422_is_a_rejection_with_the_servers_reason() {
-        let outcome = send_with_status(400, r#"{"error":"timestamp is not RFC 3339","index":0}"#);
-        assert_eq!(
-            outcome,
-            Outcome::Rejected {
-                status: 400,
-                reason: "HTTP 400: timestamp is not RFC 3339".into()
-            }
-        );
-        assert!(matches!(
-            send_with_status(422, "nope"),
-            Outcome::Rejected { status: 422, .. }
-        ));
-    }
-
-    #[test]
-    fn a_413_asks_for_a_split() {
-        assert!(matches!(
-            send_with_status(413, r#"{"error":"too large"}"#),
-            Outcome::TooLarge { .. }
-        ));
-    }
-
-    #[test]
-    fn other_4xx_are_configuration_problems() {
-        for status in [401, 403, 404, 405, 415] {
-            assert!(
-                matches!(send_with_status(status, ""), Outcome::Misconfigured { .. }),
-                "{status}"
-            );
-        }
+        let attempt = send_with(ResponseTemplate::new(401).set_body_string(r#"{"error":"who"}"#));
+        let Attempt::Answered(Verdict::Misconfigured { status, reason }) = attempt else {
+            panic!("{attempt:?}")
+        };
+        assert_eq!(status, 401);
+        assert!(reason.starts_with("POST http://127.0.0.1:"), "{reason}");
+        assert!(reason.ends_with("/ingest: HTTP 401: who"), "{reason}");
     }
 
     #[test]
     fn retry_after_in_seconds_is_read() {
-        let (runtime, server) = server();
-        answer(
-            &runtime,
-            &server,
-            ResponseTemplate::new(503).insert_header("Retry-After", "7"),
-        );
-        let outcome = HttpSender::new(format!("{}/ingest", server.uri()), false)
-            .send(&one_event(), Duration::from_secs(5));
-        let Outcome::Transient { retry_after, .. } = outcome else {
-            panic!("{outcome:?}")
-        };
-        assert_eq!(retry_after, Some(Duration::from_secs(7)));
+        let attempt = send_with(ResponseTemplate::new(503).insert_header("Retry-After", "7"));
+        assert_eq!(retry_after_of(attempt), Some(Duration::from_secs(7)));
     }
 
     #[test]
-    fn a_connection_error_is_transient() {
+    fn retry_after_as_an_http_date_is_read_as_the_delay_until_then() {
+        let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30);
+        let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+            .timestamp_to_rfc9110_string(&at)
+            .unwrap();
+        let attempt = send_with(ResponseTemplate::new(429).insert_header("Retry-After", date));
+        let delay = retry_after_of(attempt).unwrap();
+        // The date has whole seconds, so the delay is within a second below 30 s (minus the request's own time).
+        assert!(delay <= Duration::from_secs(30), "{delay:?}");
+        assert!(delay >= Duration::from_secs(20), "{delay:?}");
+    }
+
+    #[test]
+    fn every_form_of_retry_after_parses() {
+        let now: jiff::Timestamp = "1994-11-06T08:49:30Z".parse().unwrap();
+        for value in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(
+                parse_retry_after(value, now),
+                Some(Duration::from_secs(7)),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            parse_retry_after(" 12 ", now),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    #[test]
+    fn a_connection_error_is_retried() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/ingest", listener.local_addr().unwrap());
         drop(listener);
         assert!(matches!(
-            HttpSender::new(url, false).send(&one_event(), Duration::from_secs(5)),
-            Outcome::Transient { .. }
+            ingest(&url, false).send(&one_event(), Duration::from_secs(5)),
+            Attempt::Answered(Verdict::Retry { .. })
         ));
     }
 
@@ -281,10 +331,35 @@ mod tests {
             ResponseTemplate::new(202).set_delay(Duration::from_secs(10)),
         );
         let started = Instant::now();
-        let outcome = HttpSender::new(format!("{}/ingest", server.uri()), false)
+        let attempt = ingest(&format!("{}/ingest", server.uri()), false)
             .send(&one_event(), Duration::from_millis(300));
-        assert!(matches!(outcome, Outcome::Transient { .. }), "{outcome:?}");
-        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            matches!(attempt, Attempt::Answered(Verdict::Retry { .. })),
+            "{attempt:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_record_the_sink_cannot_encode_is_not_sent() {
+        let (runtime, server) = server();
+        let sender = HttpSender::new(
+            Arc::new(OtlpLogs::new()),
+            Url::parse(&format!("{}/v1/logs", server.uri())).unwrap(),
+            false,
+            "install".into(),
+        );
+        let attempt = sender.send(&[b"not an event".to_vec()], Duration::from_secs(5));
+        assert!(
+            matches!(attempt, Attempt::Unencodable { .. }),
+            "{attempt:?}"
+        );
+        assert!(
+            runtime
+                .block_on(server.received_requests())
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -298,9 +373,9 @@ mod tests {
                 .respond_with(ResponseTemplate::new(202))
                 .mount(&server),
         );
-        let outcome = HttpSender::new(format!("{}/ingest", server.uri()), true)
+        let attempt = ingest(&format!("{}/ingest", server.uri()), true)
             .send(&one_event(), Duration::from_secs(5));
-        assert_eq!(outcome, Outcome::Accepted);
+        assert_eq!(attempt, Attempt::Answered(Verdict::Accepted));
         let requests = runtime.block_on(server.received_requests()).unwrap();
         let mut decoded = String::new();
         flate2::read::GzDecoder::new(&requests[0].body[..])

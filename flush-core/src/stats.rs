@@ -31,7 +31,8 @@
 //!   read-only or full disk), the next run sends them again and the server dedupes them. A resend does not count
 //!   twice: `sent` and `retried` count wire traffic, not events;
 //! - `dropped`: by reason, see [`Dropped`] (the spool's own size, age and loss-on-disk drops included);
-//! - `dead_lettered`: events the server rejected on their own (400/422/413 for a one-event batch);
+//! - `dead_lettered`: events the server rejected on their own (400/422/413 for a one-event batch), events the sink
+//!   could not encode, and events a partial success rejected (`partially_rejected`, a part of `dead_lettered`);
 //! - `pending`: the queue's length + events the spooler holds + the store's unacknowledged records.
 
 use std::sync::Mutex;
@@ -195,8 +196,11 @@ pub struct Stats {
     pub retried: u64,
     /// Dropped events by reason.
     pub dropped: Dropped,
-    /// Events the server rejected one by one, written to the dead-letter file.
+    /// Events the server rejected one by one, written to the dead-letter file (including `partially_rejected`).
     pub dead_lettered: u64,
+    /// Events a server rejected in an otherwise accepted batch (OTLP's `partialSuccess`): not retried, written to
+    /// the dead-letter file with the server's message, and counted in `dead_lettered` too.
+    pub partially_rejected: u64,
     /// Events still on their way.
     pub pending: Pending,
     /// The circuit breaker's state.
@@ -245,6 +249,7 @@ pub(crate) struct Counters {
     pub(crate) acknowledged: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
+    pub(crate) partially_rejected: AtomicU64,
     /// Events the spooler took from the queue and has not yet stored or dropped. (Queued events are counted by
     /// the queue's length: `record()` touches no counter of its own for them.)
     pub(crate) in_spooler: AtomicU64,
@@ -360,6 +365,7 @@ impl Counters {
                 corrupt: get(&self.dropped_corrupt),
             },
             dead_lettered: get(&self.dead_lettered),
+            partially_rejected: get(&self.partially_rejected),
             pending: Pending {
                 in_memory: queued as u64 + get(&self.in_spooler),
                 in_store: get(&self.in_store),

@@ -367,7 +367,8 @@ fn config(args: &AppArgs) -> anyhow::Result<Config> {
         spool.max_total_bytes = bytes;
         spool.max_segment_bytes = (bytes / 8).max(16 << 10);
     }
-    Config::builder(args.endpoint.clone())
+    // The default (ingest) sink posts to its endpoint as written: the server's `/ingest` route.
+    Config::builder(format!("{}/ingest", args.endpoint.trim_end_matches('/')))
         .spool(spool)
         .distinct_id(format!("scenarios-{}", args.id_prefix))
         .batch_size(nonzero(args.batch_size, "batch size")?)

@@ -76,6 +76,32 @@ fn an_injected_status_stores_nothing_and_sends_retry_after() {
 }
 
 #[test]
+fn retry_after_can_be_an_http_date_at_least_that_many_seconds_ahead() {
+    let server = server_with(
+        r#"{"rules": [{"then": {"status": 429, "retry_after_secs": 30, "retry_after_as_date": true}}]}"#,
+    );
+
+    let before = jiff::Timestamp::now();
+    let answer = post_ingest(&client(), &server.url(), &batch(&[&fresh_uuid()])).expect("answered");
+    let after = jiff::Timestamp::now();
+
+    assert_eq!(answer.status, 429);
+    let date = answer.retry_after.expect("a Retry-After header");
+    assert!(date.ends_with(" GMT"), "{date}");
+    let at = jiff::fmt::rfc2822::parse(&date)
+        .expect("an HTTP-date")
+        .timestamp();
+    // The server's clock read is between ours; the date is 30 s after it, rounded up to a whole second.
+    let seconds = jiff::SignedDuration::from_secs;
+    assert!(
+        before + seconds(30) <= at && at <= after + seconds(31),
+        "{date}"
+    );
+    let plan = serde_json::to_value(server.faults()).expect("json");
+    assert_eq!(plan["rules"][0]["then"]["retry_after_as_date"], true);
+}
+
+#[test]
 fn reset_before_store_drops_the_connection_with_a_rst_and_stores_nothing() {
     let server = server_with(r#"{"rules": [{"when": {"nth": 1}, "then": "reset_before_store"}]}"#);
     let uuid = fresh_uuid();

@@ -288,6 +288,56 @@ fn derived_otlp_keys_survive_a_restart_so_a_resend_after_it_is_a_duplicate() {
 }
 
 #[test]
+fn a_log_record_uid_is_the_dedupe_key_so_a_changed_resend_is_still_a_duplicate() {
+    let app = new_app();
+    let with_uid = |body: &str, uid: &str| {
+        let mut request = logs(&[body], Vec::new());
+        request.resource_logs[0].scope_logs[0].log_records[0]
+            .attributes
+            .push(KeyValue {
+                key: "log.record.uid".to_owned(),
+                value: string_value(uid),
+                ..Default::default()
+            });
+        request.encode_to_vec()
+    };
+    let uid = "01936F4E-8A2B-7C3D-9E4F-5A6B7C8D9E0F";
+
+    // The same uid with another body (another derived hash), then a record without one.
+    send(
+        &app,
+        post("/v1/logs", "application/x-protobuf", with_uid("first", uid)),
+    );
+    send(
+        &app,
+        post(
+            "/v1/logs",
+            "application/x-protobuf",
+            with_uid("second", uid),
+        ),
+    );
+    let without = logs(&["no uid"], Vec::new()).encode_to_vec();
+    send(&app, post("/v1/logs", "application/x-protobuf", without));
+
+    let stats = get_json(&app, "/_fake/stats");
+    assert_eq!(
+        (stats["events_unique"].clone(), stats["duplicates"].clone()),
+        (json!(2), json!(1))
+    );
+    let events = get_json(&app, "/_fake/events?protocol=otlp_logs")["events"].clone();
+    assert_eq!(
+        events[0]["dedupe_key"],
+        "01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f"
+    );
+    assert!(
+        events[1]["dedupe_key"]
+            .as_str()
+            .is_some_and(|key| key.starts_with("log:")),
+        "{events}"
+    );
+}
+
+#[test]
 fn log_records_with_an_invalid_trace_id_get_a_partial_success_and_count_as_rejected() {
     let app = new_app();
     let mut request = logs(&["kept"], Vec::new());

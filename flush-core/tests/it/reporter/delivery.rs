@@ -239,7 +239,7 @@ fn a_too_large_batch_is_split_until_it_fits() {
         ..fake_ingest::Config::default()
     })
     .unwrap();
-    let builder = fast(flush_core::Config::builder(server.url()))
+    let builder = fast(flush_core::Config::builder(super::ingest_url(&server)))
         .memory_only(flush_core::MemoryLimits::default())
         .distinct_id("d");
     let reporter = start(builder);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use flush_core::spool::SyncPolicy;
 use flush_core::{Config, Event, FlushOutcome, QueueLimits, Reporter, Stats};
 
-use super::{batch_size, fast, server, start, wait_until};
+use super::{batch_size, fast, ingest_url, server, start, wait_until};
 use crate::faulty_fs::{FaultyFs, Op};
 
 const FLUSH: Duration = Duration::from_secs(20);
@@ -20,7 +20,7 @@ const POLL: Duration = Duration::from_millis(5);
 /// A reporter on a spool in `dir` whose file operations go through `fs`.
 fn reporter(server: &fake_ingest::Server, dir: &Path, fs: &FaultyFs, sync: SyncPolicy) -> Reporter {
     start(
-        fast(Config::builder(server.url()).spool(fs.config(dir)))
+        fast(Config::builder(ingest_url(server)).spool(fs.config(dir)))
             .sync_policy(sync)
             .distinct_id("disk-faults")
             .batch_size(batch_size(10)),
@@ -140,7 +140,7 @@ fn an_acks_file_replaced_by_a_directory_keeps_events_pending_until_it_is_fixed()
 }
 
 fn reporter_again(server: &fake_ingest::Server, dir: &Path) -> Reporter {
-    start(fast(Config::builder(server.url()).spool_dir(dir)).distinct_id("disk-faults"))
+    start(fast(Config::builder(ingest_url(server)).spool_dir(dir)).distinct_id("disk-faults"))
 }
 
 #[test]
@@ -236,7 +236,7 @@ fn record_never_blocks_on_a_hung_disk() {
         ..QueueLimits::default()
     };
     let reporter = start(
-        fast(Config::builder(server.url()).spool(fs.config(dir.path())))
+        fast(Config::builder(ingest_url(&server)).spool(fs.config(dir.path())))
             .distinct_id("hung-disk")
             .queue_limits(queue),
     );

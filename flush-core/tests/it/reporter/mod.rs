@@ -8,6 +8,8 @@ mod delivery;
 mod disk_faults;
 mod durability;
 mod modes;
+mod sink_wire;
+mod sinks;
 mod spooled;
 
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -49,7 +51,7 @@ fn fast(builder: ConfigBuilder) -> ConfigBuilder {
 /// A memory-only configuration against `server`.
 fn memory_config(server: &Server) -> ConfigBuilder {
     fast(
-        Config::builder(server.url())
+        Config::builder(ingest_url(server))
             .memory_only(MemoryLimits::default())
             .distinct_id("test-install"),
     )
@@ -57,7 +59,12 @@ fn memory_config(server: &Server) -> ConfigBuilder {
 
 /// A spool configuration in `dir` against `server`.
 fn spool_config(server: &Server, dir: &Path) -> ConfigBuilder {
-    fast(Config::builder(server.url()).spool_dir(dir))
+    fast(Config::builder(ingest_url(server)).spool_dir(dir))
+}
+
+/// The server's `/ingest` route: the default sink posts to its endpoint as written.
+fn ingest_url(server: &Server) -> String {
+    format!("{}/ingest", server.url())
 }
 
 /// Starts a reporter with the configuration `builder` builds.
