@@ -107,6 +107,8 @@
 //! - `store`: the seam between the pipeline and the [`spool`] (`disk_store`) or the bounded
 //!   `memory_store`; `installation_id`: the generated `distinct_id`.
 //! - [`stats`]: the counters and the accounting identity.
+//! - `TracingLayer` (`tracing_layer`, cargo feature `tracing`, off by default): records `tracing` events and
+//!   closed spans through a reporter, never its own output.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -129,6 +131,8 @@ mod retry;
 mod sender;
 mod spooler;
 mod store;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
 
 pub use config::{
     BreakerPolicy, Config, ConfigBuilder, DropPolicy, FlushMode, MemoryLimits, QueueLimits,
@@ -142,3 +146,5 @@ pub use reporter::{FlushOutcome, MAX_RESTARTS, Reporter, Session, ShutdownOutcom
 pub use serde_json::Value;
 pub use spool::SyncPolicy;
 pub use stats::{BreakerState, Dropped, FlushTimings, Pending, Stats};
+#[cfg(feature = "tracing")]
+pub use tracing_layer::{TracingLayer, TracingLayerBuilder, TracingLayerError};

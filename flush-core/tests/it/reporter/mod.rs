@@ -7,6 +7,8 @@ mod accounting;
 mod delivery;
 mod modes;
 mod spooled;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
 
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::Path;
