@@ -42,6 +42,9 @@ const NAME_FIELD: &str = "event.name";
 /// The field `tracing` gives the macro's format string.
 const MESSAGE_FIELD: &str = "message";
 
+/// Room for an event's properties before they have to grow: its fields, six metadata properties, a few of spans'.
+const EVENT_PROPERTIES_CAPACITY: usize = 24;
+
 /// The target `tracing-log` gives events converted from `log` records; their real target is in `log.target`.
 const LOG_TARGET: &str = "log";
 
@@ -200,10 +203,6 @@ impl TracingLayer {
         TracingLayerBuilder {
             layer: Self::new(reporter),
         }
-    }
-
-    fn record(&self, event: Event) {
-        self.reporter.record(event);
     }
 }
 
@@ -381,7 +380,7 @@ where
         if let Some(parent) = span.parent() {
             push_scope(&mut properties, parent);
         }
-        self.record(event_from(name, properties));
+        self.reporter.record(event_from(name, properties));
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
@@ -394,7 +393,7 @@ where
         let Some(_guard) = RecordingGuard::enter() else {
             return;
         };
-        let mut fields = Fields::default();
+        let mut fields = Fields::with_capacity(EVENT_PROPERTIES_CAPACITY);
         event.record(&mut fields);
         let Fields {
             mut properties,
@@ -418,7 +417,7 @@ where
         {
             push_scope(&mut properties, current);
         }
-        self.record(event_from(name, properties));
+        self.reporter.record(event_from(name, properties));
     }
 }
 
@@ -531,6 +530,13 @@ impl LogFields {
 }
 
 impl Fields {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            properties: Vec::with_capacity(capacity),
+            ..Self::default()
+        }
+    }
+
     /// Sets a field's value (a span's `record` may overwrite a value given at creation).
     fn set(&mut self, field: &Field, value: Value) {
         let key = field.name();
