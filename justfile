@@ -6,12 +6,12 @@ default:
 
 # Unit, integration and doc tests of every crate (the scenario suite itself runs once, in release: `just scenarios`).
 test:
-    cargo test --workspace
+    cargo test --workspace --all-features
 
 # Formatting check and clippy with warnings as errors.
 lint:
     cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 # Start fake-ingest on its default address (127.0.0.1:8090); extra arguments go to fake-ingest.
 serve *ARGS:

@@ -140,6 +140,8 @@
 //! - `store`: the seam between the pipeline and the [`spool`] (`disk_store`) or the bounded
 //!   `memory_store`; `installation_id`: the generated `distinct_id`.
 //! - [`stats`]: the counters and the accounting identity.
+//! - `TracingLayer` (`tracing_layer`, cargo feature `tracing`, off by default): records `tracing` events and
+//!   closed spans through a reporter, never its own output.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -165,6 +167,8 @@ mod sender;
 mod shared_store;
 mod spooler;
 mod store;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
 
 pub use config::{
     BreakerPolicy, Config, ConfigBuilder, DropPolicy, FlushMode, MemoryLimits, QueueLimits,
@@ -180,4 +184,6 @@ pub use serde_json::Value;
 pub use sink::Sink;
 pub use spool::SyncPolicy;
 pub use stats::{AckHealth, BreakerState, Dropped, FlushTimings, Pending, Stats};
+#[cfg(feature = "tracing")]
+pub use tracing_layer::{TracingLayer, TracingLayerBuilder, TracingLayerError};
 pub use uuid::Uuid;

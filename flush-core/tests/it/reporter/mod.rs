@@ -11,6 +11,8 @@ mod modes;
 mod sink_wire;
 mod sinks;
 mod spooled;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
 
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::Path;
