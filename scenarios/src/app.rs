@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::ValueEnum;
+use flush_core::sink::{OtlpLogs, PostHog};
 use flush_core::spool::{SpoolConfig, SyncPolicy};
 use flush_core::{
     BreakerPolicy, BreakerState, Config, DropPolicy, Event, FlushMode, QueueLimits, Reporter,
@@ -55,6 +56,29 @@ pub enum Mode {
     CliBaseline,
 }
 
+/// The backend the app delivers to: which flush-core sink, and which fake-ingest route receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkArg {
+    /// Our own protocol: `POST /ingest`.
+    Ingest,
+    /// PostHog's capture API: `POST /batch/`.
+    Posthog,
+    /// OTLP/HTTP logs (protobuf): `POST /v1/logs`.
+    OtlpLogs,
+}
+
+impl SinkArg {
+    /// Every sink, in the order the runner uses them.
+    pub const ALL: [Self; 3] = [Self::Ingest, Self::Posthog, Self::OtlpLogs];
+
+    /// The name on the command line and in reports (`otlp-logs`).
+    #[must_use]
+    pub fn label(self) -> String {
+        self.name()
+    }
+}
+
 /// The drop policy, as a command-line value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DropArg {
@@ -72,6 +96,9 @@ pub struct AppArgs {
     /// The program kind.
     #[arg(long, value_enum)]
     pub mode: Mode,
+    /// The backend (flush-core sink) to deliver to.
+    #[arg(long, value_enum, default_value = "ingest")]
+    pub sink: SinkArg,
     /// The spool directory (shared between processes of one scenario).
     #[arg(long)]
     pub spool: PathBuf,
@@ -174,6 +201,7 @@ impl AppArgs {
             args.push(value.into());
         };
         push("mode", self.mode.name());
+        push("sink", self.sink.name());
         push("spool", self.spool.display().to_string());
         push("endpoint", self.endpoint.clone());
         push("ledger", self.ledger.display().to_string());
@@ -231,6 +259,7 @@ impl AppArgs {
     ) -> Self {
         Self {
             mode,
+            sink: SinkArg::Ingest,
             spool,
             endpoint,
             ledger,
@@ -367,8 +396,14 @@ fn config(args: &AppArgs) -> anyhow::Result<Config> {
         spool.max_total_bytes = bytes;
         spool.max_segment_bytes = (bytes / 8).max(16 << 10);
     }
-    // The default (ingest) sink posts to its endpoint as written: the server's `/ingest` route.
-    Config::builder(format!("{}/ingest", args.endpoint.trim_end_matches('/')))
+    let base = args.endpoint.trim_end_matches('/');
+    let builder = match args.sink {
+        // The default (ingest) sink posts to its endpoint as written: the server's `/ingest` route.
+        SinkArg::Ingest => Config::builder(format!("{base}/ingest")),
+        SinkArg::Posthog => Config::builder(base).sink(PostHog::new("phc_scenarios")),
+        SinkArg::OtlpLogs => Config::builder(base).sink(OtlpLogs::new().service_name("scenarios")),
+    };
+    builder
         .spool(spool)
         .distinct_id(format!("scenarios-{}", args.id_prefix))
         .batch_size(nonzero(args.batch_size, "batch size")?)

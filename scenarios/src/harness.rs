@@ -11,7 +11,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 
-use crate::app::{AppArgs, Mode};
+use crate::app::{AppArgs, Mode, SinkArg};
 use crate::ingest::{FakeIngest, FaultPlanJson, match_key};
 use crate::process::{AppProcess, ExitInfo};
 use crate::report::ScenarioReport;
@@ -75,6 +75,8 @@ pub struct Ctx {
     pub seed: u64,
     /// The profile.
     pub profile: Profile,
+    /// The backend every app of the scenario delivers to.
+    pub sink: SinkArg,
     /// The harness's own seeded choices (kill moments, ...).
     pub rng: fastrand::Rng,
     /// The report being filled.
@@ -96,6 +98,7 @@ impl Ctx {
         dir: &Path,
         seed: u64,
         profile: Profile,
+        sink: SinkArg,
         progress: ProgressBar,
     ) -> anyhow::Result<Self> {
         if dir.exists() {
@@ -110,11 +113,13 @@ impl Ctx {
             dir: dir.to_owned(),
             seed,
             profile,
+            sink,
             rng: fastrand::Rng::with_seed(seed ^ fnv(name)),
             report: ScenarioReport {
                 name: name.to_owned(),
                 seed,
                 profile: profile.name().to_owned(),
+                sink: sink.label(),
                 ..ScenarioReport::default()
             },
             instances: 0,
@@ -166,6 +171,7 @@ impl Ctx {
             format!("{}-{instance}", self.name),
         );
         args.seed = self.seed.wrapping_add(u64::from(instance));
+        args.sink = self.sink;
         args
     }
 

@@ -17,10 +17,20 @@
 //! - `scenarios`: one file per scenario, and the registry.
 //!
 //! ```no_run
-//! // Run one scenario at its CI size, as the integration tests do.
-//! use scenarios::{Profile, run_one};
-//! let report = run_one("steady", std::path::Path::new("target/debug/scenarios"), Profile::Ci, 1);
-//! assert!(report.passed(), "{}", report.table());
+//! // Run one scenario at its CI size with the PostHog sink, as `scenarios run --scenario steady --sink posthog` does.
+//! use scenarios::Profile;
+//! use scenarios::app::SinkArg;
+//! use scenarios::runner::{RunOptions, run_suite};
+//! let options = RunOptions {
+//!     profile: Profile::Ci,
+//!     scenarios: vec!["steady".to_owned()],
+//!     seed: Some(1),
+//!     sinks: vec![SinkArg::Posthog],
+//!     report_dir: "target/scenarios".into(),
+//! };
+//! let suite = run_suite(std::path::Path::new("target/release/scenarios"), &options)?;
+//! assert!(suite.passed, "{}", suite.summary());
+//! # Ok::<(), anyhow::Error>(())
 //! ```
 
 pub mod app;
@@ -36,36 +46,3 @@ pub mod verdict;
 pub use harness::{Ctx, Profile};
 pub use report::{ScenarioReport, SuiteReport};
 pub use verdict::Promise;
-
-/// Runs one scenario by name in a temporary work directory, without a progress display (for tests). The directory
-/// is removed when the scenario passes and kept (its path in the report's notes) when it fails.
-///
-/// # Panics
-/// When the name is unknown or no temporary directory can be created: both are mistakes in the test itself.
-#[must_use]
-pub fn run_one(
-    name: &str,
-    scenarios_exe: &std::path::Path,
-    profile: Profile,
-    seed: u64,
-) -> ScenarioReport {
-    #[allow(clippy::expect_used)]
-    let scenario = scenarios::find(name).expect("a known scenario name");
-    #[allow(clippy::expect_used)]
-    let work = tempfile::Builder::new()
-        .prefix("scenarios-")
-        .tempdir()
-        .expect("a temporary directory");
-    let report = runner::run_scenario(
-        scenario,
-        scenarios_exe,
-        work.path(),
-        seed,
-        profile,
-        &indicatif::ProgressBar::hidden(),
-    );
-    if !report.passed() {
-        let _ = work.keep();
-    }
-    report
-}

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use scenarios::Profile;
-use scenarios::app::AppArgs;
+use scenarios::app::{AppArgs, SinkArg};
 use scenarios::runner::{RunOptions, run_suite};
 
 #[derive(Debug, Parser)]
@@ -48,6 +48,10 @@ struct RunArgs {
     /// Run only this scenario (repeatable); all when absent.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
+    /// Run each scenario with this sink (repeatable); by default every scenario runs with `ingest`, and steady,
+    /// crash-loop, ack-lost and cli-burst with every sink.
+    #[arg(long = "sink", value_enum)]
+    sinks: Vec<SinkArg>,
     /// The seed (printed when chosen at random).
     #[arg(long)]
     seed: Option<u64>,
@@ -86,6 +90,7 @@ fn run_the_suite(run: &RunArgs) -> anyhow::Result<ExitCode> {
         profile: run.profile,
         scenarios: run.scenarios.clone(),
         seed: run.seed,
+        sinks: run.sinks.clone(),
         report_dir: run.report_dir.clone(),
     };
     let suite = run_suite(&exe, &options)?;

@@ -40,6 +40,8 @@ pub struct ScenarioReport {
     pub seed: u64,
     /// The profile it ran at (`ci`, `full`).
     pub profile: String,
+    /// The backend the apps delivered to (`ingest`, `posthog`, `otlp-logs`).
+    pub sink: String,
     /// Wall-clock duration, in milliseconds.
     pub duration_ms: u64,
     /// Delivery counts.
@@ -67,6 +69,12 @@ pub struct ScenarioReport {
 }
 
 impl ScenarioReport {
+    /// The scenario and the sink it ran with, as reports name a run (`steady (posthog)`).
+    #[must_use]
+    pub fn title(&self) -> String {
+        format!("{} ({})", self.name, self.sink)
+    }
+
     /// Whether every promise held.
     #[must_use]
     pub fn passed(&self) -> bool {
@@ -93,8 +101,8 @@ impl ScenarioReport {
         table.set_width(110);
         table.set_header(vec![
             Cell::new(format!(
-                "{} (seed {}, {})",
-                self.name, self.seed, self.profile
+                "{} (seed {}, {}, sink {})",
+                self.name, self.seed, self.profile, self.sink
             )),
             Cell::new(""),
         ]);
@@ -275,7 +283,7 @@ impl SuiteReport {
             let _ = write!(
                 xml,
                 "    <testcase classname=\"scenarios\" name=\"{}\" time=\"{:.3}\"",
-                xml_escape(&scenario.name),
+                xml_escape(&scenario.title()),
                 scenario.duration_ms as f64 / 1000.0
             );
             if scenario.passed() {
@@ -342,7 +350,12 @@ impl SuiteReport {
             total(|scenario| scenario.tally.duplicates_after_dedupe),
         );
         for scenario in self.scenarios.iter().filter(|scenario| !scenario.passed()) {
-            let _ = writeln!(text, "FAILED {} (seed {}):", scenario.name, scenario.seed);
+            let _ = writeln!(
+                text,
+                "FAILED {} (seed {}):",
+                scenario.title(),
+                scenario.seed
+            );
             for violation in &scenario.violations {
                 let _ = writeln!(
                     text,
@@ -400,6 +413,7 @@ mod tests {
             name: name.to_owned(),
             seed: 42,
             profile: "ci".to_owned(),
+            sink: "ingest".to_owned(),
             duration_ms: 1234,
             tally: Tally {
                 recorded: 1000,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::app::SinkArg;
 use crate::harness::{Ctx, Profile};
 use crate::report::{ScenarioReport, SuiteReport};
 use crate::scenarios::{ALL, Scenario, find};
@@ -22,16 +23,20 @@ pub struct RunOptions {
     pub scenarios: Vec<String>,
     /// The seed; `None` picks one (and prints it).
     pub seed: Option<u64>,
+    /// The sinks to run each scenario with; empty means the default: every scenario with the ingest sink, and the
+    /// scenarios marked [`every_sink`](Scenario::every_sink) with each of the others too.
+    pub sinks: Vec<SinkArg>,
     /// Where `report.json`, `junit.xml` and the work directories go.
     pub report_dir: PathBuf,
 }
 
 /// The command that re-runs one scenario with the same seed and profile.
 #[must_use]
-pub fn rerun_command(profile: Profile, name: &str, seed: u64) -> String {
+pub fn rerun_command(profile: Profile, name: &str, sink: SinkArg, seed: u64) -> String {
     format!(
-        "cargo run --release -p scenarios -- run --profile {} --scenario {name} --seed {seed}",
-        profile.name()
+        "cargo run --release -p scenarios -- run --profile {} --scenario {name} --sink {} --seed {seed}",
+        profile.name(),
+        sink.label()
     )
 }
 
@@ -55,14 +60,27 @@ pub fn run_suite(scenarios_exe: &Path, options: &RunOptions) -> anyhow::Result<S
         }
         chosen
     };
+    let runs: Vec<(&Scenario, SinkArg)> = chosen
+        .into_iter()
+        .flat_map(|scenario| {
+            let sinks: Vec<SinkArg> = if !options.sinks.is_empty() {
+                options.sinks.clone()
+            } else if scenario.every_sink {
+                SinkArg::ALL.to_vec()
+            } else {
+                vec![SinkArg::Ingest]
+            };
+            sinks.into_iter().map(move |sink| (scenario, sink))
+        })
+        .collect();
     let seed = options.seed.unwrap_or_else(|| fastrand::u64(..1_000_000));
     eprintln!(
-        "scenarios: profile {}, seed {seed}, {} scenarios",
+        "scenarios: profile {}, seed {seed}, {} scenario runs",
         options.profile.name(),
-        chosen.len()
+        runs.len()
     );
     let progress =
-        ProgressBar::with_draw_target(Some(chosen.len() as u64), ProgressDrawTarget::stderr());
+        ProgressBar::with_draw_target(Some(runs.len() as u64), ProgressDrawTarget::stderr());
     if !std::io::stderr().is_terminal() {
         progress.set_draw_target(ProgressDrawTarget::hidden());
     }
@@ -73,9 +91,10 @@ pub fn run_suite(scenarios_exe: &Path, options: &RunOptions) -> anyhow::Result<S
     progress.enable_steady_tick(Duration::from_millis(200));
     let started = Instant::now();
     let mut reports = Vec::new();
-    for scenario in chosen {
+    for (scenario, sink) in runs {
         let report = run_scenario(
             scenario,
+            sink,
             scenarios_exe,
             &options.report_dir.join("work"),
             seed,
@@ -109,6 +128,7 @@ pub fn run_suite(scenarios_exe: &Path, options: &RunOptions) -> anyhow::Result<S
 #[must_use]
 pub fn run_scenario(
     scenario: &Scenario,
+    sink: SinkArg,
     scenarios_exe: &Path,
     work_root: &Path,
     seed: u64,
@@ -116,14 +136,15 @@ pub fn run_scenario(
     progress: &ProgressBar,
 ) -> ScenarioReport {
     let started = Instant::now();
-    let dir = work_root.join(scenario.name);
-    let rerun = rerun_command(profile, scenario.name, seed);
+    let dir = work_root.join(format!("{}-{}", scenario.name, sink.label()));
+    let rerun = rerun_command(profile, scenario.name, sink, seed);
     let mut report = match Ctx::new(
         scenario.name,
         scenarios_exe,
         &dir,
         seed,
         profile,
+        sink,
         progress.clone(),
     ) {
         Ok(mut ctx) => {
