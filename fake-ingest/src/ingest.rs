@@ -137,6 +137,7 @@ fn decode_event(event: Value) -> Result<IncomingEvent, String> {
         timestamp: Some(timestamp),
         distinct_id: Some(distinct_id),
         resource: None,
+        shared: None,
         properties,
     })
 }

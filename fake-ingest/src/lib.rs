@@ -27,14 +27,16 @@
 //! # Map of the crate
 //! - [`cli`]: the `fake-ingest` command line, runnable from any binary.
 //! - `config`: [`Config`], validated once.
-//! - `event`: the captured-event model every front door decodes into ([`IncomingEvent`], [`CapturedEvent`]).
+//! - `event`: the captured-event model every front door decodes into ([`IncomingEvent`], [`CapturedEvent`],
+//!   [`SharedProperties`]: what the records of one request share, held once).
 //! - `faults`: the fault plan ([`FaultPlan`]) and the deterministic per-request decision ([`FaultPlan::decide`]).
 //! - `store`: capture, dedupe, persistence and counters shared by every front door.
 //! - `log`: the on-disk batch log behind `--data-dir` (its module doc is the format spec).
 //! - `stats`: the [`Stats`] shape served at `/_fake/stats`.
 //! - `front_door`: the shared pipeline a data route runs (count, decide, delay, store, answer or misbehave).
 //! - `ingest`: the strict `POST /ingest` decoder.
-//! - `otlp`: the OTLP/HTTP front door (`/v1/logs`, `/v1/traces`, `/v1/metrics`), its derived dedupe keys.
+//! - `otlp`: the OTLP/HTTP front door (`/v1/logs`, `/v1/traces`, `/v1/metrics`): one walk over resources and
+//!   scopes, a file per signal, the derived dedupe keys.
 //! - `posthog`: the PostHog capture front door (`/batch`, `/capture`, `/e`, `/i/v0/e`).
 //! - `web_body`: bounded gzip decompression shared by the front doors.
 //! - `web`: the live page at `GET /` and the Prometheus text at `GET /metrics` (rendered by `metrics`).
@@ -67,7 +69,7 @@ mod web_body;
 pub use config::{Config, DEFAULT_MAX_BODY_BYTES};
 pub use control::{EventsPage, EventsQuery};
 pub use error::Error;
-pub use event::{CapturedEvent, IncomingEvent, Protocol};
+pub use event::{CapturedEvent, IncomingEvent, Protocol, SharedProperties};
 pub use faults::{
     Action, Decision, FaultContext, FaultKind, FaultPlan, Latency, PlanError, PropertyMatch, Rule,
     When,

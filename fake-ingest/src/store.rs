@@ -77,6 +77,7 @@ impl Store {
                     &record.route,
                     &record.received_at,
                     record.events,
+                    record.duplicates,
                 );
             }
             tracing::info!(
@@ -153,6 +154,7 @@ impl Store {
         let mut inner = self.lock();
         // Taken under the lock, so `received_at` never goes backwards along `seq`.
         let received_at = jiff::Timestamp::now().to_string();
+        let (events, duplicates) = inner.partition(events);
         if let Some(log) = inner.log.as_mut() {
             log.append(&BatchRecordRef {
                 request_id,
@@ -160,9 +162,17 @@ impl Store {
                 route,
                 received_at: &received_at,
                 events: &events,
+                duplicates,
             })?;
         }
-        Ok(inner.apply(request_id, protocol, route, &received_at, events))
+        Ok(inner.apply(
+            request_id,
+            protocol,
+            route,
+            &received_at,
+            events,
+            duplicates,
+        ))
     }
 
     /// Whether stores block on a disk sync (callers move them off the async runtime then).
@@ -230,6 +240,29 @@ impl Store {
 }
 
 impl Inner {
+    /// Splits a batch into the events whose key is new (in request order) and the count of the others: keys
+    /// already stored, or seen earlier in the same batch. Changes nothing: the batch may still fail to persist.
+    fn partition(&self, events: Vec<IncomingEvent>) -> (Vec<IncomingEvent>, u64) {
+        let mut seen_in_batch: HashSet<&str> = HashSet::new();
+        let is_new: Vec<bool> = events
+            .iter()
+            .map(|event| {
+                !event.has_idempotency_key
+                    || (!self.keys.contains(&event.dedupe_key)
+                        && seen_in_batch.insert(&event.dedupe_key))
+            })
+            .collect();
+        let duplicates = is_new.iter().filter(|new| !**new).count() as u64;
+        let new = events
+            .into_iter()
+            .zip(is_new)
+            .filter_map(|(event, new)| new.then_some(event))
+            .collect();
+        (new, duplicates)
+    }
+
+    /// Applies a batch in memory: `events` (each still checked against the stored keys, so that a log written
+    /// with duplicates inline replays the same) plus `duplicates` counted without their events.
     fn apply(
         &mut self,
         request_id: u64,
@@ -237,10 +270,12 @@ impl Inner {
         route: &str,
         received_at: &str,
         events: Vec<IncomingEvent>,
+        duplicates: u64,
     ) -> StoreOutcome {
+        self.stats.events_received += duplicates;
         let mut outcome = StoreOutcome {
             accepted: 0,
-            duplicates: 0,
+            duplicates,
         };
         for event in events {
             self.stats.events_received += 1;
