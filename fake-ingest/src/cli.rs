@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::{
-    Action, Config, CrashMode, DEFAULT_MAX_BODY_BYTES, FaultPlan, Latency, Rule, Server, When,
+    Action, Config, CrashMode, DEFAULT_MAX_BODY_BYTES, FaultPlan, Latency, MAX_LATENCY_MS,
+    MAX_RETRY_AFTER_SECS, Rule, Server, When,
 };
 use anyhow::Context;
 use clap::Parser;
@@ -48,7 +49,7 @@ struct Cli {
     #[arg(long, value_name = "CODE[@RATE]", value_parser = parse_status, help_heading = "Fault shorthands")]
     status: Option<(u16, f64)>,
     /// Shorthand: the Retry-After seconds sent with --status and --outage-ms.
-    #[arg(long, value_name = "SECS", help_heading = "Fault shorthands")]
+    #[arg(long, value_name = "SECS", value_parser = parse_retry_after, help_heading = "Fault shorthands")]
     retry_after: Option<u64>,
     /// Shorthand: store the batch, then reset the connection (lost acknowledgement), at this rate.
     #[arg(long, value_name = "RATE", value_parser = parse_rate, help_heading = "Fault shorthands")]
@@ -289,11 +290,28 @@ fn parse_range(text: &str) -> Result<(u64, u64), String> {
 }
 
 fn parse_latency(text: &str) -> Result<(u64, u64), String> {
-    if text.contains("..") {
-        return parse_range(text);
+    let (a, b) = if text.contains("..") {
+        parse_range(text)?
+    } else {
+        let ms = text
+            .parse::<u64>()
+            .map_err(|error| format!("\"{text}\": {error}"))?;
+        (ms, ms)
+    };
+    if b > MAX_LATENCY_MS {
+        return Err(format!("{b} ms is more than a day ({MAX_LATENCY_MS} ms)"));
     }
-    let ms = text
+    Ok((a, b))
+}
+
+fn parse_retry_after(text: &str) -> Result<u64, String> {
+    let secs = text
         .parse::<u64>()
         .map_err(|error| format!("\"{text}\": {error}"))?;
-    Ok((ms, ms))
+    if secs > MAX_RETRY_AFTER_SECS {
+        return Err(format!(
+            "{secs} s is more than a day ({MAX_RETRY_AFTER_SECS} s)"
+        ));
+    }
+    Ok(secs)
 }

@@ -191,6 +191,17 @@ impl Decision {
     }
 }
 
+/// The most rules a plan may have.
+pub const MAX_RULES: usize = 1_000;
+/// The longest delay a rule may ask for, in milliseconds: a day.
+pub const MAX_LATENCY_MS: u64 = 24 * 60 * 60 * 1000;
+/// The largest `Retry-After` a rule may send, in seconds: a day.
+pub const MAX_RETRY_AFTER_SECS: u64 = 24 * 60 * 60;
+/// The largest shape of a log-normal latency (beyond it the cap is all that is ever drawn).
+pub const MAX_LOGNORMAL_SIGMA: f64 = 10.0;
+/// The longest `route` or `batch_has_property.name`, in bytes.
+pub const MAX_NAME_BYTES: usize = 1024;
+
 /// Why a fault plan was rejected; the message says what is wrong and where.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -198,6 +209,22 @@ pub enum PlanError {
     /// The text is not JSON of the plan format (serde's message gives line and column).
     #[error("not a fault plan")]
     Json(#[from] serde_json::Error),
+    /// A part of the plan that must be a JSON object is something else (e.g. `[]` for the plan).
+    #[error("{path} must be a JSON object, not {found}")]
+    NotAnObject {
+        /// Where: `the plan`, `rules[2]`, `rules[0].when`, ...
+        path: String,
+        /// What it is instead: `an array`, `a string`, ...
+        found: &'static str,
+    },
+    /// The plan has more rules than [`MAX_RULES`].
+    #[error("rules: {rules} rules is more than the {max} a plan may have")]
+    TooManyRules {
+        /// How many rules the plan has.
+        rules: usize,
+        /// The most allowed.
+        max: usize,
+    },
     /// A rule is well-formed JSON but its values are out of range.
     #[error("rules[{rule}]: {problem}")]
     Invalid {
@@ -226,16 +253,26 @@ impl FaultPlan {
     /// [`PlanError::Json`] for malformed JSON, unknown fields or actions; [`PlanError::Invalid`] for out-of-range
     /// values (a status outside 400..=599, a probability outside `[0, 1]`, a zero `every`, an empty range).
     pub fn from_json(text: &str) -> Result<Self, PlanError> {
+        // Serde's derived decoders would read a JSON array as a struct written positionally (`[]` as an empty plan,
+        // `[[rule]]` as a plan), so the shape is checked first; then the typed decode keeps serde's line and column.
+        check_objects(&serde_json::from_str(text)?)?;
         let plan: FaultPlan = serde_json::from_str(text)?;
         plan.validate()?;
         Ok(plan)
     }
 
-    /// Checks every rule's values.
+    /// Checks the number of rules and every rule's values against the documented ranges (`docs/FAULTS.md`).
     ///
     /// # Errors
-    /// [`PlanError::Invalid`] naming the first offending rule.
+    /// [`PlanError::TooManyRules`] past [`MAX_RULES`]; [`PlanError::Invalid`] naming the first offending rule and
+    /// field.
     pub fn validate(&self) -> Result<(), PlanError> {
+        if self.rules.len() > MAX_RULES {
+            return Err(PlanError::TooManyRules {
+                rules: self.rules.len(),
+                max: MAX_RULES,
+            });
+        }
         for (index, rule) in self.rules.iter().enumerate() {
             rule.validate().map_err(|problem| PlanError::Invalid {
                 rule: index,
@@ -283,6 +320,55 @@ impl FaultPlan {
     }
 }
 
+/// Checks that every part of a plan that is a struct is a JSON object: the plan, each rule, each rule's `when`,
+/// `latency` and `batch_has_property`, and a log-normal latency's parameters.
+fn check_objects(plan: &Value) -> Result<(), PlanError> {
+    fn object(
+        value: &Value,
+        path: impl FnOnce() -> String,
+    ) -> Result<&serde_json::Map<String, Value>, PlanError> {
+        value.as_object().ok_or_else(|| PlanError::NotAnObject {
+            path: path(),
+            found: json_kind(value),
+        })
+    }
+    let plan = object(plan, || "the plan".to_owned())?;
+    let Some(Value::Array(rules)) = plan.get("rules") else {
+        // An absent `rules` is the empty plan; any other type is serde's error to report.
+        return Ok(());
+    };
+    for (index, rule) in rules.iter().enumerate() {
+        let rule = object(rule, || format!("rules[{index}]"))?;
+        if let Some(when) = rule.get("when") {
+            let when = object(when, || format!("rules[{index}].when"))?;
+            if let Some(matcher) = when.get("batch_has_property") {
+                object(matcher, || {
+                    format!("rules[{index}].when.batch_has_property")
+                })?;
+            }
+        }
+        if let Some(latency) = rule.get("latency") {
+            let latency = object(latency, || format!("rules[{index}].latency"))?;
+            if let Some(lognormal) = latency.get("lognormal") {
+                object(lognormal, || format!("rules[{index}].latency.lognormal"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What kind of JSON value this is, for messages.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 impl Rule {
     fn validate(&self) -> Result<(), String> {
         let when = &self.when;
@@ -301,27 +387,85 @@ impl Rule {
         {
             return Err(format!("when.between_ms [{a}, {b}] is an empty window"));
         }
-        match &self.latency {
-            Some(Latency::UniformMs([a, b])) if a > b => {
-                return Err(format!("latency.uniform_ms [{a}, {b}] is an empty range"));
-            }
-            Some(Latency::Lognormal {
-                median_ms, sigma, ..
-            }) if !(median_ms.is_finite()
-                && *median_ms > 0.0
-                && sigma.is_finite()
-                && *sigma >= 0.0) =>
-            {
-                return Err("latency.lognormal needs median_ms > 0 and sigma >= 0".to_owned());
-            }
-            _ => {}
-        }
-        if let Action::Status { status, .. } = self.then
-            && !(400..=599).contains(&status)
+        if let Some(route) = &when.route
+            && (!route.starts_with('/') || route.len() > MAX_NAME_BYTES)
         {
-            return Err(format!("then.status {status} is not a 4xx or 5xx status"));
+            return Err(format!(
+                "when.route must start with / and be at most {MAX_NAME_BYTES} bytes"
+            ));
+        }
+        if let Some(matcher) = &when.batch_has_property
+            && (matcher.name.is_empty() || matcher.name.len() > MAX_NAME_BYTES)
+        {
+            return Err(format!(
+                "when.batch_has_property.name must be 1 to {MAX_NAME_BYTES} bytes"
+            ));
+        }
+        if let Some(latency) = &self.latency {
+            latency.validate()?;
+        }
+        if let Action::Status {
+            status,
+            retry_after_secs,
+        } = self.then
+        {
+            if !(400..=599).contains(&status) {
+                return Err(format!("then.status {status} is not a 4xx or 5xx status"));
+            }
+            if let Some(secs) = retry_after_secs
+                && secs > MAX_RETRY_AFTER_SECS
+            {
+                return Err(format!(
+                    "then.retry_after_secs {secs} is more than a day ({MAX_RETRY_AFTER_SECS})"
+                ));
+            }
         }
         Ok(())
+    }
+}
+
+impl Latency {
+    fn validate(&self) -> Result<(), String> {
+        let at_most_a_day = |field: &str, ms: u64| {
+            if ms > MAX_LATENCY_MS {
+                Err(format!(
+                    "latency.{field} {ms} is more than a day ({MAX_LATENCY_MS} ms)"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match *self {
+            Latency::FixedMs(ms) => at_most_a_day("fixed_ms", ms),
+            Latency::UniformMs([a, b]) => {
+                if a > b {
+                    return Err(format!("latency.uniform_ms [{a}, {b}] is an empty range"));
+                }
+                at_most_a_day("uniform_ms", b)
+            }
+            Latency::Lognormal {
+                median_ms,
+                sigma,
+                cap_ms,
+            } => {
+                if !(median_ms.is_finite() && median_ms > 0.0) {
+                    return Err(format!(
+                        "latency.lognormal.median_ms {median_ms} must be > 0"
+                    ));
+                }
+                if median_ms > MAX_LATENCY_MS as f64 {
+                    return Err(format!(
+                        "latency.lognormal.median_ms {median_ms} is more than a day ({MAX_LATENCY_MS} ms)"
+                    ));
+                }
+                if !(0.0..=MAX_LOGNORMAL_SIGMA).contains(&sigma) {
+                    return Err(format!(
+                        "latency.lognormal.sigma {sigma} is not in [0, {MAX_LOGNORMAL_SIGMA}]"
+                    ));
+                }
+                at_most_a_day("lognormal.cap_ms", cap_ms)
+            }
+        }
     }
 }
 
@@ -594,5 +738,118 @@ mod tests {
         assert_eq!(hits(r#"{"every": 4}"#), [4, 8]);
         assert_eq!(hits(r#"{"nth": 3}"#), [3]);
         assert_eq!(hits(r#"{"after": 8}"#), [9, 10]);
+    }
+
+    #[test]
+    fn arrays_where_objects_are_expected_are_refused_naming_the_place() {
+        for (text, message) in [
+            ("[]", "the plan must be a JSON object, not an array"),
+            (
+                r#"[[{"then": "hang"}]]"#,
+                "the plan must be a JSON object, not an array",
+            ),
+            (
+                r#"{"rules": [[]]}"#,
+                "rules[0] must be a JSON object, not an array",
+            ),
+            (
+                r#"{"rules": [{"when": []}]}"#,
+                "rules[0].when must be a JSON object, not an array",
+            ),
+            (
+                r#"{"rules": [{}, {"latency": [5]}]}"#,
+                "rules[1].latency must be a JSON object, not an array",
+            ),
+            (
+                r#"{"rules": [{"when": {"batch_has_property": ["poison"]}}]}"#,
+                "rules[0].when.batch_has_property must be a JSON object, not an array",
+            ),
+            (
+                r#"{"rules": [{"latency": {"lognormal": [1, 1, 1]}}]}"#,
+                "rules[0].latency.lognormal must be a JSON object, not an array",
+            ),
+            ("3", "the plan must be a JSON object, not a number"),
+        ] {
+            let error = FaultPlan::from_json(text).expect_err(text);
+            assert_eq!(error.to_string(), message, "{text}");
+        }
+    }
+
+    #[test]
+    fn every_field_past_its_documented_range_is_refused_naming_the_field() {
+        let day_ms = MAX_LATENCY_MS;
+        for (rule, message) in [
+            (
+                format!(r#"{{"latency": {{"fixed_ms": {}}}}}"#, u64::MAX),
+                format!(
+                    "rules[0]: latency.fixed_ms {} is more than a day ({day_ms} ms)",
+                    u64::MAX
+                ),
+            ),
+            (
+                format!(r#"{{"latency": {{"uniform_ms": [0, {}]}}}}"#, day_ms + 1),
+                format!(
+                    "rules[0]: latency.uniform_ms {} is more than a day ({day_ms} ms)",
+                    day_ms + 1
+                ),
+            ),
+            (
+                r#"{"latency": {"lognormal": {"median_ms": 10, "sigma": 11, "cap_ms": 100}}}"#
+                    .to_owned(),
+                "rules[0]: latency.lognormal.sigma 11 is not in [0, 10]".to_owned(),
+            ),
+            (
+                r#"{"latency": {"lognormal": {"median_ms": 0, "sigma": 1, "cap_ms": 100}}}"#
+                    .to_owned(),
+                "rules[0]: latency.lognormal.median_ms 0 must be > 0".to_owned(),
+            ),
+            (
+                format!(
+                    r#"{{"latency": {{"lognormal": {{"median_ms": 10, "sigma": 1, "cap_ms": {}}}}}}}"#,
+                    u64::MAX
+                ),
+                format!(
+                    "rules[0]: latency.lognormal.cap_ms {} is more than a day ({day_ms} ms)",
+                    u64::MAX
+                ),
+            ),
+            (
+                format!(
+                    r#"{{"then": {{"status": 503, "retry_after_secs": {}}}}}"#,
+                    u64::MAX
+                ),
+                format!(
+                    "rules[0]: then.retry_after_secs {} is more than a day (86400)",
+                    u64::MAX
+                ),
+            ),
+            (
+                r#"{"when": {"route": "v1/logs"}}"#.to_owned(),
+                "rules[0]: when.route must start with / and be at most 1024 bytes".to_owned(),
+            ),
+            (
+                r#"{"when": {"batch_has_property": {"name": ""}}}"#.to_owned(),
+                "rules[0]: when.batch_has_property.name must be 1 to 1024 bytes".to_owned(),
+            ),
+        ] {
+            let text = format!(r#"{{"rules": [{rule}]}}"#);
+            let error = FaultPlan::from_json(&text).expect_err(&text);
+            assert_eq!(error.to_string(), message, "{text}");
+        }
+        let at_the_limits = format!(
+            r#"{{"rules": [{{"latency": {{"fixed_ms": {day_ms}}}, "then": {{"status": 503, "retry_after_secs": 86400}}}}]}}"#
+        );
+        FaultPlan::from_json(&at_the_limits).expect("the limits themselves are allowed");
+    }
+
+    #[test]
+    fn a_plan_may_have_at_most_a_thousand_rules() {
+        let plan = |rules: usize| format!(r#"{{"rules": [{}]}}"#, vec!["{}"; rules].join(","));
+        FaultPlan::from_json(&plan(MAX_RULES)).expect("the limit is allowed");
+        let error = FaultPlan::from_json(&plan(MAX_RULES + 1)).expect_err("one too many");
+        assert_eq!(
+            error.to_string(),
+            "rules: 1001 rules is more than the 1000 a plan may have"
+        );
     }
 }

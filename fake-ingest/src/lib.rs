@@ -71,8 +71,9 @@ pub use control::{EventsPage, EventsQuery};
 pub use error::Error;
 pub use event::{CapturedEvent, IncomingEvent, Protocol, SharedProperties};
 pub use faults::{
-    Action, Decision, FaultContext, FaultKind, FaultPlan, Latency, PlanError, PropertyMatch, Rule,
-    When,
+    Action, Decision, FaultContext, FaultKind, FaultPlan, Latency, MAX_LATENCY_MS,
+    MAX_LOGNORMAL_SIGMA, MAX_NAME_BYTES, MAX_RETRY_AFTER_SECS, MAX_RULES, PlanError, PropertyMatch,
+    Rule, When,
 };
 pub use server::{CrashMode, Server, app};
 pub use stats::{FaultCounts, RouteStats, Stats};

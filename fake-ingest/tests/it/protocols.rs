@@ -373,6 +373,23 @@ fn undecodable_otlp_bodies_get_400_with_a_google_rpc_status_in_the_request_encod
 }
 
 #[test]
+fn a_json_array_on_an_otlp_route_is_a_400_that_says_an_object_is_expected() {
+    let app = new_app();
+    for route in ["/v1/logs", "/v1/traces", "/v1/metrics"] {
+        let answer = send(&app, post(route, "application/json", "[]"));
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{route}");
+        let status: Value = serde_json::from_slice(&answer.body).expect("a JSON status");
+        assert_eq!(status["code"], json!(3));
+        let message = status["message"].as_str().expect("a message");
+        assert!(
+            message.ends_with("expected a JSON object, found an array"),
+            "{route}: {message}"
+        );
+    }
+    assert_eq!(get_json(&app, "/_fake/stats")["events_received"], json!(0));
+}
+
+#[test]
 fn otlp_routes_refuse_other_content_types_and_methods_with_a_json_status() {
     let app = new_app();
 
