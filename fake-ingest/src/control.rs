@@ -21,43 +21,12 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::event::{CapturedEvent, Protocol};
 use crate::faults::FaultPlan;
 use crate::front_door::{Rejection, error_chain};
+use crate::query::{EventsPage, EventsQuery};
 use crate::state::AppState;
-
-/// The query of `GET /_fake/events`: which events, from where, how many.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventsQuery {
-    /// Skip this many matching events (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offset: Option<usize>,
-    /// Return at most this many (default and maximum 10 000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<usize>,
-    /// Only events that came through this protocol (`ingest`, `otlp_logs`, ..., `posthog`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<Protocol>,
-    /// Only events that came through this route, e.g. `/ingest`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route: Option<String>,
-}
-
-/// One page of captured events, in arrival order.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct EventsPage {
-    /// How many events match the query in all.
-    pub total: usize,
-    /// The offset this page starts at.
-    pub offset: usize,
-    /// The offset of the next page, absent on the last page.
-    pub next_offset: Option<usize>,
-    /// The events of this page.
-    pub events: Vec<CapturedEvent>,
-}
 
 /// The `/_fake/` routes.
 pub(crate) fn routes() -> Router<Arc<AppState>> {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::{IncomingEvent, Protocol};
+use crate::fault_kinds::FaultKind;
 
 /// An ordered list of rules; the first rule whose `when` matches decides what happens to a request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -130,27 +131,6 @@ pub enum Action {
     CrashAfterStore,
     /// Reject every record of the request, storing nothing: OTLP answers `200` with a partial success that
     /// counts them all; front doors without partial success answer `400`.
-    Reject,
-}
-
-/// The kinds of injected fault, as counted in [`crate::FaultCounts`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FaultKind {
-    /// A delay was applied.
-    Latency,
-    /// An injected status was answered.
-    Status,
-    /// The connection was reset before storing.
-    ResetBeforeStore,
-    /// The connection was reset after storing.
-    ResetAfterStore,
-    /// The request was left unanswered.
-    Hang,
-    /// The process crashed before storing.
-    CrashBeforeStore,
-    /// The process crashed after storing.
-    CrashAfterStore,
-    /// Every record of the request was rejected.
     Reject,
 }
 
@@ -541,39 +521,45 @@ impl Action {
         match self {
             Action::Store => None,
             Action::Status { .. } => Some(FaultKind::Status),
-            Action::ResetBeforeStore => Some(FaultKind::ResetBeforeStore),
-            Action::ResetAfterStore => Some(FaultKind::ResetAfterStore),
-            Action::Hang => Some(FaultKind::Hang),
-            Action::CrashBeforeStore => Some(FaultKind::CrashBeforeStore),
-            Action::CrashAfterStore => Some(FaultKind::CrashAfterStore),
-            Action::Reject => Some(FaultKind::Reject),
+            plain => FaultKind::ALL
+                .iter()
+                .copied()
+                .find(|kind| kind.plain_action().as_ref() == Some(plain)),
         }
     }
 }
 
-const ACTION_NAMES: [(&str, Action); 7] = [
-    ("store", Action::Store),
-    ("reset_before_store", Action::ResetBeforeStore),
-    ("reset_after_store", Action::ResetAfterStore),
-    ("hang", Action::Hang),
-    ("crash_before_store", Action::CrashBeforeStore),
-    ("crash_after_store", Action::CrashAfterStore),
-    ("reject", Action::Reject),
-];
+/// Every action that has a plain name in a plan, with that name: `"store"` and the plain fault kinds.
+fn named_actions() -> impl Iterator<Item = (&'static str, Action)> {
+    std::iter::once(("store", Action::Store)).chain(
+        FaultKind::ALL
+            .iter()
+            .filter_map(|kind| Some((kind.name(), kind.plain_action()?))),
+    )
+}
 
-const ACTION_EXPECTED: &str = "one of \"store\", \"reset_before_store\", \"reset_after_store\", \"hang\", \
-     \"crash_before_store\", \"crash_after_store\", \"reject\" or {\"status\": n, \"retry_after_secs\": s}";
+/// What an action may be, for messages.
+fn actions_expected() -> String {
+    let names: Vec<String> = named_actions()
+        .map(|(name, _)| format!("\"{name}\""))
+        .collect();
+    format!(
+        "one of {} or {{\"status\": n, \"retry_after_secs\": s}}",
+        names.join(", ")
+    )
+}
 
 impl TryFrom<Value> for Action {
     type Error = String;
 
     fn try_from(value: Value) -> Result<Self, String> {
         match value {
-            Value::String(name) => ACTION_NAMES
-                .iter()
+            Value::String(name) => named_actions()
                 .find(|(known, _)| *known == name)
-                .map(|(_, action)| action.clone())
-                .ok_or_else(|| format!("unknown action \"{name}\"; expected {ACTION_EXPECTED}")),
+                .map(|(_, action)| action)
+                .ok_or_else(|| {
+                    format!("unknown action \"{name}\"; expected {}", actions_expected())
+                }),
             Value::Object(fields) => {
                 let mut status = None;
                 let mut retry_after_secs = None;
@@ -591,13 +577,17 @@ impl TryFrom<Value> for Action {
                         }
                         _ => {
                             return Err(format!(
-                                "unknown action field \"{key}\"; expected {ACTION_EXPECTED}"
+                                "unknown action field \"{key}\"; expected {}",
+                                actions_expected()
                             ));
                         }
                     }
                 }
                 let status = status.ok_or_else(|| {
-                    format!("action object without \"status\"; expected {ACTION_EXPECTED}")
+                    format!(
+                        "action object without \"status\"; expected {}",
+                        actions_expected()
+                    )
                 })?;
                 Ok(Action::Status {
                     status,
@@ -605,7 +595,8 @@ impl TryFrom<Value> for Action {
                 })
             }
             other => Err(format!(
-                "invalid action {other}; expected {ACTION_EXPECTED}"
+                "invalid action {other}; expected {}",
+                actions_expected()
             )),
         }
     }
@@ -625,8 +616,7 @@ impl From<Action> for Value {
             }
             return Value::Object(fields);
         }
-        let name = ACTION_NAMES
-            .iter()
+        let name = named_actions()
             .find(|(_, known)| *known == action)
             .map_or("store", |(name, _)| name);
         Value::String(name.to_owned())

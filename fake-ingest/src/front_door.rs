@@ -23,7 +23,8 @@ use serde_json::json;
 
 use crate::connection::ConnectionHandle;
 use crate::event::{IncomingEvent, Protocol};
-use crate::faults::{Action, FaultContext, FaultKind};
+use crate::fault_kinds::FaultKind;
+use crate::faults::{Action, FaultContext};
 use crate::state::{AppState, CrashBehavior};
 use crate::store::{RequestTicket, StoreOutcome};
 

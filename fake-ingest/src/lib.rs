@@ -29,6 +29,7 @@
 //! - `config`: [`Config`], validated once.
 //! - `event`: the captured-event model every front door decodes into ([`IncomingEvent`], [`CapturedEvent`],
 //!   [`SharedProperties`]: what the records of one request share, held once).
+//! - `fault_kinds`: the one list of fault kinds ([`FaultKind`], [`FaultCounts`], the plain action names).
 //! - `faults`: the fault plan ([`FaultPlan`]) and the deterministic per-request decision ([`FaultPlan::decide`]).
 //! - `store`: capture, dedupe, persistence and counters shared by every front door.
 //! - `log`: the on-disk batch log behind `--data-dir` (its module doc is the format spec).
@@ -40,7 +41,8 @@
 //! - `posthog`: the PostHog capture front door (`/batch`, `/capture`, `/e`, `/i/v0/e`).
 //! - `web_body`: bounded gzip decompression shared by the front doors.
 //! - `web`: the live page at `GET /` and the Prometheus text at `GET /metrics` (rendered by `metrics`).
-//! - `control`: the `/_fake/` control API ([`EventsPage`] and friends).
+//! - `query`: which captured events a reader asks for and gets ([`EventsQuery`], [`EventsPage`]).
+//! - `control`: the `/_fake/` control API.
 //! - `connection`: the per-connection handle that lets a handler reset its TCP connection.
 //! - `state`: what every handler shares (settings, the current plan, the store, what a crash does).
 //! - `server`: [`app`], the accept loop and the embeddable [`Server`] handle.
@@ -52,6 +54,7 @@ mod connection;
 mod control;
 mod error;
 mod event;
+mod fault_kinds;
 mod faults;
 mod front_door;
 mod ingest;
@@ -59,6 +62,7 @@ mod log;
 mod metrics;
 mod otlp;
 mod posthog;
+mod query;
 mod server;
 mod state;
 mod stats;
@@ -67,13 +71,13 @@ mod web;
 mod web_body;
 
 pub use config::{Config, DEFAULT_MAX_BODY_BYTES};
-pub use control::{EventsPage, EventsQuery};
 pub use error::Error;
 pub use event::{CapturedEvent, IncomingEvent, Protocol, SharedProperties};
+pub use fault_kinds::{FaultCounts, FaultKind};
 pub use faults::{
-    Action, Decision, FaultContext, FaultKind, FaultPlan, Latency, MAX_LATENCY_MS,
-    MAX_LOGNORMAL_SIGMA, MAX_NAME_BYTES, MAX_RETRY_AFTER_SECS, MAX_RULES, PlanError, PropertyMatch,
-    Rule, When,
+    Action, Decision, FaultContext, FaultPlan, Latency, MAX_LATENCY_MS, MAX_LOGNORMAL_SIGMA,
+    MAX_NAME_BYTES, MAX_RETRY_AFTER_SECS, MAX_RULES, PlanError, PropertyMatch, Rule, When,
 };
+pub use query::{EventsPage, EventsQuery};
 pub use server::{CrashMode, Server, app};
-pub use stats::{FaultCounts, RouteStats, Stats};
+pub use stats::{RouteStats, Stats};

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::faults::FaultKind;
+use crate::fault_kinds::FaultCounts;
 
 /// A snapshot of the server's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,28 +40,6 @@ pub struct Stats {
     pub routes: BTreeMap<String, RouteStats>,
 }
 
-/// Injected faults by kind.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FaultCounts {
-    /// Requests delayed by a rule's `latency`.
-    pub latency: u64,
-    /// Injected status responses.
-    pub status: u64,
-    /// Connections reset before storing.
-    pub reset_before_store: u64,
-    /// Connections reset after storing.
-    pub reset_after_store: u64,
-    /// Requests left unanswered.
-    pub hang: u64,
-    /// Crashes before storing (seen only by an embedded server, or by the log line of the process that aborts).
-    pub crash_before_store: u64,
-    /// Crashes after storing.
-    pub crash_after_store: u64,
-    /// Requests whose records were all rejected by a `reject` rule.
-    #[serde(default)]
-    pub reject: u64,
-}
-
 /// Requests and responses of one route.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteStats {
@@ -69,20 +47,4 @@ pub struct RouteStats {
     pub requests: u64,
     /// Responses sent, by status code.
     pub responses: BTreeMap<u16, u64>,
-}
-
-impl FaultCounts {
-    pub(crate) fn count(&mut self, kind: FaultKind) {
-        let counter = match kind {
-            FaultKind::Latency => &mut self.latency,
-            FaultKind::Status => &mut self.status,
-            FaultKind::ResetBeforeStore => &mut self.reset_before_store,
-            FaultKind::ResetAfterStore => &mut self.reset_after_store,
-            FaultKind::Hang => &mut self.hang,
-            FaultKind::CrashBeforeStore => &mut self.crash_before_store,
-            FaultKind::CrashAfterStore => &mut self.crash_after_store,
-            FaultKind::Reject => &mut self.reject,
-        };
-        *counter += 1;
-    }
 }

@@ -13,11 +13,11 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::control::{EventsPage, EventsQuery};
 use crate::error::Error;
 use crate::event::{CapturedEvent, IncomingEvent, Protocol};
-use crate::faults::FaultKind;
+use crate::fault_kinds::FaultKind;
 use crate::log::{BatchLog, BatchRecordRef};
+use crate::query::{EventsPage, EventsQuery};
 use crate::stats::Stats;
 
 /// The most events one `GET /_fake/events` page returns.

@@ -16,6 +16,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::fault_kinds::FaultKind;
 use crate::metrics::{self, Counters, RequestCount};
 use crate::state::AppState;
 use crate::stats::Stats;
@@ -71,14 +72,11 @@ fn counters(stats: &Stats) -> Counters {
     .into_iter()
     .map(|(outcome, count)| (outcome.to_owned(), count))
     .collect();
-    // Every fault kind, zeros included, named as in `/_fake/stats` (the field names of `FaultCounts`).
-    let faults = match serde_json::to_value(&stats.faults) {
-        Ok(serde_json::Value::Object(kinds)) => kinds
-            .into_iter()
-            .filter_map(|(kind, count)| count.as_u64().map(|count| (kind, count)))
-            .collect(),
-        _ => Vec::new(),
-    };
+    // Every fault kind, zeros included, named as in `/_fake/stats`.
+    let faults = FaultKind::ALL
+        .iter()
+        .map(|kind| (kind.name().to_owned(), stats.faults.get(*kind)))
+        .collect();
     Counters {
         requests,
         events,
