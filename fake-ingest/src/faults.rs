@@ -48,16 +48,17 @@ pub struct When {
     /// A seeded draw in `[0, 1)` is below this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<f64>,
-    /// The request index is at most this.
+    /// The request index is at most this (the index among the requests to `route`, or of `protocol`, when the
+    /// rule names one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first: Option<u64>,
-    /// The request index is a multiple of this.
+    /// The request index (scoped as for `first`) is a multiple of this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub every: Option<u64>,
-    /// The request index is exactly this.
+    /// The request index (scoped as for `first`) is exactly this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nth: Option<u64>,
-    /// The request index is greater than this.
+    /// The request index (scoped as for `first`) is greater than this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<u64>,
     /// The time since start (or the last reset) is in `[a, b)` milliseconds.
@@ -139,6 +140,12 @@ pub enum Action {
 pub struct FaultContext<'a> {
     /// The 1-based index of this request among fault-evaluated requests since start or the last reset.
     pub request_index: u64,
+    /// The 1-based index of this request among the fault-evaluated requests to its route (what a rule that names a
+    /// `route` counts with `first`, `every`, `nth` and `after`).
+    pub route_index: u64,
+    /// The 1-based index of this request among the fault-evaluated requests of its protocol (what a rule that
+    /// names a `protocol` but no `route` counts).
+    pub protocol_index: u64,
     /// The route the request came to, e.g. `/ingest`.
     pub route: &'a str,
     /// The protocol of that route.
@@ -271,6 +278,8 @@ impl FaultPlan {
     /// let plan = FaultPlan::from_json(r#"{"rules": [{"when": {"nth": 2}, "then": "hang"}]}"#)?;
     /// let context = |request_index| FaultContext {
     ///     request_index,
+    ///     route_index: request_index,
+    ///     protocol_index: request_index,
     ///     route: "/ingest",
     ///     protocol: Protocol::Ingest,
     ///     since_start: Duration::ZERO,
@@ -455,7 +464,14 @@ impl When {
     }
 
     fn matches(&self, draw: f64, context: &FaultContext<'_>) -> bool {
-        let index = context.request_index;
+        // Count triggers count the requests the rule is scoped to: its route's, else its protocol's, else all.
+        let index = if self.route.is_some() {
+            context.route_index
+        } else if self.protocol.is_some() {
+            context.protocol_index
+        } else {
+            context.request_index
+        };
         let since_start_ms = u64::try_from(context.since_start.as_millis()).unwrap_or(u64::MAX);
         self.probability.is_none_or(|p| draw < p)
             && self.first.is_none_or(|n| index <= n)
@@ -641,6 +657,8 @@ mod tests {
     fn context(request_index: u64) -> FaultContext<'static> {
         FaultContext {
             request_index,
+            route_index: request_index,
+            protocol_index: request_index,
             route: "/ingest",
             protocol: Protocol::Ingest,
             since_start: Duration::ZERO,
@@ -841,5 +859,52 @@ mod tests {
             error.to_string(),
             "rules: 1001 rules is more than the 1000 a plan may have"
         );
+    }
+
+    #[test]
+    fn count_triggers_of_a_rule_that_names_a_route_or_protocol_count_only_those_requests() {
+        let plan = FaultPlan::from_json(
+            r#"{"rules": [
+                {"when": {"route": "/batch/", "every": 3}, "then": "hang"},
+                {"when": {"protocol": "otlp_traces", "first": 1}, "then": "reject"}
+            ]}"#,
+        )
+        .expect("valid");
+        // Mixed traffic: a /batch/ request, then an /ingest one, then an OTLP trace one, repeated.
+        let mut route_counts = std::collections::HashMap::new();
+        let mut decided = Vec::new();
+        for request_index in 1..=12 {
+            let (route, protocol) = match request_index % 3 {
+                1 => ("/batch/", Protocol::Posthog),
+                2 => ("/ingest", Protocol::Ingest),
+                _ => ("/v1/traces", Protocol::OtlpTraces),
+            };
+            let count = route_counts.entry(route).or_insert(0);
+            *count += 1;
+            let context = FaultContext {
+                request_index,
+                route,
+                protocol,
+                route_index: *count,
+                protocol_index: *count,
+                since_start: Duration::ZERO,
+                events: None,
+            };
+            decided.push((route, plan.decide(0, &context).action));
+        }
+        let hung: Vec<usize> = decided
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, action))| *action == Action::Hang)
+            .map(|(position, _)| position + 1)
+            .collect();
+        assert_eq!(hung, [7], "the third /batch/ request is the 7th request");
+        let rejected: Vec<usize> = decided
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, action))| *action == Action::Reject)
+            .map(|(position, _)| position + 1)
+            .collect();
+        assert_eq!(rejected, [3], "the first trace request is the 3rd request");
     }
 }

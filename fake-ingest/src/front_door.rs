@@ -1,7 +1,8 @@
 //! The pipeline every data route runs, whatever its wire format: the one place faults are applied.
 //!
 //! A front door (`POST /ingest`, the OTLP routes, the PostHog routes) does three things:
-//! 1. `state.store.begin_request(route)` as soon as the request arrives: counts it and gives its fault index;
+//! 1. `state.store.begin_request(route, protocol)` as soon as the request arrives: counts it and gives its fault
+//!    indexes;
 //! 2. decodes the body into `Result<Vec<IncomingEvent>, Rejection>` (using [`read_body`] or [`read_raw_body`] and
 //!    [`require_content_type`] for the shared HTTP rules: encodings, the body limit before and after decompression);
 //! 3. calls [`serve_batch`] with an [`Intake`] and its [`Answers`], which word every answer in its protocol (the
@@ -214,6 +215,8 @@ pub(crate) async fn serve_batch(
         state.seed,
         &FaultContext {
             request_index: intake.ticket.index,
+            route_index: intake.ticket.route_index,
+            protocol_index: intake.ticket.protocol_index,
             route: intake.route,
             protocol: intake.protocol,
             since_start: intake.ticket.since_start,

@@ -23,7 +23,7 @@ pub(crate) const ROUTE: &str = "/ingest";
 
 /// `POST /ingest`.
 pub(crate) async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let ticket = state.store.begin_request(ROUTE);
+    let ticket = state.store.begin_request(ROUTE, Protocol::Ingest);
     let (parts, body) = request.into_parts();
     let connection = parts.extensions.get::<ConnectionHandle>().cloned();
     let decoded = match front_door::require_content_type(&parts.headers, &["application/json"]) {

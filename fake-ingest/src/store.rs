@@ -8,7 +8,7 @@
 //! Invariant: one mutex guards the events, the dedupe keys, the counters and the log, so the log order is the `seq`
 //! order, a batch is applied whole or not at all, and a duplicate is only ever answered once the original is durable.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -36,6 +36,10 @@ struct Inner {
     stats: Stats,
     /// Fault-evaluated requests since start or the last reset.
     request_index: u64,
+    /// Fault-evaluated requests per route and per protocol since start or the last reset (the indexes of
+    /// route- and protocol-scoped count triggers).
+    route_indexes: HashMap<String, u64>,
+    protocol_indexes: HashMap<Protocol, u64>,
     started: Instant,
     log: Option<BatchLog>,
 }
@@ -53,6 +57,8 @@ pub(crate) struct StoreOutcome {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestTicket {
     pub(crate) index: u64,
+    pub(crate) route_index: u64,
+    pub(crate) protocol_index: u64,
     pub(crate) since_start: Duration,
 }
 
@@ -64,6 +70,8 @@ impl Store {
             keys: HashSet::new(),
             stats: Stats::default(),
             request_index: 0,
+            route_indexes: HashMap::new(),
+            protocol_indexes: HashMap::new(),
             started: Instant::now(),
             log: None,
         };
@@ -106,14 +114,27 @@ impl Store {
         route_stats(&mut inner.stats, route).requests += 1;
     }
 
-    /// Counts a fault-evaluated request and returns its index and the time since start.
-    pub(crate) fn begin_request(&self, route: &str) -> RequestTicket {
+    /// Counts a fault-evaluated request and returns its indexes (overall, on its route, in its protocol) and the
+    /// time since start.
+    pub(crate) fn begin_request(&self, route: &str, protocol: Protocol) -> RequestTicket {
         let mut inner = self.lock();
         inner.stats.requests += 1;
         route_stats(&mut inner.stats, route).requests += 1;
         inner.request_index += 1;
+        let route_index = {
+            let count = inner.route_indexes.entry(route.to_owned()).or_default();
+            *count += 1;
+            *count
+        };
+        let protocol_index = {
+            let count = inner.protocol_indexes.entry(protocol).or_default();
+            *count += 1;
+            *count
+        };
         RequestTicket {
             index: inner.request_index,
+            route_index,
+            protocol_index,
             since_start: inner.started.elapsed(),
         }
     }
@@ -234,6 +255,8 @@ impl Store {
         inner.keys = HashSet::new();
         inner.stats = Stats::default();
         inner.request_index = 0;
+        inner.route_indexes = HashMap::new();
+        inner.protocol_indexes = HashMap::new();
         inner.started = Instant::now();
         Ok(())
     }

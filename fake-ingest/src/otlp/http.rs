@@ -31,7 +31,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 /// `POST` on a signal's route.
 pub(crate) async fn handle(signal: Signal, state: Arc<AppState>, request: Request) -> Response {
     let route = signal.route();
-    let ticket = state.store.begin_request(route);
+    let ticket = state.store.begin_request(route, signal.protocol());
     let (parts, body) = request.into_parts();
     let connection = parts.extensions.get::<ConnectionHandle>().cloned();
     let content_type = parts

@@ -35,7 +35,7 @@ pub(crate) async fn handle(
     state: Arc<AppState>,
     request: Request,
 ) -> Response {
-    let ticket = state.store.begin_request(route);
+    let ticket = state.store.begin_request(route, Protocol::Posthog);
     let (parts, body) = request.into_parts();
     let connection = parts.extensions.get::<ConnectionHandle>().cloned();
     let limit = state.max_body_bytes;
