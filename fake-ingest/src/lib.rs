@@ -36,8 +36,8 @@
 //! - `stats`: the [`Stats`] shape served at `/_fake/stats`.
 //! - `front_door`: the shared pipeline a data route runs (count, decide, delay, store, answer or misbehave).
 //! - `ingest`: the strict `POST /ingest` decoder.
-//! - `otlp`: the OTLP/HTTP front door (`/v1/logs`, `/v1/traces`, `/v1/metrics`): one walk over resources and
-//!   scopes, a file per signal, the derived dedupe keys.
+//! - `otlp`: the OTLP/HTTP front door (`/v1/logs`, `/v1/traces`, `/v1/metrics`, and PostHog's `/i/v1/...`): one walk
+//!   over resources and scopes, a file per signal, the derived dedupe keys.
 //! - `posthog`: the PostHog capture front door (`/batch`, `/capture`, `/e`, `/i/v0/e`).
 //! - `web_body`: bounded gzip decompression shared by the front doors.
 //! - `web`: the live page at `GET /` and the Prometheus text at `GET /metrics` (rendered by `metrics`).

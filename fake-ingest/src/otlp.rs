@@ -46,13 +46,14 @@
 //! spec-following client logs and does not retry.
 
 use std::error::Error as _;
+use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use serde_json::Value;
 
-use crate::event::{IncomingEvent, Protocol};
+use crate::event::{IncomingEvent, Protocol, SharedProperties};
 
 pub(crate) mod http;
 mod key;
@@ -86,6 +87,15 @@ impl Signal {
             Signal::Logs => "/v1/logs",
             Signal::Traces => "/v1/traces",
             Signal::Metrics => "/v1/metrics",
+        }
+    }
+
+    /// The route PostHog's clients post the signal to (with the project token in `?token=` or a bearer header).
+    pub(crate) fn posthog_route(self) -> &'static str {
+        match self {
+            Signal::Logs => "/i/v1/logs",
+            Signal::Traces => "/i/v1/traces",
+            Signal::Metrics => "/i/v1/metrics",
         }
     }
 
@@ -225,30 +235,42 @@ impl DecodeError {
 }
 
 /// Decodes an (already decompressed) export request body of `signal` in `encoding`.
-///
-/// # Errors
-/// [`DecodeError`] when the body is not an export request of that signal in that encoding; records that decode
-/// but cannot be stored are not errors but [`Decoded::rejected`].
+#[cfg(test)]
 pub(crate) fn decode(
     signal: Signal,
     encoding: Encoding,
     body: &[u8],
 ) -> Result<Decoded, DecodeError> {
+    decode_for(signal, encoding, body, None)
+}
+
+/// Decodes an (already decompressed) export request body of `signal` in `encoding`; `request` (the properties of
+/// the request itself, e.g. the PostHog token) becomes the outermost shared level of every event.
+///
+/// # Errors
+/// [`DecodeError`] when the body is not an export request of that signal in that encoding; records that decode
+/// but cannot be stored are not errors but [`Decoded::rejected`].
+pub(crate) fn decode_for(
+    signal: Signal,
+    encoding: Encoding,
+    body: &[u8],
+    request: Option<Arc<SharedProperties>>,
+) -> Result<Decoded, DecodeError> {
     match signal {
         Signal::Logs => {
-            let request: ExportLogsServiceRequest =
+            let message: ExportLogsServiceRequest =
                 decode_message(encoding, body, "ExportLogsServiceRequest")?;
-            Ok(logs::decode(request))
+            Ok(logs::decode(message, request))
         }
         Signal::Traces => {
-            let request: ExportTraceServiceRequest =
+            let message: ExportTraceServiceRequest =
                 decode_message(encoding, body, "ExportTraceServiceRequest")?;
-            Ok(traces::decode(request))
+            Ok(traces::decode(message, request))
         }
         Signal::Metrics => {
-            let request: ExportMetricsServiceRequest =
+            let message: ExportMetricsServiceRequest =
                 decode_message(encoding, body, "ExportMetricsServiceRequest")?;
-            Ok(metrics::decode(request))
+            Ok(metrics::decode(message, request))
         }
     }
 }

@@ -13,9 +13,12 @@ use super::values::{
     any_value_json, attributes_map, hex, insert_nonempty, insert_nonzero, rfc3339_from_unix_nanos,
 };
 use super::walk::{Origin, ResourceGroup, ScopeGroup, walk};
-use crate::event::IncomingEvent;
+use crate::event::{IncomingEvent, SharedProperties};
 
-pub(super) fn decode(request: ExportLogsServiceRequest) -> Decoded {
+pub(super) fn decode(
+    request: ExportLogsServiceRequest,
+    shared: Option<Arc<SharedProperties>>,
+) -> Decoded {
     let groups = request
         .resource_logs
         .into_iter()
@@ -30,7 +33,7 @@ pub(super) fn decode(request: ExportLogsServiceRequest) -> Decoded {
                 })
                 .collect(),
         });
-    walk(groups, |origin, index, record, decoded| {
+    walk(groups, shared, |origin, index, record, decoded| {
         if !matches!(record.trace_id.len(), 0 | 16) {
             decoded.rejected.reject(|| {
                 format!(

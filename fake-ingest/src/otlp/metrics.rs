@@ -30,7 +30,10 @@ struct PointView<'a> {
     values: Map<String, Value>,
 }
 
-pub(super) fn decode(request: ExportMetricsServiceRequest) -> Decoded {
+pub(super) fn decode(
+    request: ExportMetricsServiceRequest,
+    shared: Option<Arc<SharedProperties>>,
+) -> Decoded {
     let groups = request
         .resource_metrics
         .into_iter()
@@ -45,7 +48,7 @@ pub(super) fn decode(request: ExportMetricsServiceRequest) -> Decoded {
                 })
                 .collect(),
         });
-    walk(groups, |origin, index, metric, decoded| {
+    walk(groups, shared, |origin, index, metric, decoded| {
         let name_chars = metric.name.chars().count();
         let at = || {
             if name_chars > MAX_METRIC_NAME_CHARS {

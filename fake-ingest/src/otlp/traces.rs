@@ -11,9 +11,12 @@ use super::values::{
     attributes_map, hex, insert_nonempty, insert_nonzero, rfc3339_from_unix_nanos,
 };
 use super::walk::{Origin, ResourceGroup, ScopeGroup, walk};
-use crate::event::IncomingEvent;
+use crate::event::{IncomingEvent, SharedProperties};
 
-pub(super) fn decode(request: ExportTraceServiceRequest) -> Decoded {
+pub(super) fn decode(
+    request: ExportTraceServiceRequest,
+    shared: Option<Arc<SharedProperties>>,
+) -> Decoded {
     let groups = request
         .resource_spans
         .into_iter()
@@ -28,7 +31,7 @@ pub(super) fn decode(request: ExportTraceServiceRequest) -> Decoded {
                 })
                 .collect(),
         });
-    walk(groups, |origin, index, span, decoded| {
+    walk(groups, shared, |origin, index, span, decoded| {
         if span.trace_id.len() != 16 || span.trace_id.iter().all(|byte| *byte == 0) {
             decoded.rejected.reject(|| {
                 format!(

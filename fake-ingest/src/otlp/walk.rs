@@ -56,9 +56,11 @@ impl Origin {
     }
 }
 
-/// Walks every record of the request in order, calling `visit(origin, record index in its scope, record, out)`.
+/// Walks every record of the request in order, calling `visit(origin, record index in its scope, record, out)`;
+/// `request` (properties of the request itself) is the parent of every scope's properties.
 pub(super) fn walk<R>(
     groups: impl IntoIterator<Item = ResourceGroup<R>>,
+    request: Option<Arc<SharedProperties>>,
     mut visit: impl FnMut(&Origin, usize, R, &mut Decoded),
 ) -> Decoded {
     let mut decoded = Decoded::default();
@@ -80,7 +82,7 @@ pub(super) fn walk<R>(
                 resource: Arc::clone(&resource_json),
                 scope: Arc::new(SharedProperties {
                     properties: scope_properties,
-                    parent: None,
+                    parent: request.clone(),
                 }),
                 key,
             };

@@ -71,9 +71,9 @@ impl Cost {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Route {
     Ingest,
-    OtlpLogs { json: bool },
-    OtlpTraces { json: bool },
-    OtlpMetrics { json: bool },
+    OtlpLogs { json: bool, posthog: bool },
+    OtlpTraces { json: bool, posthog: bool },
+    OtlpMetrics { json: bool, posthog: bool },
     Posthog(&'static str),
 }
 
@@ -91,11 +91,13 @@ const POSTHOG_ROUTES: [&str; 8] = [
 fn routes() -> Vec<Route> {
     let mut routes = vec![Route::Ingest];
     for json in [false, true] {
-        routes.extend([
-            Route::OtlpLogs { json },
-            Route::OtlpTraces { json },
-            Route::OtlpMetrics { json },
-        ]);
+        for posthog in [false, true] {
+            routes.extend([
+                Route::OtlpLogs { json, posthog },
+                Route::OtlpTraces { json, posthog },
+                Route::OtlpMetrics { json, posthog },
+            ]);
+        }
     }
     routes.extend(POSTHOG_ROUTES.map(Route::Posthog));
     routes
@@ -315,6 +317,15 @@ fn encode<M: prost::Message + serde::Serialize>(message: &M, json: bool) -> Vec<
     }
 }
 
+/// An OTLP route: `/v1/<signal>`, or PostHog's `/i/v1/<signal>?token=...`.
+fn otlp_path(signal: &str, posthog: bool) -> String {
+    if posthog {
+        format!("/i/v1/{signal}?token=phc_test")
+    } else {
+        format!("/v1/{signal}")
+    }
+}
+
 /// The request for `route` carrying `shape`.
 fn request(route: Route, shape: &Shape) -> (String, &'static str, Vec<u8>) {
     let otlp_type = |json| {
@@ -332,18 +343,18 @@ fn request(route: Route, shape: &Shape) -> (String, &'static str, Vec<u8>) {
                 .to_string()
                 .into_bytes(),
         ),
-        Route::OtlpLogs { json } => (
-            "/v1/logs".to_owned(),
+        Route::OtlpLogs { json, posthog } => (
+            otlp_path("logs", posthog),
             otlp_type(json),
             encode(&logs(shape), json),
         ),
-        Route::OtlpTraces { json } => (
-            "/v1/traces".to_owned(),
+        Route::OtlpTraces { json, posthog } => (
+            otlp_path("traces", posthog),
             otlp_type(json),
             encode(&traces(shape), json),
         ),
-        Route::OtlpMetrics { json } => (
-            "/v1/metrics".to_owned(),
+        Route::OtlpMetrics { json, posthog } => (
+            otlp_path("metrics", posthog),
             otlp_type(json),
             encode(&metrics(shape), json),
         ),
@@ -513,7 +524,10 @@ fn the_reported_amplification_a_thousand_resource_attributes_over_twenty_thousan
     let dir = tempfile::tempdir().expect("a temp dir");
     let cost = measure(
         &runtime,
-        Route::OtlpLogs { json: false },
+        Route::OtlpLogs {
+            json: false,
+            posthog: false,
+        },
         &shape,
         dir.path(),
     );
