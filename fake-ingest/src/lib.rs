@@ -80,4 +80,4 @@ pub use faults::{
 };
 pub use query::{EventsPage, EventsQuery};
 pub use server::{CrashMode, Server, app};
-pub use stats::{RouteStats, Stats};
+pub use stats::{MAX_UNKNOWN_ROUTES, OTHER_UNKNOWN_ROUTES, RouteStats, Stats};

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -71,7 +71,10 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn not_found(request: Request) -> Response {
+async fn not_found(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    state
+        .store
+        .count_unknown_route(request.method().as_str(), request.uri().path());
     Rejection::new(
         StatusCode::NOT_FOUND,
         format!("no route for {} {}", request.method(), request.uri().path()),

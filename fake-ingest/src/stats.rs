@@ -38,6 +38,58 @@ pub struct Stats {
     pub faults: FaultCounts,
     /// Requests and responses per route, e.g. `/ingest`.
     pub routes: BTreeMap<String, RouteStats>,
+    /// Requests to routes fake-ingest does not serve (answered `404`), by method and path, e.g.
+    /// `"POST /i/v1/logz"` (the query is left out). At most [`MAX_UNKNOWN_ROUTES`] distinct ones are kept; the
+    /// requests of any further ones count under `"(other)"`.
+    #[serde(default)]
+    pub unknown_routes: BTreeMap<String, u64>,
+}
+
+/// The most distinct unknown routes [`Stats::unknown_routes`] keeps apart.
+pub const MAX_UNKNOWN_ROUTES: usize = 100;
+
+/// The key under which requests to unknown routes past [`MAX_UNKNOWN_ROUTES`] are counted.
+pub const OTHER_UNKNOWN_ROUTES: &str = "(other)";
+
+/// The longest path kept in an unknown route's key, in bytes (longer ones are cut at a character boundary).
+const MAX_UNKNOWN_PATH_BYTES: usize = 200;
+
+impl Stats {
+    /// Counts a request to an unknown route.
+    pub(crate) fn count_unknown_route(&mut self, method: &str, path: &str) {
+        let mut end = path.len().min(MAX_UNKNOWN_PATH_BYTES);
+        while !path.is_char_boundary(end) {
+            end -= 1;
+        }
+        let key = format!("{method} {}", &path[..end]);
+        let key = if self.unknown_routes.contains_key(&key)
+            || self.unknown_routes.len() < MAX_UNKNOWN_ROUTES
+        {
+            key
+        } else {
+            OTHER_UNKNOWN_ROUTES.to_owned()
+        };
+        *self.unknown_routes.entry(key).or_default() += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_routes_are_counted_by_method_and_path_and_bounded() {
+        let mut stats = Stats::default();
+        stats.count_unknown_route("POST", "/i/v1/logz");
+        stats.count_unknown_route("POST", "/i/v1/logz");
+        for index in 0..MAX_UNKNOWN_ROUTES + 5 {
+            stats.count_unknown_route("GET", &format!("/x{index}"));
+        }
+        stats.count_unknown_route("GET", &"é".repeat(300));
+        assert_eq!(stats.unknown_routes["POST /i/v1/logz"], 2);
+        assert_eq!(stats.unknown_routes.len(), MAX_UNKNOWN_ROUTES + 1);
+        assert_eq!(stats.unknown_routes[OTHER_UNKNOWN_ROUTES], 7);
+    }
 }
 
 /// Requests and responses of one route.

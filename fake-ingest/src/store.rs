@@ -139,6 +139,11 @@ impl Store {
         }
     }
 
+    /// Counts a request to a route that is not served.
+    pub(crate) fn count_unknown_route(&self, method: &str, path: &str) {
+        self.lock().stats.count_unknown_route(method, path);
+    }
+
     /// Counts a response sent from a data route.
     pub(crate) fn count_response(&self, route: &str, status: u16) {
         let mut inner = self.lock();

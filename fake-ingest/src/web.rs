@@ -17,7 +17,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::fault_kinds::FaultKind;
-use crate::metrics::{self, Counters, RequestCount};
+use crate::metrics::{self, Counters, RequestCount, UnknownRouteCount};
 use crate::state::AppState;
 use crate::stats::Stats;
 
@@ -77,10 +77,23 @@ fn counters(stats: &Stats) -> Counters {
         .iter()
         .map(|kind| (kind.name().to_owned(), stats.faults.get(*kind)))
         .collect();
+    let unknown_routes = stats
+        .unknown_routes
+        .iter()
+        .map(|(key, count)| {
+            let (method, path) = key.split_once(' ').unwrap_or(("", key.as_str()));
+            UnknownRouteCount {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                count: *count,
+            }
+        })
+        .collect();
     Counters {
         requests,
         events,
         faults,
+        unknown_routes,
     }
 }
 

@@ -199,3 +199,30 @@ async fn reset_forgets_events_counters_and_dedupe_state() {
         (Some(1), Some(1))
     );
 }
+
+#[tokio::test]
+async fn requests_to_unknown_routes_are_counted_by_method_and_path_in_stats_and_metrics() {
+    let app = app(Config::default()).expect("app");
+    let post = |path: &str| Request::post(path).body(Body::from("{}")).expect("request");
+
+    let (first, _, error) = oneshot(&app, post("/i/v1/logz?token=x")).await;
+    let _ = oneshot(&app, post("/i/v1/logz")).await;
+    let _ = oneshot(&app, get("/nope")).await;
+    let (_, _, stats) = oneshot(&app, get("/_fake/stats")).await;
+    let (_, _, metrics) = oneshot(&app, get("/metrics")).await;
+
+    assert_eq!(first, StatusCode::NOT_FOUND);
+    assert_eq!(error["error"], "no route for POST /i/v1/logz");
+    assert_eq!(
+        stats["unknown_routes"],
+        json!({"POST /i/v1/logz": 2, "GET /nope": 1})
+    );
+    assert_eq!(stats["requests"], json!(0), "data-route requests only");
+    let metrics = metrics.as_str().expect("Prometheus text");
+    assert!(
+        metrics.contains(
+            "fake_ingest_unknown_route_requests_total{method=\"POST\",path=\"/i/v1/logz\"} 2"
+        ),
+        "{metrics}"
+    );
+}
