@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::{
-    Action, Config, CrashMode, DEFAULT_MAX_BODY_BYTES, FaultPlan, Latency, MAX_LATENCY_MS,
-    MAX_RETRY_AFTER_SECS, Rule, Server, When,
+    Action, Config, CrashMode, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_REQUESTS_KEPT, FaultPlan,
+    Latency, MAX_LATENCY_MS, MAX_RETRY_AFTER_SECS, Rule, Server, When,
 };
 use anyhow::Context;
 use clap::Parser;
@@ -44,6 +44,9 @@ struct Cli {
     /// second line, `otlp listening on http://HOST:PORT`.
     #[arg(long, value_name = "ADDR")]
     otlp_listen: Option<SocketAddr>,
+    /// How many requests the request log (GET /_fake/requests) keeps; older ones are dropped and counted.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REQUESTS_KEPT)]
+    max_requests_kept: usize,
 
     /// Shorthand: answer this status, optionally at a rate (e.g. 503 or 503@0.2).
     #[arg(long, value_name = "CODE[@RATE]", value_parser = parse_status, help_heading = "Fault shorthands")]
@@ -130,6 +133,7 @@ fn config_from(cli: &Cli) -> anyhow::Result<Config> {
         data_dir: cli.data_dir.clone(),
         max_body_bytes: cli.max_body_bytes,
         otlp_listen: cli.otlp_listen,
+        max_requests_kept: cli.max_requests_kept,
     };
     config.validate().context("invalid flags")?;
     Ok(config)

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::error::Error;
 use crate::faults::FaultPlan;
+use crate::request_log::DEFAULT_MAX_REQUESTS_KEPT;
 
 /// The default body limit (4 MiB), applied to the body as sent and again after decompression.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -12,7 +13,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// How a fake-ingest server is started.
 ///
 /// `Config::default()` binds `127.0.0.1:0` (a free port: what tests want), seed 0, no faults, everything in memory,
-/// a 4 MiB body limit. The `fake-ingest` binary defaults `listen` to `127.0.0.1:8090` instead.
+/// a 4 MiB body limit, the last 10 000 requests kept in the request log. The `fake-ingest` binary defaults `listen` to `127.0.0.1:8090` instead.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The address to listen on; port 0 picks a free port.
@@ -28,6 +29,9 @@ pub struct Config {
     /// A second address serving the same routes and state, for OTLP/HTTP exporters (whose conventional port is
     /// 4318); `None`: only `listen`. Port 0 picks a free port.
     pub otlp_listen: Option<SocketAddr>,
+    /// How many requests the request log (`GET /_fake/requests`) keeps; the oldest are dropped (and counted) past
+    /// it. 0 keeps none.
+    pub max_requests_kept: usize,
 }
 
 impl Default for Config {
@@ -39,6 +43,7 @@ impl Default for Config {
             data_dir: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             otlp_listen: None,
+            max_requests_kept: DEFAULT_MAX_REQUESTS_KEPT,
         }
     }
 }

@@ -5,9 +5,10 @@
 //! | `GET /_fake/health` | `{"status": "ok"}` |
 //! | `GET /_fake/stats` | [`crate::Stats`] |
 //! | `GET /_fake/events?offset=&limit=&protocol=&route=` | [`EventsPage`] |
+//! | `GET /_fake/requests?offset=&limit=&route=&status=&fault=` | [`RequestsPage`]: the request log |
 //! | `GET /_fake/faults` | the current [`crate::FaultPlan`] |
 //! | `PUT /_fake/faults` | replaces the plan (`400` with `{"error"}` when invalid) |
-//! | `POST /_fake/reset` | forgets events, counters, the request index and the clock; truncates the log |
+//! | `POST /_fake/reset` | forgets events, counters, the request log, the request index and the clock; truncates the log |
 //!
 //! These routes are never fault-injected and never counted in [`crate::Stats`].
 
@@ -25,7 +26,7 @@ use serde_json::json;
 
 use crate::faults::FaultPlan;
 use crate::front_door::{Rejection, error_chain};
-use crate::query::{EventsPage, EventsQuery};
+use crate::query::{EventsPage, EventsQuery, RequestsPage, RequestsQuery};
 use crate::state::AppState;
 
 /// The `/_fake/` routes.
@@ -34,6 +35,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/_fake/health", get(health))
         .route("/_fake/stats", get(stats))
         .route("/_fake/events", get(events))
+        .route("/_fake/requests", get(requests))
         .route("/_fake/faults", get(get_faults).put(put_faults))
         .route("/_fake/reset", post(reset))
 }
@@ -52,6 +54,14 @@ async fn events(
 ) -> Result<Json<EventsPage>, Rejection> {
     let Query(query) = query.map_err(|rejection| Rejection::bad_request(rejection.body_text()))?;
     Ok(Json(state.store.page(&query)))
+}
+
+async fn requests(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<RequestsQuery>, QueryRejection>,
+) -> Result<Json<RequestsPage>, Rejection> {
+    let Query(query) = query.map_err(|rejection| Rejection::bad_request(rejection.body_text()))?;
+    Ok(Json(state.store.requests(&query)))
 }
 
 async fn get_faults(State(state): State<Arc<AppState>>) -> Json<FaultPlan> {

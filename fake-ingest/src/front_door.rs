@@ -26,6 +26,7 @@ use crate::connection::ConnectionHandle;
 use crate::event::{IncomingEvent, Protocol};
 use crate::fault_kinds::FaultKind;
 use crate::faults::{Action, FaultContext};
+use crate::query::RequestRecord;
 use crate::state::{AppState, CrashBehavior};
 use crate::store::{RequestTicket, StoreOutcome};
 
@@ -66,6 +67,71 @@ impl IntoResponse for Rejection {
             None => json!({ "error": self.error }),
         };
         (self.status, Json(body)).into_response()
+    }
+}
+
+/// What the request log keeps of a request's headers and body.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestFacts {
+    pub(crate) content_type: Option<String>,
+    pub(crate) content_encoding: Option<String>,
+    /// The body's size as sent, once it was read.
+    pub(crate) body_bytes: Option<u64>,
+}
+
+impl RequestFacts {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|value: &HeaderValue| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        Self {
+            content_type: text(header::CONTENT_TYPE),
+            content_encoding: text(header::CONTENT_ENCODING),
+            body_bytes: None,
+        }
+    }
+}
+
+/// What the request log records of one request once its outcome is known.
+struct Logged<'a> {
+    intake: &'a Intake,
+    facts: RequestFacts,
+    rule: Option<usize>,
+    delayed: bool,
+    events: Option<u64>,
+}
+
+impl Logged<'_> {
+    /// Logs the request with the fault it got (`None`: none besides a delay) and what the client got.
+    fn log(
+        &self,
+        state: &AppState,
+        fault: Option<FaultKind>,
+        outcome: String,
+        duplicates: Option<u64>,
+        answered: bool,
+    ) {
+        let fault = fault.or(self.delayed.then_some(FaultKind::Latency));
+        state.store.log_request(RequestRecord {
+            index: self.intake.ticket.index,
+            time: self.intake.ticket.arrived_at.to_string(),
+            method: "POST".to_owned(),
+            route: self.intake.route.to_owned(),
+            protocol: self.intake.protocol,
+            content_type: self.facts.content_type.clone(),
+            content_encoding: self.facts.content_encoding.clone(),
+            body_bytes: self.facts.body_bytes,
+            events: self.events,
+            duplicates,
+            fault: fault.map(|kind| kind.name().to_owned()),
+            rule: self.rule,
+            outcome,
+            latency_ms: answered
+                .then(|| self.intake.ticket.arrived.elapsed().as_secs_f64() * 1000.0),
+        });
     }
 }
 
@@ -134,11 +200,13 @@ pub(crate) fn require_content_type(
     }
 }
 
-/// Reads the body under `limit` bytes, then decompresses it (gzip or identity) under `limit` bytes again.
+/// Reads the body under `limit` bytes, then decompresses it (gzip or identity) under `limit` bytes again; notes
+/// the size as sent in `facts`.
 pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
+    facts: &mut RequestFacts,
 ) -> Result<Bytes, Rejection> {
     let gzip = match headers
         .get(header::CONTENT_ENCODING)
@@ -156,6 +224,7 @@ pub(crate) async fn read_body(
         }
     };
     let bytes = read_raw_body(headers, body, limit).await?;
+    facts.body_bytes = Some(bytes.len() as u64);
     if !gzip {
         return Ok(bytes);
     }
@@ -208,6 +277,7 @@ pub(crate) async fn serve_batch(
     state: &Arc<AppState>,
     connection: Option<ConnectionHandle>,
     intake: Intake,
+    facts: RequestFacts,
     decoded: Result<Vec<IncomingEvent>, Rejection>,
     answers: &impl Answers,
 ) -> Response {
@@ -227,6 +297,14 @@ pub(crate) async fn serve_batch(
         state.store.count_fault(FaultKind::Latency);
         tokio::time::sleep(delay).await;
     }
+    let logged = Logged {
+        intake: &intake,
+        facts,
+        rule: decision.rule,
+        delayed: decision.latency.is_some(),
+        events: decoded.as_ref().ok().map(|events| events.len() as u64),
+    };
+    let status_of = |response: &Response| response.status().as_u16().to_string();
     let response = match (decision.action, decoded) {
         (
             Action::Status {
@@ -236,21 +314,38 @@ pub(crate) async fn serve_batch(
             _,
         ) => {
             state.store.count_fault(FaultKind::Status);
-            injected_status(answers, status, retry_after_secs)
+            let response = injected_status(answers, status, retry_after_secs);
+            logged.log(
+                state,
+                Some(FaultKind::Status),
+                status_of(&response),
+                None,
+                true,
+            );
+            response
         }
         (Action::ResetBeforeStore, _) => {
             state.store.count_fault(FaultKind::ResetBeforeStore);
+            let kind = Some(FaultKind::ResetBeforeStore);
+            logged.log(state, kind, "reset".to_owned(), None, true);
             reset(connection, "reset_before_store").await
         }
         (Action::Hang, _) => {
             state.store.count_fault(FaultKind::Hang);
+            logged.log(state, Some(FaultKind::Hang), "hang".to_owned(), None, false);
             std::future::pending().await
         }
         (Action::CrashBeforeStore, _) => {
             state.store.count_fault(FaultKind::CrashBeforeStore);
+            let kind = Some(FaultKind::CrashBeforeStore);
+            logged.log(state, kind, "crash".to_owned(), None, true);
             crash(state, connection, "crash_before_store").await
         }
-        (_, Err(rejection)) => answers.refused(rejection),
+        (_, Err(rejection)) => {
+            let response = answers.refused(rejection);
+            logged.log(state, None, status_of(&response), None, true);
+            response
+        }
         (Action::Reject, Ok(events)) => {
             state.store.count_fault(FaultKind::Reject);
             state
@@ -260,27 +355,46 @@ pub(crate) async fn serve_batch(
             response
                 .headers_mut()
                 .insert(FAULT_HEADER, HeaderValue::from_static("reject"));
+            logged.log(
+                state,
+                Some(FaultKind::Reject),
+                status_of(&response),
+                None,
+                true,
+            );
             response
         }
         (
             action @ (Action::Store | Action::ResetAfterStore | Action::CrashAfterStore),
             Ok(events),
         ) => match store(state, intake, events).await {
-            Err(response) => response,
-            Ok(outcome) => match action {
-                Action::ResetAfterStore => {
-                    state.store.count_fault(FaultKind::ResetAfterStore);
-                    reset(connection, "reset_after_store").await
+            Err(response) => {
+                logged.log(state, None, status_of(&response), None, true);
+                response
+            }
+            Ok(outcome) => {
+                let duplicates = Some(outcome.duplicates);
+                match action {
+                    Action::ResetAfterStore => {
+                        state.store.count_fault(FaultKind::ResetAfterStore);
+                        let kind = Some(FaultKind::ResetAfterStore);
+                        logged.log(state, kind, "reset".to_owned(), duplicates, true);
+                        reset(connection, "reset_after_store").await
+                    }
+                    Action::CrashAfterStore => {
+                        state.store.count_fault(FaultKind::CrashAfterStore);
+                        let kind = Some(FaultKind::CrashAfterStore);
+                        logged.log(state, kind, "crash".to_owned(), duplicates, true);
+                        crash(state, connection, "crash_after_store").await
+                    }
+                    _ => {
+                        state.store.count_rejected(intake.rejected);
+                        let response = answers.stored(outcome);
+                        logged.log(state, None, status_of(&response), duplicates, true);
+                        response
+                    }
                 }
-                Action::CrashAfterStore => {
-                    state.store.count_fault(FaultKind::CrashAfterStore);
-                    crash(state, connection, "crash_after_store").await
-                }
-                _ => {
-                    state.store.count_rejected(intake.rejected);
-                    answers.stored(outcome)
-                }
-            },
+            }
         },
     };
     state
@@ -391,6 +505,7 @@ async fn crash(
 pub(crate) fn method_not_allowed(
     state: &AppState,
     route: &'static str,
+    protocol: Protocol,
     method: &str,
     refuse: impl FnOnce(String) -> Response,
 ) -> Response {
@@ -404,6 +519,22 @@ pub(crate) fn method_not_allowed(
     state
         .store
         .count_response(route, response.status().as_u16());
+    state.store.log_request(RequestRecord {
+        index: 0,
+        time: jiff::Timestamp::now().to_string(),
+        method: method.to_owned(),
+        route: route.to_owned(),
+        protocol,
+        content_type: None,
+        content_encoding: None,
+        body_bytes: None,
+        events: None,
+        duplicates: None,
+        fault: None,
+        rule: None,
+        outcome: response.status().as_u16().to_string(),
+        latency_ms: None,
+    });
     response
 }
 

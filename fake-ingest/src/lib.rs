@@ -41,7 +41,9 @@
 //! - `posthog`: the PostHog capture front door (`/batch`, `/capture`, `/e`, `/i/v0/e`).
 //! - `web_body`: bounded gzip decompression shared by the front doors.
 //! - `web`: the live page at `GET /` and the Prometheus text at `GET /metrics` (rendered by `metrics`).
-//! - `query`: which captured events a reader asks for and gets ([`EventsQuery`], [`EventsPage`]).
+//! - `query`: which captured events and logged requests a reader asks for and gets ([`EventsQuery`],
+//!   [`EventsPage`], [`RequestsQuery`], [`RequestsPage`]).
+//! - `request_log`: the bounded log of requests to data routes (`GET /_fake/requests`, [`RequestRecord`]).
 //! - `control`: the `/_fake/` control API.
 //! - `connection`: the per-connection handle that lets a handler reset its TCP connection.
 //! - `state`: what every handler shares (settings, the current plan, the store, what a crash does).
@@ -63,6 +65,7 @@ mod metrics;
 mod otlp;
 mod posthog;
 mod query;
+mod request_log;
 mod server;
 mod state;
 mod stats;
@@ -78,6 +81,7 @@ pub use faults::{
     Action, Decision, FaultContext, FaultPlan, Latency, MAX_LATENCY_MS, MAX_LOGNORMAL_SIGMA,
     MAX_NAME_BYTES, MAX_RETRY_AFTER_SECS, MAX_RULES, PlanError, PropertyMatch, Rule, When,
 };
-pub use query::{EventsPage, EventsQuery};
+pub use query::{EventsPage, EventsQuery, RequestRecord, RequestsPage, RequestsQuery};
+pub use request_log::DEFAULT_MAX_REQUESTS_KEPT;
 pub use server::{CrashMode, Server, app};
 pub use stats::{MAX_UNKNOWN_ROUTES, OTHER_UNKNOWN_ROUTES, RouteStats, Stats};

@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::event::CapturedEvent;
 use crate::faults::FaultPlan;
 use crate::front_door::Rejection;
+use crate::query::{RequestsPage, RequestsQuery};
 use crate::state::{AppState, CrashBehavior};
 use crate::stats::Stats;
 use crate::{control, ingest, otlp, posthog, web};
@@ -227,6 +228,11 @@ impl Server {
     /// Every captured event, in arrival order.
     pub fn events(&self) -> Vec<CapturedEvent> {
         self.state.store.events()
+    }
+
+    /// One page of the request log (as `GET /_fake/requests`).
+    pub fn requests(&self, query: &RequestsQuery) -> RequestsPage {
+        self.state.store.requests(query)
     }
 
     /// The current fault plan.

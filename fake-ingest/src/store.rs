@@ -17,7 +17,8 @@ use crate::error::Error;
 use crate::event::{CapturedEvent, IncomingEvent, Protocol};
 use crate::fault_kinds::FaultKind;
 use crate::log::{BatchLog, BatchRecordRef};
-use crate::query::{EventsPage, EventsQuery};
+use crate::query::{EventsPage, EventsQuery, RequestRecord, RequestsPage, RequestsQuery};
+use crate::request_log::RequestLog;
 use crate::stats::Stats;
 
 /// The most events one `GET /_fake/events` page returns.
@@ -42,6 +43,7 @@ struct Inner {
     protocol_indexes: HashMap<Protocol, u64>,
     started: Instant,
     log: Option<BatchLog>,
+    requests: RequestLog,
 }
 
 /// What storing one batch did.
@@ -57,6 +59,9 @@ pub(crate) struct StoreOutcome {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestTicket {
     pub(crate) index: u64,
+    /// When the request arrived (for the request log's time and latency).
+    pub(crate) arrived: Instant,
+    pub(crate) arrived_at: jiff::Timestamp,
     pub(crate) route_index: u64,
     pub(crate) protocol_index: u64,
     pub(crate) since_start: Duration,
@@ -64,7 +69,7 @@ pub(crate) struct RequestTicket {
 
 impl Store {
     /// Opens a store: in memory, or backed by the batch log in `data_dir`, replayed.
-    pub(crate) fn open(data_dir: Option<&Path>) -> Result<Self, Error> {
+    pub(crate) fn open(data_dir: Option<&Path>, max_requests_kept: usize) -> Result<Self, Error> {
         let mut inner = Inner {
             events: Vec::new(),
             keys: HashSet::new(),
@@ -74,6 +79,7 @@ impl Store {
             protocol_indexes: HashMap::new(),
             started: Instant::now(),
             log: None,
+            requests: RequestLog::new(max_requests_kept),
         };
         if let Some(dir) = data_dir {
             let (log, records) = BatchLog::open(dir)?;
@@ -133,10 +139,22 @@ impl Store {
         };
         RequestTicket {
             index: inner.request_index,
+            arrived: Instant::now(),
+            arrived_at: jiff::Timestamp::now(),
             route_index,
             protocol_index,
             since_start: inner.started.elapsed(),
         }
+    }
+
+    /// Adds a request to the request log.
+    pub(crate) fn log_request(&self, record: RequestRecord) {
+        self.lock().requests.push(record);
+    }
+
+    /// One page of the request log.
+    pub(crate) fn requests(&self, query: &RequestsQuery) -> RequestsPage {
+        self.lock().requests.page(query)
     }
 
     /// Counts a request to a route that is not served.
@@ -260,6 +278,7 @@ impl Store {
         inner.keys = HashSet::new();
         inner.stats = Stats::default();
         inner.request_index = 0;
+        inner.requests = RequestLog::new(inner.requests.max_kept());
         inner.route_indexes = HashMap::new();
         inner.protocol_indexes = HashMap::new();
         inner.started = Instant::now();

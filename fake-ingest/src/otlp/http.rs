@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use super::{Decoded, Encoding, Rejections, Signal, decode_for, error_response, success_response};
 use crate::connection::ConnectionHandle;
 use crate::event::SharedProperties;
-use crate::front_door::{self, Answers, Intake, Rejection};
+use crate::front_door::{self, Answers, Intake, Rejection, RequestFacts};
 use crate::state::AppState;
 use crate::store::StoreOutcome;
 
@@ -45,7 +45,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             handle(signal, route, door, state, request)
         };
         let other_methods = move |State(state): State<Arc<AppState>>, request: Request| async move {
-            method_not_allowed(route, &state, request.method().as_str())
+            method_not_allowed(signal, route, &state, request.method().as_str())
         };
         router.route(route, post(handler).fallback(other_methods))
     })
@@ -61,6 +61,7 @@ async fn handle(
 ) -> Response {
     let ticket = state.store.begin_request(route, signal.protocol());
     let (parts, body) = request.into_parts();
+    let mut facts = RequestFacts::from_headers(&parts.headers);
     let connection = parts.extensions.get::<ConnectionHandle>().cloned();
     let content_type = parts
         .headers
@@ -95,7 +96,8 @@ async fn handle(
                     parent: None,
                 })
             });
-            match front_door::read_body(&parts.headers, body, state.max_body_bytes).await {
+            let limit = state.max_body_bytes;
+            match front_door::read_body(&parts.headers, body, limit, &mut facts).await {
                 Err(rejection) => Err(rejection),
                 Ok(bytes) => match decode_for(signal, encoding, &bytes, request_properties) {
                     Ok(Decoded { events, rejected }) => {
@@ -113,7 +115,7 @@ async fn handle(
         ticket,
         rejected: answers.rejected.count,
     };
-    front_door::serve_batch(&state, connection, intake, decoded, &answers).await
+    front_door::serve_batch(&state, connection, intake, facts, decoded, &answers).await
 }
 
 /// PostHog's project token: `?token=` in the query, else `Authorization: Bearer <token>`; `401` without one.
@@ -142,8 +144,13 @@ fn posthog_token(parts: &axum::http::request::Parts) -> Result<String, Rejection
 }
 
 /// Any other method on a signal's route: `405` with `Allow: POST`.
-fn method_not_allowed(route: &'static str, state: &AppState, method: &str) -> Response {
-    front_door::method_not_allowed(state, route, method, |message| {
+fn method_not_allowed(
+    signal: Signal,
+    route: &'static str,
+    state: &AppState,
+    method: &str,
+) -> Response {
+    front_door::method_not_allowed(state, route, signal.protocol(), method, |message| {
         into_response(error_response(Encoding::Json, 405, &message))
     })
 }

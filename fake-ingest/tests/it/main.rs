@@ -13,6 +13,7 @@ mod persistence;
 mod posthog_client;
 mod protocols;
 mod protocols_props;
+mod requests;
 mod robustness;
 mod server;
 mod spawned;
