@@ -4,8 +4,9 @@
 //! |---|---|
 //! | `GET /_fake/health` | `{"status": "ok"}` |
 //! | `GET /_fake/stats` | [`crate::Stats`] |
-//! | `GET /_fake/events?offset=&limit=&protocol=&route=` | [`EventsPage`] |
+//! | `GET /_fake/events?offset=&limit=&protocol=&route=&name=&property=&equals=` | [`EventsPage`] |
 //! | `GET /_fake/requests?offset=&limit=&route=&status=&fault=` | [`RequestsPage`]: the request log |
+//! | `GET /_fake/wait?min=&timeout_ms=&protocol=&route=&name=&property=&equals=` | [`WaitOutcome`]: long-polls until enough events match |
 //! | `GET /_fake/faults` | the current [`crate::FaultPlan`] |
 //! | `PUT /_fake/faults` | replaces the plan (`400` with `{"error"}` when invalid) |
 //! | `POST /_fake/reset` | forgets events, counters, the request log, the request index and the clock; truncates the log |
@@ -13,6 +14,7 @@
 //! These routes are never fault-injected and never counted in [`crate::Stats`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -24,9 +26,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
+use crate::expect;
 use crate::faults::FaultPlan;
 use crate::front_door::{Rejection, error_chain};
-use crate::query::{EventsPage, EventsQuery, RequestsPage, RequestsQuery};
+use crate::query::{EventsPage, EventsQuery, RequestsPage, RequestsQuery, WaitOutcome, WaitQuery};
 use crate::state::AppState;
 
 /// The `/_fake/` routes.
@@ -36,6 +39,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/_fake/stats", get(stats))
         .route("/_fake/events", get(events))
         .route("/_fake/requests", get(requests))
+        .route("/_fake/wait", get(wait))
         .route("/_fake/faults", get(get_faults).put(put_faults))
         .route("/_fake/reset", post(reset))
 }
@@ -62,6 +66,24 @@ async fn requests(
 ) -> Result<Json<RequestsPage>, Rejection> {
     let Query(query) = query.map_err(|rejection| Rejection::bad_request(rejection.body_text()))?;
     Ok(Json(state.store.requests(&query)))
+}
+
+async fn wait(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<WaitQuery>, QueryRejection>,
+) -> Result<Json<WaitOutcome>, Rejection> {
+    let Query(query) = query.map_err(|rejection| Rejection::bad_request(rejection.body_text()))?;
+    let timeout = query
+        .timeout_ms
+        .map_or(expect::DEFAULT_WAIT, Duration::from_millis)
+        .min(expect::MAX_WAIT);
+    let filter = query.filter();
+    let min = query.min.unwrap_or(1);
+    let (_, outcome) = state
+        .store
+        .wait_until(timeout, |events, _| expect::look(events, &filter, min))
+        .await;
+    Ok(Json(outcome))
 }
 
 async fn get_faults(State(state): State<Arc<AppState>>) -> Json<FaultPlan> {

@@ -43,6 +43,7 @@
 //! - `web`: the live page at `GET /` and the Prometheus text at `GET /metrics` (rendered by `metrics`).
 //! - `query`: which captured events and logged requests a reader asks for and gets ([`EventsQuery`],
 //!   [`EventsPage`], [`RequestsQuery`], [`RequestsPage`]).
+//! - `expect`: waiting for events (`GET /_fake/wait`, [`Server::wait_for_events`]) and [`Expectation`]s.
 //! - `request_log`: the bounded log of requests to data routes (`GET /_fake/requests`, [`RequestRecord`]).
 //! - `control`: the `/_fake/` control API.
 //! - `connection`: the per-connection handle that lets a handler reset its TCP connection.
@@ -56,6 +57,7 @@ mod connection;
 mod control;
 mod error;
 mod event;
+mod expect;
 mod fault_kinds;
 mod faults;
 mod front_door;
@@ -76,12 +78,16 @@ mod web_body;
 pub use config::{Config, DEFAULT_MAX_BODY_BYTES};
 pub use error::Error;
 pub use event::{CapturedEvent, IncomingEvent, Protocol, SharedProperties};
+pub use expect::{Expectation, ExpectationFailed};
 pub use fault_kinds::{FaultCounts, FaultKind};
 pub use faults::{
     Action, Decision, FaultContext, FaultPlan, Latency, MAX_LATENCY_MS, MAX_LOGNORMAL_SIGMA,
     MAX_NAME_BYTES, MAX_RETRY_AFTER_SECS, MAX_RULES, PlanError, PropertyMatch, Rule, When,
 };
-pub use query::{EventsPage, EventsQuery, RequestRecord, RequestsPage, RequestsQuery};
+pub use query::{
+    EventFilter, EventsPage, EventsQuery, RequestRecord, RequestsPage, RequestsQuery, WaitOutcome,
+    WaitQuery,
+};
 pub use request_log::DEFAULT_MAX_REQUESTS_KEPT;
 pub use server::{CrashMode, Server, app};
 pub use stats::{MAX_UNKNOWN_ROUTES, OTHER_UNKNOWN_ROUTES, RouteStats, Stats};

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use serde_json::Value;
+
 use crate::event::{CapturedEvent, Protocol};
 
 /// The query of `GET /_fake/events`: which events, from where, how many.
@@ -20,6 +22,83 @@ pub struct EventsQuery {
     /// Only events that came through this route, e.g. `/ingest`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// Only events with this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Only events that have this property (own or shared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub property: Option<String>,
+    /// With `property`: only events whose property equals this (read as JSON when it parses, e.g. `true` or `42`,
+    /// else as a string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<String>,
+}
+
+impl EventsQuery {
+    /// The filter part of the query.
+    pub fn filter(&self) -> EventFilter {
+        EventFilter {
+            protocol: self.protocol,
+            route: self.route.clone(),
+            name: self.name.clone(),
+            property: self.property.clone(),
+            equals: self.equals.clone(),
+        }
+    }
+}
+
+/// Which captured events a query or a wait is about: every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventFilter {
+    /// Only events of this protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+    /// Only events of this route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Only events with this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Only events that have this property.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub property: Option<String>,
+    /// With `property`: only events whose property equals this (JSON when it parses, else a string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<String>,
+}
+
+impl EventFilter {
+    /// Events named `name`.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Whether `event` passes the filter.
+    pub fn matches(&self, event: &CapturedEvent) -> bool {
+        self.protocol
+            .is_none_or(|protocol| event.protocol == protocol)
+            && self
+                .route
+                .as_deref()
+                .is_none_or(|route| event.route == route)
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|name| event.event.name == name)
+            && self.property.as_deref().is_none_or(|property| {
+                match (event.event.property(property), self.equals.as_deref()) {
+                    (None, _) => false,
+                    (Some(_), None) => true,
+                    (Some(value), Some(expected)) => {
+                        serde_json::from_str::<Value>(expected).is_ok_and(|parsed| *value == parsed)
+                            || value.as_str() == Some(expected)
+                    }
+                }
+            })
+    }
 }
 
 /// One page of captured events, in arrival order.
@@ -102,4 +181,56 @@ pub struct RequestsPage {
     pub next_offset: Option<usize>,
     /// The requests of this page.
     pub requests: Vec<RequestRecord>,
+}
+
+/// The query of `GET /_fake/wait`: wait until at least `min` captured events match the filter, or the timeout.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitQuery {
+    /// How many matching events to wait for (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<usize>,
+    /// How long to wait at most, in milliseconds (default 5 000, at most 60 000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// As [`EventFilter::protocol`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+    /// As [`EventFilter::route`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// As [`EventFilter::name`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// As [`EventFilter::property`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub property: Option<String>,
+    /// As [`EventFilter::equals`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<String>,
+}
+
+impl WaitQuery {
+    /// The filter part of the query.
+    pub fn filter(&self) -> EventFilter {
+        EventFilter {
+            protocol: self.protocol,
+            route: self.route.clone(),
+            name: self.name.clone(),
+            property: self.property.clone(),
+            equals: self.equals.clone(),
+        }
+    }
+}
+
+/// What a wait found, whether or not the condition came to hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WaitOutcome {
+    /// Whether at least `min` events matched before the timeout.
+    pub satisfied: bool,
+    /// How many events match.
+    pub matching: usize,
+    /// How many were waited for.
+    pub min: usize,
+    /// The matching events (the first 100).
+    pub events: Vec<CapturedEvent>,
 }

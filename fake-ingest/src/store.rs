@@ -10,8 +10,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 use crate::error::Error;
 use crate::event::{CapturedEvent, IncomingEvent, Protocol};
@@ -28,6 +30,9 @@ pub(crate) const MAX_PAGE: usize = 10_000;
 #[derive(Debug)]
 pub(crate) struct Store {
     inner: Mutex<Inner>,
+    /// Signalled (with `version`) after every change of the captured events, for the waits.
+    changed: Condvar,
+    version: watch::Sender<u64>,
 }
 
 #[derive(Debug)]
@@ -104,6 +109,8 @@ impl Store {
         }
         Ok(Self {
             inner: Mutex::new(inner),
+            changed: Condvar::new(),
+            version: watch::Sender::new(0),
         })
     }
 
@@ -209,14 +216,74 @@ impl Store {
                 duplicates,
             })?;
         }
-        Ok(inner.apply(
+        let outcome = inner.apply(
             request_id,
             protocol,
             route,
             &received_at,
             events,
             duplicates,
-        ))
+        );
+        drop(inner);
+        self.notify_changed();
+        Ok(outcome)
+    }
+
+    /// Wakes every wait: the captured events changed.
+    fn notify_changed(&self) {
+        self.changed.notify_all();
+        self.version.send_modify(|version| *version += 1);
+    }
+
+    /// Evaluates `check` on the captured events and counters now, and again after every change, until it says it
+    /// holds or `timeout` passes; returns whether it held and its last answer. Blocks the calling thread.
+    pub(crate) fn wait_until_blocking<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&[CapturedEvent], &Stats) -> (bool, T),
+    ) -> (bool, T) {
+        let deadline = Instant::now() + timeout;
+        let mut inner = self.lock();
+        loop {
+            let (held, answer) = check(&inner.events, &inner.stats);
+            let now = Instant::now();
+            if held || now >= deadline {
+                return (held, answer);
+            }
+            inner = self
+                .changed
+                .wait_timeout(inner, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// As [`Store::wait_until_blocking`], for async code.
+    pub(crate) async fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&[CapturedEvent], &Stats) -> (bool, T),
+    ) -> (bool, T) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Subscribed before the first check, so that no change between the check and the wait is missed.
+        let mut changes = self.version.subscribe();
+        loop {
+            let (held, answer) = {
+                let inner = self.lock();
+                check(&inner.events, &inner.stats)
+            };
+            if held {
+                return (true, answer);
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                // Timed out, or the store is gone: answer with the last look.
+                Ok(Err(_)) | Err(_) => {
+                    let inner = self.lock();
+                    return check(&inner.events, &inner.stats);
+                }
+            }
+        }
     }
 
     /// Whether stores block on a disk sync (callers move them off the async runtime then).
@@ -237,15 +304,8 @@ impl Store {
     /// One page of captured events.
     pub(crate) fn page(&self, query: &EventsQuery) -> EventsPage {
         let inner = self.lock();
-        let matching = inner.events.iter().filter(|event| {
-            query
-                .protocol
-                .is_none_or(|protocol| event.protocol == protocol)
-                && query
-                    .route
-                    .as_deref()
-                    .is_none_or(|route| event.route == route)
-        });
+        let filter = query.filter();
+        let matching = inner.events.iter().filter(|event| filter.matches(event));
         let offset = query.offset.unwrap_or(0);
         let limit = query.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE);
         let mut total = 0;
@@ -282,6 +342,8 @@ impl Store {
         inner.route_indexes = HashMap::new();
         inner.protocol_indexes = HashMap::new();
         inner.started = Instant::now();
+        drop(inner);
+        self.notify_changed();
         Ok(())
     }
 }

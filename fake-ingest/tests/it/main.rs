@@ -18,3 +18,4 @@ mod robustness;
 mod server;
 mod spawned;
 mod support;
+mod wait;
