@@ -3,6 +3,9 @@
 //!
 //! Exit codes: 0 after a clean stop, 2 for a bad flag or a bad fault-plan file, 1 for any other startup failure.
 //!
+//! `fake-ingest export --data-dir DIR` prints the events captured in a (stopped) server's data directory as NDJSON
+//! instead of serving (exit code 1 when the directory cannot be read).
+//!
 //! It lives in the library, not only in `main.rs`, so that other binaries can run the very same server as a
 //! separate process: the `scenarios` harness is one multi-call executable whose `ingest` subcommand calls [`run`].
 
@@ -23,8 +26,11 @@ use clap::Parser;
 ///
 /// Protocol: docs/PROTOCOL.md. Fault plans and shorthands: docs/FAULTS.md. Control API: /_fake/.
 #[derive(Debug, Parser)]
-#[command(name = "fake-ingest", version)]
+#[command(name = "fake-ingest", version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
@@ -74,6 +80,18 @@ struct Cli {
     latency_ms: Option<(u64, u64)>,
 }
 
+/// What to do instead of serving.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print every event captured in a data directory, one JSON object a line (as GET /_fake/events?format=ndjson),
+    /// for a stopped server's data (the directory is only read: neither locked nor repaired).
+    Export {
+        /// The server's --data-dir.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
+}
+
 /// Runs the `fake-ingest` command line with these arguments (the first is the program name, as in
 /// [`std::env::args_os`]) until Ctrl-C or SIGTERM, and returns the process exit code.
 ///
@@ -84,6 +102,15 @@ where
     T: Into<OsString> + Clone,
 {
     let cli = Cli::try_parse_from(args).unwrap_or_else(|error| error.exit());
+    if let Some(Command::Export { data_dir }) = &cli.command {
+        return match export(data_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     init_logs();
     let config = match config_from(&cli) {
         Ok(config) => config,
@@ -99,6 +126,18 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+fn export(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let events = crate::store::Store::export(data_dir)
+        .with_context(|| format!("cannot export {}", data_dir.display()))?;
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    for event in &events {
+        serde_json::to_writer(&mut stdout, event).context("cannot encode an event")?;
+        stdout.write_all(b"\n").context("cannot write to stdout")?;
+    }
+    stdout.flush().context("cannot write to stdout")?;
+    Ok(())
 }
 
 fn init_logs() {

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /_fake/health` | `{"status": "ok"}` |
 //! | `GET /_fake/stats` | [`crate::Stats`] |
-//! | `GET /_fake/events?offset=&limit=&protocol=&route=&name=&property=&equals=` | [`EventsPage`] |
+//! | `GET /_fake/events?offset=&limit=&protocol=&route=&name=&property=&equals=` | [`crate::EventsPage`]; with `format=ndjson` every matching event, one JSON line each, streamed |
 //! | `GET /_fake/requests?offset=&limit=&route=&status=&fault=` | [`RequestsPage`]: the request log |
 //! | `GET /_fake/wait?min=&timeout_ms=&protocol=&route=&name=&property=&equals=` | [`WaitOutcome`]: long-polls until enough events match |
 //! | `GET /_fake/faults` | the current [`crate::FaultPlan`] |
@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -29,7 +29,9 @@ use serde_json::json;
 use crate::expect;
 use crate::faults::FaultPlan;
 use crate::front_door::{Rejection, error_chain};
-use crate::query::{EventsPage, EventsQuery, RequestsPage, RequestsQuery, WaitOutcome, WaitQuery};
+use crate::query::{
+    EventsFormat, EventsQuery, RequestsPage, RequestsQuery, WaitOutcome, WaitQuery,
+};
 use crate::state::AppState;
 
 /// The `/_fake/` routes.
@@ -55,9 +57,46 @@ async fn stats(State(state): State<Arc<AppState>>) -> Json<crate::stats::Stats> 
 async fn events(
     State(state): State<Arc<AppState>>,
     query: Result<Query<EventsQuery>, QueryRejection>,
-) -> Result<Json<EventsPage>, Rejection> {
+) -> Result<Response, Rejection> {
     let Query(query) = query.map_err(|rejection| Rejection::bad_request(rejection.body_text()))?;
-    Ok(Json(state.store.page(&query)))
+    match query.format {
+        None => Ok(Json(state.store.page(&query)).into_response()),
+        Some(EventsFormat::Ndjson) => Ok(ndjson(state, query)),
+    }
+}
+
+/// Every matching event, one JSON line each, streamed a page at a time (the store's lock is held per page only).
+fn ndjson(state: Arc<AppState>, query: EventsQuery) -> Response {
+    const CHUNK: usize = 1_000;
+    let pages = futures_util::stream::unfold(Some(0), move |offset| {
+        let state = Arc::clone(&state);
+        let query = query.clone();
+        async move {
+            let offset = offset?;
+            let page = state.store.page(&EventsQuery {
+                offset: Some(offset),
+                limit: Some(CHUNK),
+                ..query
+            });
+            let mut lines = Vec::new();
+            for event in &page.events {
+                if let Err(error) = serde_json::to_writer(&mut lines, event) {
+                    return Some((Err(std::io::Error::other(error)), None));
+                }
+                lines.push(b'\n');
+            }
+            if page.events.is_empty() {
+                return None;
+            }
+            let next = page.next_offset;
+            Some((Ok::<_, std::io::Error>(Bytes::from(lines)), next))
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(pages),
+    )
+        .into_response()
 }
 
 async fn requests(

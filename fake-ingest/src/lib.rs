@@ -85,8 +85,8 @@ pub use faults::{
     MAX_NAME_BYTES, MAX_RETRY_AFTER_SECS, MAX_RULES, PlanError, PropertyMatch, Rule, When,
 };
 pub use query::{
-    EventFilter, EventsPage, EventsQuery, RequestRecord, RequestsPage, RequestsQuery, WaitOutcome,
-    WaitQuery,
+    EventFilter, EventsFormat, EventsPage, EventsQuery, RequestRecord, RequestsPage, RequestsQuery,
+    WaitOutcome, WaitQuery,
 };
 pub use request_log::DEFAULT_MAX_REQUESTS_KEPT;
 pub use server::{CrashMode, Server, app};

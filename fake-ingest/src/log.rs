@@ -410,6 +410,14 @@ impl BatchLog {
     }
 }
 
+/// Reads the records of the log in `dir` without locking or repairing it (for `fake-ingest export` on a stopped
+/// server's directory): a torn tail is left out, as on open.
+pub(crate) fn read(dir: &Path) -> Result<Vec<BatchRecord>, Error> {
+    let path = dir.join("batches.jsonl");
+    let bytes = std::fs::read(&path).map_err(io_error(&path, "cannot read the batch log"))?;
+    Ok(decode(&path, &bytes)?.0)
+}
+
 /// Builds the `map_err` closure of an I/O step on `path`.
 fn io_error(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.to_owned();

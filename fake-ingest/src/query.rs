@@ -32,6 +32,18 @@ pub struct EventsQuery {
     /// else as a string).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equals: Option<String>,
+    /// `ndjson`: every matching event (`offset` and `limit` ignored), one JSON object a line, streamed, instead of
+    /// a page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<EventsFormat>,
+}
+
+/// The formats `GET /_fake/events` answers in besides a JSON page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventsFormat {
+    /// Newline-delimited JSON: one [`CapturedEvent`] a line.
+    Ndjson,
 }
 
 impl EventsQuery {

@@ -114,6 +114,36 @@ impl Store {
         })
     }
 
+    /// The events captured in the batch log of `data_dir`, in `seq` order, replayed without opening the
+    /// directory for writing (it is neither locked nor repaired).
+    ///
+    /// # Errors
+    /// [`Error::DataDir`] when the log cannot be read, [`Error::CorruptLog`] when it is corrupt.
+    pub(crate) fn export(data_dir: &Path) -> Result<Vec<CapturedEvent>, Error> {
+        let mut inner = Inner {
+            events: Vec::new(),
+            keys: HashSet::new(),
+            stats: Stats::default(),
+            request_index: 0,
+            route_indexes: HashMap::new(),
+            protocol_indexes: HashMap::new(),
+            started: Instant::now(),
+            log: None,
+            requests: RequestLog::new(0),
+        };
+        for record in crate::log::read(data_dir)? {
+            inner.apply(
+                record.request_id,
+                record.protocol,
+                &record.route,
+                &record.received_at,
+                record.events,
+                record.duplicates,
+            );
+        }
+        Ok(inner.events)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves consistent data (a batch is applied after its fallible part), so a
         // poisoned lock is still usable.

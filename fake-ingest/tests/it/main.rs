@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod control;
 mod determinism;
+mod export;
 mod faults;
 mod ingest;
 mod otlp_client;
