@@ -53,6 +53,9 @@ struct Cli {
     /// How many requests the request log (GET /_fake/requests) keeps; older ones are dropped and counted.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REQUESTS_KEPT)]
     max_requests_kept: usize,
+    /// Keep at most N captured events in memory; older ones are evicted and counted (dedupe stays exact).
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    max_events_kept: Option<usize>,
 
     /// Shorthand: answer this status, optionally at a rate (e.g. 503 or 503@0.2).
     #[arg(long, value_name = "CODE[@RATE]", value_parser = parse_status, help_heading = "Fault shorthands")]
@@ -173,6 +176,7 @@ fn config_from(cli: &Cli) -> anyhow::Result<Config> {
         max_body_bytes: cli.max_body_bytes,
         otlp_listen: cli.otlp_listen,
         max_requests_kept: cli.max_requests_kept,
+        max_events_kept: cli.max_events_kept,
     };
     config.validate().context("invalid flags")?;
     Ok(config)

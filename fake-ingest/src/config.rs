@@ -32,6 +32,9 @@ pub struct Config {
     /// How many requests the request log (`GET /_fake/requests`) keeps; the oldest are dropped (and counted) past
     /// it. 0 keeps none.
     pub max_requests_kept: usize,
+    /// How many captured events are kept in memory (`None`: all). Past it the oldest are evicted and counted in
+    /// `events_evicted`; their dedupe keys are kept, so dedupe stays exact. At least 1.
+    pub max_events_kept: Option<usize>,
 }
 
 impl Default for Config {
@@ -44,6 +47,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             otlp_listen: None,
             max_requests_kept: DEFAULT_MAX_REQUESTS_KEPT,
+            max_events_kept: None,
         }
     }
 }
@@ -52,11 +56,16 @@ impl Config {
     /// Checks the config as a whole; every entry point calls this once.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for a zero body limit, [`Error::Plan`] for an invalid fault plan.
+    /// [`Error::InvalidConfig`] for a zero body limit or a zero `max_events_kept`, [`Error::Plan`] for an invalid fault plan.
     pub fn validate(&self) -> Result<(), Error> {
         if self.max_body_bytes == 0 {
             return Err(Error::InvalidConfig(
                 "max_body_bytes must be at least 1".to_owned(),
+            ));
+        }
+        if self.max_events_kept == Some(0) {
+            return Err(Error::InvalidConfig(
+                "max_events_kept must be at least 1".to_owned(),
             ));
         }
         self.faults.validate()?;

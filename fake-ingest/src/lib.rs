@@ -31,6 +31,7 @@
 //!   [`SharedProperties`]: what the records of one request share, held once).
 //! - `fault_kinds`: the one list of fault kinds ([`FaultKind`], [`FaultCounts`], the plain action names).
 //! - `faults`: the fault plan ([`FaultPlan`]) and the deterministic per-request decision ([`FaultPlan::decide`]).
+//! - `dedupe_key`: the compact, exact form of a stored idempotency key.
 //! - `store`: capture, dedupe, persistence and counters shared by every front door.
 //! - `log`: the on-disk batch log behind `--data-dir` (its module doc is the format spec).
 //! - `stats`: the [`Stats`] shape served at `/_fake/stats`.
@@ -55,6 +56,7 @@ pub mod cli;
 mod config;
 mod connection;
 mod control;
+mod dedupe_key;
 mod error;
 mod event;
 mod expect;

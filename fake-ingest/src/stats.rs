@@ -32,6 +32,10 @@ pub struct Stats {
     /// running process, like the request counts.
     #[serde(default)]
     pub events_rejected: u64,
+    /// Captured events no longer kept in memory because of `--max-events-kept` (oldest first; their keys are
+    /// kept, so a resend is still a duplicate). Counted in `events_unique` too.
+    #[serde(default)]
+    pub events_evicted: u64,
     /// Batches stored (including those stored before an injected reset or crash).
     pub batches_stored: u64,
     /// Injected faults by kind.

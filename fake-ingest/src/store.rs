@@ -8,13 +8,14 @@
 //! Invariant: one mutex guards the events, the dedupe keys, the counters and the log, so the log order is the `seq`
 //! order, a batch is applied whole or not at all, and a duplicate is only ever answered once the original is durable.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+use crate::dedupe_key::DedupeKey;
 use crate::error::Error;
 use crate::event::{CapturedEvent, IncomingEvent, Protocol};
 use crate::fault_kinds::FaultKind;
@@ -37,8 +38,11 @@ pub(crate) struct Store {
 
 #[derive(Debug)]
 struct Inner {
-    events: Vec<CapturedEvent>,
-    keys: HashSet<String>,
+    /// The captured events still kept, oldest first (at most `max_events_kept`).
+    events: VecDeque<CapturedEvent>,
+    /// Every stored idempotency key, evicted events' included, so dedupe stays exact.
+    keys: HashSet<DedupeKey>,
+    max_events_kept: Option<usize>,
     stats: Stats,
     /// Fault-evaluated requests since start or the last reset.
     request_index: u64,
@@ -74,10 +78,15 @@ pub(crate) struct RequestTicket {
 
 impl Store {
     /// Opens a store: in memory, or backed by the batch log in `data_dir`, replayed.
-    pub(crate) fn open(data_dir: Option<&Path>, max_requests_kept: usize) -> Result<Self, Error> {
+    pub(crate) fn open(
+        data_dir: Option<&Path>,
+        max_requests_kept: usize,
+        max_events_kept: Option<usize>,
+    ) -> Result<Self, Error> {
         let mut inner = Inner {
-            events: Vec::new(),
+            events: VecDeque::new(),
             keys: HashSet::new(),
+            max_events_kept,
             stats: Stats::default(),
             request_index: 0,
             route_indexes: HashMap::new(),
@@ -121,8 +130,9 @@ impl Store {
     /// [`Error::DataDir`] when the log cannot be read, [`Error::CorruptLog`] when it is corrupt.
     pub(crate) fn export(data_dir: &Path) -> Result<Vec<CapturedEvent>, Error> {
         let mut inner = Inner {
-            events: Vec::new(),
+            events: VecDeque::new(),
             keys: HashSet::new(),
+            max_events_kept: None,
             stats: Stats::default(),
             request_index: 0,
             route_indexes: HashMap::new(),
@@ -141,7 +151,7 @@ impl Store {
                 record.duplicates,
             );
         }
-        Ok(inner.events)
+        Ok(inner.events.into())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -275,7 +285,8 @@ impl Store {
         let deadline = Instant::now() + timeout;
         let mut inner = self.lock();
         loop {
-            let (held, answer) = check(&inner.events, &inner.stats);
+            let inner_ref = &mut *inner;
+            let (held, answer) = check(inner_ref.events.make_contiguous(), &inner_ref.stats);
             let now = Instant::now();
             if held || now >= deadline {
                 return (held, answer);
@@ -299,8 +310,9 @@ impl Store {
         let mut changes = self.version.subscribe();
         loop {
             let (held, answer) = {
-                let inner = self.lock();
-                check(&inner.events, &inner.stats)
+                let mut inner = self.lock();
+                let inner = &mut *inner;
+                check(inner.events.make_contiguous(), &inner.stats)
             };
             if held {
                 return (true, answer);
@@ -309,8 +321,9 @@ impl Store {
                 Ok(Ok(())) => {}
                 // Timed out, or the store is gone: answer with the last look.
                 Ok(Err(_)) | Err(_) => {
-                    let inner = self.lock();
-                    return check(&inner.events, &inner.stats);
+                    let mut inner = self.lock();
+                    let inner = &mut *inner;
+                    return check(inner.events.make_contiguous(), &inner.stats);
                 }
             }
         }
@@ -328,7 +341,7 @@ impl Store {
 
     /// Every captured event, in arrival order.
     pub(crate) fn events(&self) -> Vec<CapturedEvent> {
-        self.lock().events.clone()
+        self.lock().events.iter().cloned().collect()
     }
 
     /// One page of captured events.
@@ -364,7 +377,7 @@ impl Store {
         if let Some(log) = inner.log.as_mut() {
             log.truncate()?;
         }
-        inner.events = Vec::new();
+        inner.events = VecDeque::new();
         inner.keys = HashSet::new();
         inner.stats = Stats::default();
         inner.request_index = 0;
@@ -387,7 +400,7 @@ impl Inner {
             .iter()
             .map(|event| {
                 !event.has_idempotency_key
-                    || (!self.keys.contains(&event.dedupe_key)
+                    || (!self.keys.contains(&DedupeKey::new(&event.dedupe_key))
                         && seen_in_batch.insert(&event.dedupe_key))
             })
             .collect();
@@ -418,7 +431,7 @@ impl Inner {
         };
         for event in events {
             self.stats.events_received += 1;
-            if event.has_idempotency_key && !self.keys.insert(event.dedupe_key.clone()) {
+            if event.has_idempotency_key && !self.keys.insert(DedupeKey::new(&event.dedupe_key)) {
                 outcome.duplicates += 1;
                 continue;
             }
@@ -426,8 +439,14 @@ impl Inner {
             if !event.has_idempotency_key {
                 self.stats.events_without_key += 1;
             }
-            self.events.push(CapturedEvent {
-                seq: self.events.len() as u64 + 1,
+            if let Some(max) = self.max_events_kept
+                && self.events.len() >= max
+            {
+                self.events.pop_front();
+                self.stats.events_evicted += 1;
+            }
+            self.events.push_back(CapturedEvent {
+                seq: self.stats.events_unique + outcome.accepted,
                 request_id,
                 protocol,
                 route: route.to_owned(),

@@ -68,6 +68,7 @@ fn counters(stats: &Stats) -> Counters {
         ("duplicate", stats.duplicates),
         ("rejected", stats.events_rejected),
         ("without_key", stats.events_without_key),
+        ("evicted", stats.events_evicted),
     ]
     .into_iter()
     .map(|(outcome, count)| (outcome.to_owned(), count))

@@ -42,6 +42,7 @@ fn a_bad_flag_exits_with_code_2_and_names_it() {
         (vec!["--status", "200"], "--status"),
         (vec!["--reset-after-store", "1.5"], "--reset-after-store"),
         (vec!["--max-body-bytes", "0"], "--max-body-bytes"),
+        (vec!["--max-events-kept", "0"], "--max-events-kept"),
         (vec!["--latency-ms", "0..86400001"], "--latency-ms"),
         (vec!["--retry-after", "86401"], "--retry-after"),
         (vec!["--no-such-flag"], "--no-such-flag"),

@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod control;
 mod determinism;
+mod eviction;
 mod export;
 mod faults;
 mod ingest;
