@@ -3,6 +3,9 @@
 //!
 //! Exit codes: 0 after a clean stop, 2 for a bad flag or a bad fault-plan file, 1 for any other startup failure.
 //!
+//! `fake-ingest export --data-dir DIR` prints the events captured in a (stopped) server's data directory as NDJSON
+//! instead of serving (exit code 1 when the directory cannot be read).
+//!
 //! It lives in the library, not only in `main.rs`, so that other binaries can run the very same server as a
 //! separate process: the `scenarios` harness is one multi-call executable whose `ingest` subcommand calls [`run`].
 
@@ -13,7 +16,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::{
-    Action, Config, CrashMode, DEFAULT_MAX_BODY_BYTES, FaultPlan, Latency, Rule, Server, When,
+    Action, Config, CrashMode, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_REQUESTS_KEPT, FaultPlan,
+    Latency, MAX_LATENCY_MS, MAX_RETRY_AFTER_SECS, Rule, Server, When,
 };
 use anyhow::Context;
 use clap::Parser;
@@ -22,8 +26,11 @@ use clap::Parser;
 ///
 /// Protocol: docs/PROTOCOL.md. Fault plans and shorthands: docs/FAULTS.md. Control API: /_fake/.
 #[derive(Debug, Parser)]
-#[command(name = "fake-ingest", version)]
+#[command(name = "fake-ingest", version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
@@ -43,12 +50,18 @@ struct Cli {
     /// second line, `otlp listening on http://HOST:PORT`.
     #[arg(long, value_name = "ADDR")]
     otlp_listen: Option<SocketAddr>,
+    /// How many requests the request log (GET /_fake/requests) keeps; older ones are dropped and counted.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REQUESTS_KEPT)]
+    max_requests_kept: usize,
+    /// Keep at most N captured events in memory; older ones are evicted and counted (dedupe stays exact).
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    max_events_kept: Option<usize>,
 
     /// Shorthand: answer this status, optionally at a rate (e.g. 503 or 503@0.2).
     #[arg(long, value_name = "CODE[@RATE]", value_parser = parse_status, help_heading = "Fault shorthands")]
     status: Option<(u16, f64)>,
     /// Shorthand: the Retry-After seconds sent with --status and --outage-ms.
-    #[arg(long, value_name = "SECS", help_heading = "Fault shorthands")]
+    #[arg(long, value_name = "SECS", value_parser = parse_retry_after, help_heading = "Fault shorthands")]
     retry_after: Option<u64>,
     /// Shorthand: store the batch, then reset the connection (lost acknowledgement), at this rate.
     #[arg(long, value_name = "RATE", value_parser = parse_rate, help_heading = "Fault shorthands")]
@@ -70,6 +83,18 @@ struct Cli {
     latency_ms: Option<(u64, u64)>,
 }
 
+/// What to do instead of serving.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print every event captured in a data directory, one JSON object a line (as GET /_fake/events?format=ndjson),
+    /// for a stopped server's data (the directory is only read: neither locked nor repaired).
+    Export {
+        /// The server's --data-dir.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
+}
+
 /// Runs the `fake-ingest` command line with these arguments (the first is the program name, as in
 /// [`std::env::args_os`]) until Ctrl-C or SIGTERM, and returns the process exit code.
 ///
@@ -80,6 +105,15 @@ where
     T: Into<OsString> + Clone,
 {
     let cli = Cli::try_parse_from(args).unwrap_or_else(|error| error.exit());
+    if let Some(Command::Export { data_dir }) = &cli.command {
+        return match export(data_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     init_logs();
     let config = match config_from(&cli) {
         Ok(config) => config,
@@ -95,6 +129,18 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+fn export(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let events = crate::store::Store::export(data_dir)
+        .with_context(|| format!("cannot export {}", data_dir.display()))?;
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    for event in &events {
+        serde_json::to_writer(&mut stdout, event).context("cannot encode an event")?;
+        stdout.write_all(b"\n").context("cannot write to stdout")?;
+    }
+    stdout.flush().context("cannot write to stdout")?;
+    Ok(())
 }
 
 fn init_logs() {
@@ -129,6 +175,8 @@ fn config_from(cli: &Cli) -> anyhow::Result<Config> {
         data_dir: cli.data_dir.clone(),
         max_body_bytes: cli.max_body_bytes,
         otlp_listen: cli.otlp_listen,
+        max_requests_kept: cli.max_requests_kept,
+        max_events_kept: cli.max_events_kept,
     };
     config.validate().context("invalid flags")?;
     Ok(config)
@@ -291,11 +339,28 @@ fn parse_range(text: &str) -> Result<(u64, u64), String> {
 }
 
 fn parse_latency(text: &str) -> Result<(u64, u64), String> {
-    if text.contains("..") {
-        return parse_range(text);
+    let (a, b) = if text.contains("..") {
+        parse_range(text)?
+    } else {
+        let ms = text
+            .parse::<u64>()
+            .map_err(|error| format!("\"{text}\": {error}"))?;
+        (ms, ms)
+    };
+    if b > MAX_LATENCY_MS {
+        return Err(format!("{b} ms is more than a day ({MAX_LATENCY_MS} ms)"));
     }
-    let ms = text
+    Ok((a, b))
+}
+
+fn parse_retry_after(text: &str) -> Result<u64, String> {
+    let secs = text
         .parse::<u64>()
         .map_err(|error| format!("\"{text}\": {error}"))?;
-    Ok((ms, ms))
+    if secs > MAX_RETRY_AFTER_SECS {
+        return Err(format!(
+            "{secs} s is more than a day ({MAX_RETRY_AFTER_SECS} s)"
+        ));
+    }
+    Ok(secs)
 }

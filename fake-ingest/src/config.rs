@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::error::Error;
 use crate::faults::FaultPlan;
+use crate::request_log::DEFAULT_MAX_REQUESTS_KEPT;
 
 /// The default body limit (4 MiB), applied to the body as sent and again after decompression.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -12,7 +13,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// How a fake-ingest server is started.
 ///
 /// `Config::default()` binds `127.0.0.1:0` (a free port: what tests want), seed 0, no faults, everything in memory,
-/// a 4 MiB body limit. The `fake-ingest` binary defaults `listen` to `127.0.0.1:8090` instead.
+/// a 4 MiB body limit, the last 10 000 requests kept in the request log. The `fake-ingest` binary defaults `listen` to `127.0.0.1:8090` instead.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The address to listen on; port 0 picks a free port.
@@ -28,6 +29,12 @@ pub struct Config {
     /// A second address serving the same routes and state, for OTLP/HTTP exporters (whose conventional port is
     /// 4318); `None`: only `listen`. Port 0 picks a free port.
     pub otlp_listen: Option<SocketAddr>,
+    /// How many requests the request log (`GET /_fake/requests`) keeps; the oldest are dropped (and counted) past
+    /// it. 0 keeps none.
+    pub max_requests_kept: usize,
+    /// How many captured events are kept in memory (`None`: all). Past it the oldest are evicted and counted in
+    /// `events_evicted`; their dedupe keys are kept, so dedupe stays exact. At least 1.
+    pub max_events_kept: Option<usize>,
 }
 
 impl Default for Config {
@@ -39,6 +46,8 @@ impl Default for Config {
             data_dir: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             otlp_listen: None,
+            max_requests_kept: DEFAULT_MAX_REQUESTS_KEPT,
+            max_events_kept: None,
         }
     }
 }
@@ -47,11 +56,16 @@ impl Config {
     /// Checks the config as a whole; every entry point calls this once.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for a zero body limit, [`Error::Plan`] for an invalid fault plan.
+    /// [`Error::InvalidConfig`] for a zero body limit or a zero `max_events_kept`, [`Error::Plan`] for an invalid fault plan.
     pub fn validate(&self) -> Result<(), Error> {
         if self.max_body_bytes == 0 {
             return Err(Error::InvalidConfig(
                 "max_body_bytes must be at least 1".to_owned(),
+            ));
+        }
+        if self.max_events_kept == Some(0) {
+            return Err(Error::InvalidConfig(
+                "max_events_kept must be at least 1".to_owned(),
             ));
         }
         self.faults.validate()?;

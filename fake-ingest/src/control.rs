@@ -4,60 +4,35 @@
 //! |---|---|
 //! | `GET /_fake/health` | `{"status": "ok"}` |
 //! | `GET /_fake/stats` | [`crate::Stats`] |
-//! | `GET /_fake/events?offset=&limit=&protocol=&route=` | [`EventsPage`] |
+//! | `GET /_fake/events?offset=&limit=&protocol=&route=&name=&property=&equals=` | [`crate::EventsPage`]; with `format=ndjson` every matching event, one JSON line each, streamed |
+//! | `GET /_fake/requests?offset=&limit=&route=&status=&fault=` | [`RequestsPage`]: the request log |
+//! | `GET /_fake/wait?min=&timeout_ms=&protocol=&route=&name=&property=&equals=` | [`WaitOutcome`]: long-polls until enough events match |
 //! | `GET /_fake/faults` | the current [`crate::FaultPlan`] |
 //! | `PUT /_fake/faults` | replaces the plan (`400` with `{"error"}` when invalid) |
-//! | `POST /_fake/reset` | forgets events, counters, the request index and the clock; truncates the log |
+//! | `POST /_fake/reset` | forgets events, counters, the request log, the request index and the clock; truncates the log |
 //!
 //! These routes are never fault-injected and never counted in [`crate::Stats`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::event::{CapturedEvent, Protocol};
+use crate::expect;
 use crate::faults::FaultPlan;
 use crate::front_door::{Rejection, error_chain};
+use crate::query::{
+    EventsFormat, EventsQuery, RequestsPage, RequestsQuery, WaitOutcome, WaitQuery,
+};
 use crate::state::AppState;
-
-/// The query of `GET /_fake/events`: which events, from where, how many.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventsQuery {
-    /// Skip this many matching events (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offset: Option<usize>,
-    /// Return at most this many (default and maximum 10 000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<usize>,
-    /// Only events that came through this protocol (`ingest`, `otlp_logs`, ..., `posthog`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<Protocol>,
-    /// Only events that came through this route, e.g. `/ingest`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route: Option<String>,
-}
-
-/// One page of captured events, in arrival order.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct EventsPage {
-    /// How many events match the query in all.
-    pub total: usize,
-    /// The offset this page starts at.
-    pub offset: usize,
-    /// The offset of the next page, absent on the last page.
-    pub next_offset: Option<usize>,
-    /// The events of this page.
-    pub events: Vec<CapturedEvent>,
-}
 
 /// The `/_fake/` routes.
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -65,6 +40,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/_fake/health", get(health))
         .route("/_fake/stats", get(stats))
         .route("/_fake/events", get(events))
+        .route("/_fake/requests", get(requests))
+        .route("/_fake/wait", get(wait))
         .route("/_fake/faults", get(get_faults).put(put_faults))
         .route("/_fake/reset", post(reset))
 }
@@ -80,9 +57,72 @@ async fn stats(State(state): State<Arc<AppState>>) -> Json<crate::stats::Stats> 
 async fn events(
     State(state): State<Arc<AppState>>,
     query: Result<Query<EventsQuery>, QueryRejection>,
-) -> Result<Json<EventsPage>, Rejection> {
+) -> Result<Response, Rejection> {
     let Query(query) = query.map_err(|rejection| Rejection::bad_request(rejection.body_text()))?;
-    Ok(Json(state.store.page(&query)))
+    match query.format {
+        None => Ok(Json(state.store.page(&query)).into_response()),
+        Some(EventsFormat::Ndjson) => Ok(ndjson(state, query)),
+    }
+}
+
+/// Every matching event, one JSON line each, streamed a page at a time (the store's lock is held per page only).
+fn ndjson(state: Arc<AppState>, query: EventsQuery) -> Response {
+    const CHUNK: usize = 1_000;
+    let pages = futures_util::stream::unfold(Some(0), move |offset| {
+        let state = Arc::clone(&state);
+        let query = query.clone();
+        async move {
+            let offset = offset?;
+            let page = state.store.page(&EventsQuery {
+                offset: Some(offset),
+                limit: Some(CHUNK),
+                ..query
+            });
+            let mut lines = Vec::new();
+            for event in &page.events {
+                if let Err(error) = serde_json::to_writer(&mut lines, event) {
+                    return Some((Err(std::io::Error::other(error)), None));
+                }
+                lines.push(b'\n');
+            }
+            if page.events.is_empty() {
+                return None;
+            }
+            let next = page.next_offset;
+            Some((Ok::<_, std::io::Error>(Bytes::from(lines)), next))
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(pages),
+    )
+        .into_response()
+}
+
+async fn requests(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<RequestsQuery>, QueryRejection>,
+) -> Result<Json<RequestsPage>, Rejection> {
+    let Query(query) = query.map_err(|rejection| Rejection::bad_request(rejection.body_text()))?;
+    Ok(Json(state.store.requests(&query)))
+}
+
+async fn wait(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<WaitQuery>, QueryRejection>,
+) -> Result<Json<WaitOutcome>, Rejection> {
+    let Query(query) = query.map_err(|rejection| Rejection::bad_request(rejection.body_text()))?;
+    let timeout = query
+        .timeout_ms
+        .map_or(expect::DEFAULT_WAIT, Duration::from_millis)
+        .min(expect::MAX_WAIT);
+    let filter = query.filter();
+    let min = query.min.unwrap_or(1);
+    let (_, outcome) = state
+        .store
+        .wait_until(timeout, |events, _| expect::look(events, &filter, min))
+        .await;
+    Ok(Json(outcome))
 }
 
 async fn get_faults(State(state): State<Arc<AppState>>) -> Json<FaultPlan> {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::{IncomingEvent, Protocol};
+use crate::fault_kinds::FaultKind;
 
 /// An ordered list of rules; the first rule whose `when` matches decides what happens to a request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -47,16 +48,17 @@ pub struct When {
     /// A seeded draw in `[0, 1)` is below this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<f64>,
-    /// The request index is at most this.
+    /// The request index is at most this (the index among the requests to `route`, or of `protocol`, when the
+    /// rule names one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first: Option<u64>,
-    /// The request index is a multiple of this.
+    /// The request index (scoped as for `first`) is a multiple of this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub every: Option<u64>,
-    /// The request index is exactly this.
+    /// The request index (scoped as for `first`) is exactly this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nth: Option<u64>,
-    /// The request index is greater than this.
+    /// The request index (scoped as for `first`) is greater than this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<u64>,
     /// The time since start (or the last reset) is in `[a, b)` milliseconds.
@@ -136,32 +138,17 @@ pub enum Action {
     Reject,
 }
 
-/// The kinds of injected fault, as counted in [`crate::FaultCounts`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FaultKind {
-    /// A delay was applied.
-    Latency,
-    /// An injected status was answered.
-    Status,
-    /// The connection was reset before storing.
-    ResetBeforeStore,
-    /// The connection was reset after storing.
-    ResetAfterStore,
-    /// The request was left unanswered.
-    Hang,
-    /// The process crashed before storing.
-    CrashBeforeStore,
-    /// The process crashed after storing.
-    CrashAfterStore,
-    /// Every record of the request was rejected.
-    Reject,
-}
-
 /// Everything a fault decision may depend on: built by each front door for each request.
 #[derive(Debug, Clone, Copy)]
 pub struct FaultContext<'a> {
     /// The 1-based index of this request among fault-evaluated requests since start or the last reset.
     pub request_index: u64,
+    /// The 1-based index of this request among the fault-evaluated requests to its route (what a rule that names a
+    /// `route` counts with `first`, `every`, `nth` and `after`).
+    pub route_index: u64,
+    /// The 1-based index of this request among the fault-evaluated requests of its protocol (what a rule that
+    /// names a `protocol` but no `route` counts).
+    pub protocol_index: u64,
     /// The route the request came to, e.g. `/ingest`.
     pub route: &'a str,
     /// The protocol of that route.
@@ -194,6 +181,17 @@ impl Decision {
     }
 }
 
+/// The most rules a plan may have.
+pub const MAX_RULES: usize = 1_000;
+/// The longest delay a rule may ask for, in milliseconds: a day.
+pub const MAX_LATENCY_MS: u64 = 24 * 60 * 60 * 1000;
+/// The largest `Retry-After` a rule may send, in seconds: a day.
+pub const MAX_RETRY_AFTER_SECS: u64 = 24 * 60 * 60;
+/// The largest shape of a log-normal latency (beyond it the cap is all that is ever drawn).
+pub const MAX_LOGNORMAL_SIGMA: f64 = 10.0;
+/// The longest `route` or `batch_has_property.name`, in bytes.
+pub const MAX_NAME_BYTES: usize = 1024;
+
 /// Why a fault plan was rejected; the message says what is wrong and where.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -201,6 +199,22 @@ pub enum PlanError {
     /// The text is not JSON of the plan format (serde's message gives line and column).
     #[error("not a fault plan")]
     Json(#[from] serde_json::Error),
+    /// A part of the plan that must be a JSON object is something else (e.g. `[]` for the plan).
+    #[error("{path} must be a JSON object, not {found}")]
+    NotAnObject {
+        /// Where: `the plan`, `rules[2]`, `rules[0].when`, ...
+        path: String,
+        /// What it is instead: `an array`, `a string`, ...
+        found: &'static str,
+    },
+    /// The plan has more rules than [`MAX_RULES`].
+    #[error("rules: {rules} rules is more than the {max} a plan may have")]
+    TooManyRules {
+        /// How many rules the plan has.
+        rules: usize,
+        /// The most allowed.
+        max: usize,
+    },
     /// A rule is well-formed JSON but its values are out of range.
     #[error("rules[{rule}]: {problem}")]
     Invalid {
@@ -229,16 +243,26 @@ impl FaultPlan {
     /// [`PlanError::Json`] for malformed JSON, unknown fields or actions; [`PlanError::Invalid`] for out-of-range
     /// values (a status outside 400..=599, a probability outside `[0, 1]`, a zero `every`, an empty range).
     pub fn from_json(text: &str) -> Result<Self, PlanError> {
+        // Serde's derived decoders would read a JSON array as a struct written positionally (`[]` as an empty plan,
+        // `[[rule]]` as a plan), so the shape is checked first; then the typed decode keeps serde's line and column.
+        check_objects(&serde_json::from_str(text)?)?;
         let plan: FaultPlan = serde_json::from_str(text)?;
         plan.validate()?;
         Ok(plan)
     }
 
-    /// Checks every rule's values.
+    /// Checks the number of rules and every rule's values against the documented ranges (`docs/FAULTS.md`).
     ///
     /// # Errors
-    /// [`PlanError::Invalid`] naming the first offending rule.
+    /// [`PlanError::TooManyRules`] past [`MAX_RULES`]; [`PlanError::Invalid`] naming the first offending rule and
+    /// field.
     pub fn validate(&self) -> Result<(), PlanError> {
+        if self.rules.len() > MAX_RULES {
+            return Err(PlanError::TooManyRules {
+                rules: self.rules.len(),
+                max: MAX_RULES,
+            });
+        }
         for (index, rule) in self.rules.iter().enumerate() {
             rule.validate().map_err(|problem| PlanError::Invalid {
                 rule: index,
@@ -257,6 +281,8 @@ impl FaultPlan {
     /// let plan = FaultPlan::from_json(r#"{"rules": [{"when": {"nth": 2}, "then": "hang"}]}"#)?;
     /// let context = |request_index| FaultContext {
     ///     request_index,
+    ///     route_index: request_index,
+    ///     protocol_index: request_index,
     ///     route: "/ingest",
     ///     protocol: Protocol::Ingest,
     ///     since_start: Duration::ZERO,
@@ -286,6 +312,55 @@ impl FaultPlan {
     }
 }
 
+/// Checks that every part of a plan that is a struct is a JSON object: the plan, each rule, each rule's `when`,
+/// `latency` and `batch_has_property`, and a log-normal latency's parameters.
+fn check_objects(plan: &Value) -> Result<(), PlanError> {
+    fn object(
+        value: &Value,
+        path: impl FnOnce() -> String,
+    ) -> Result<&serde_json::Map<String, Value>, PlanError> {
+        value.as_object().ok_or_else(|| PlanError::NotAnObject {
+            path: path(),
+            found: json_kind(value),
+        })
+    }
+    let plan = object(plan, || "the plan".to_owned())?;
+    let Some(Value::Array(rules)) = plan.get("rules") else {
+        // An absent `rules` is the empty plan; any other type is serde's error to report.
+        return Ok(());
+    };
+    for (index, rule) in rules.iter().enumerate() {
+        let rule = object(rule, || format!("rules[{index}]"))?;
+        if let Some(when) = rule.get("when") {
+            let when = object(when, || format!("rules[{index}].when"))?;
+            if let Some(matcher) = when.get("batch_has_property") {
+                object(matcher, || {
+                    format!("rules[{index}].when.batch_has_property")
+                })?;
+            }
+        }
+        if let Some(latency) = rule.get("latency") {
+            let latency = object(latency, || format!("rules[{index}].latency"))?;
+            if let Some(lognormal) = latency.get("lognormal") {
+                object(lognormal, || format!("rules[{index}].latency.lognormal"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What kind of JSON value this is, for messages.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 impl Rule {
     fn validate(&self) -> Result<(), String> {
         let when = &self.when;
@@ -304,27 +379,86 @@ impl Rule {
         {
             return Err(format!("when.between_ms [{a}, {b}] is an empty window"));
         }
-        match &self.latency {
-            Some(Latency::UniformMs([a, b])) if a > b => {
-                return Err(format!("latency.uniform_ms [{a}, {b}] is an empty range"));
-            }
-            Some(Latency::Lognormal {
-                median_ms, sigma, ..
-            }) if !(median_ms.is_finite()
-                && *median_ms > 0.0
-                && sigma.is_finite()
-                && *sigma >= 0.0) =>
-            {
-                return Err("latency.lognormal needs median_ms > 0 and sigma >= 0".to_owned());
-            }
-            _ => {}
-        }
-        if let Action::Status { status, .. } = self.then
-            && !(400..=599).contains(&status)
+        if let Some(route) = &when.route
+            && (!route.starts_with('/') || route.len() > MAX_NAME_BYTES)
         {
-            return Err(format!("then.status {status} is not a 4xx or 5xx status"));
+            return Err(format!(
+                "when.route must start with / and be at most {MAX_NAME_BYTES} bytes"
+            ));
+        }
+        if let Some(matcher) = &when.batch_has_property
+            && (matcher.name.is_empty() || matcher.name.len() > MAX_NAME_BYTES)
+        {
+            return Err(format!(
+                "when.batch_has_property.name must be 1 to {MAX_NAME_BYTES} bytes"
+            ));
+        }
+        if let Some(latency) = &self.latency {
+            latency.validate()?;
+        }
+        if let Action::Status {
+            status,
+            retry_after_secs,
+            ..
+        } = self.then
+        {
+            if !(400..=599).contains(&status) {
+                return Err(format!("then.status {status} is not a 4xx or 5xx status"));
+            }
+            if let Some(secs) = retry_after_secs
+                && secs > MAX_RETRY_AFTER_SECS
+            {
+                return Err(format!(
+                    "then.retry_after_secs {secs} is more than a day ({MAX_RETRY_AFTER_SECS})"
+                ));
+            }
         }
         Ok(())
+    }
+}
+
+impl Latency {
+    fn validate(&self) -> Result<(), String> {
+        let at_most_a_day = |field: &str, ms: u64| {
+            if ms > MAX_LATENCY_MS {
+                Err(format!(
+                    "latency.{field} {ms} is more than a day ({MAX_LATENCY_MS} ms)"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match *self {
+            Latency::FixedMs(ms) => at_most_a_day("fixed_ms", ms),
+            Latency::UniformMs([a, b]) => {
+                if a > b {
+                    return Err(format!("latency.uniform_ms [{a}, {b}] is an empty range"));
+                }
+                at_most_a_day("uniform_ms", b)
+            }
+            Latency::Lognormal {
+                median_ms,
+                sigma,
+                cap_ms,
+            } => {
+                if !(median_ms.is_finite() && median_ms > 0.0) {
+                    return Err(format!(
+                        "latency.lognormal.median_ms {median_ms} must be > 0"
+                    ));
+                }
+                if median_ms > MAX_LATENCY_MS as f64 {
+                    return Err(format!(
+                        "latency.lognormal.median_ms {median_ms} is more than a day ({MAX_LATENCY_MS} ms)"
+                    ));
+                }
+                if !(0.0..=MAX_LOGNORMAL_SIGMA).contains(&sigma) {
+                    return Err(format!(
+                        "latency.lognormal.sigma {sigma} is not in [0, {MAX_LOGNORMAL_SIGMA}]"
+                    ));
+                }
+                at_most_a_day("lognormal.cap_ms", cap_ms)
+            }
+        }
     }
 }
 
@@ -334,7 +468,14 @@ impl When {
     }
 
     fn matches(&self, draw: f64, context: &FaultContext<'_>) -> bool {
-        let index = context.request_index;
+        // Count triggers count the requests the rule is scoped to: its route's, else its protocol's, else all.
+        let index = if self.route.is_some() {
+            context.route_index
+        } else if self.protocol.is_some() {
+            context.protocol_index
+        } else {
+            context.request_index
+        };
         let since_start_ms = u64::try_from(context.since_start.as_millis()).unwrap_or(u64::MAX);
         self.probability.is_none_or(|p| draw < p)
             && self.first.is_none_or(|n| index <= n)
@@ -400,39 +541,45 @@ impl Action {
         match self {
             Action::Store => None,
             Action::Status { .. } => Some(FaultKind::Status),
-            Action::ResetBeforeStore => Some(FaultKind::ResetBeforeStore),
-            Action::ResetAfterStore => Some(FaultKind::ResetAfterStore),
-            Action::Hang => Some(FaultKind::Hang),
-            Action::CrashBeforeStore => Some(FaultKind::CrashBeforeStore),
-            Action::CrashAfterStore => Some(FaultKind::CrashAfterStore),
-            Action::Reject => Some(FaultKind::Reject),
+            plain => FaultKind::ALL
+                .iter()
+                .copied()
+                .find(|kind| kind.plain_action().as_ref() == Some(plain)),
         }
     }
 }
 
-const ACTION_NAMES: [(&str, Action); 7] = [
-    ("store", Action::Store),
-    ("reset_before_store", Action::ResetBeforeStore),
-    ("reset_after_store", Action::ResetAfterStore),
-    ("hang", Action::Hang),
-    ("crash_before_store", Action::CrashBeforeStore),
-    ("crash_after_store", Action::CrashAfterStore),
-    ("reject", Action::Reject),
-];
+/// Every action that has a plain name in a plan, with that name: `"store"` and the plain fault kinds.
+fn named_actions() -> impl Iterator<Item = (&'static str, Action)> {
+    std::iter::once(("store", Action::Store)).chain(
+        FaultKind::ALL
+            .iter()
+            .filter_map(|kind| Some((kind.name(), kind.plain_action()?))),
+    )
+}
 
-const ACTION_EXPECTED: &str = "one of \"store\", \"reset_before_store\", \"reset_after_store\", \"hang\", \
-     \"crash_before_store\", \"crash_after_store\", \"reject\" or {\"status\": n, \"retry_after_secs\": s, \"retry_after_as_date\": b}";
+/// What an action may be, for messages.
+fn actions_expected() -> String {
+    let names: Vec<String> = named_actions()
+        .map(|(name, _)| format!("\"{name}\""))
+        .collect();
+    format!(
+        "one of {} or {{\"status\": n, \"retry_after_secs\": s, \"retry_after_as_date\": b}}",
+        names.join(", ")
+    )
+}
 
 impl TryFrom<Value> for Action {
     type Error = String;
 
     fn try_from(value: Value) -> Result<Self, String> {
         match value {
-            Value::String(name) => ACTION_NAMES
-                .iter()
+            Value::String(name) => named_actions()
                 .find(|(known, _)| *known == name)
-                .map(|(_, action)| action.clone())
-                .ok_or_else(|| format!("unknown action \"{name}\"; expected {ACTION_EXPECTED}")),
+                .map(|(_, action)| action)
+                .ok_or_else(|| {
+                    format!("unknown action \"{name}\"; expected {}", actions_expected())
+                }),
             Value::Object(fields) => {
                 let mut status = None;
                 let mut retry_after_secs = None;
@@ -457,13 +604,17 @@ impl TryFrom<Value> for Action {
                         }
                         _ => {
                             return Err(format!(
-                                "unknown action field \"{key}\"; expected {ACTION_EXPECTED}"
+                                "unknown action field \"{key}\"; expected {}",
+                                actions_expected()
                             ));
                         }
                     }
                 }
                 let status = status.ok_or_else(|| {
-                    format!("action object without \"status\"; expected {ACTION_EXPECTED}")
+                    format!(
+                        "action object without \"status\"; expected {}",
+                        actions_expected()
+                    )
                 })?;
                 Ok(Action::Status {
                     status,
@@ -472,7 +623,8 @@ impl TryFrom<Value> for Action {
                 })
             }
             other => Err(format!(
-                "invalid action {other}; expected {ACTION_EXPECTED}"
+                "invalid action {other}; expected {}",
+                actions_expected()
             )),
         }
     }
@@ -496,8 +648,7 @@ impl From<Action> for Value {
             }
             return Value::Object(fields);
         }
-        let name = ACTION_NAMES
-            .iter()
+        let name = named_actions()
             .find(|(_, known)| *known == action)
             .map_or("store", |(name, _)| name);
         Value::String(name.to_owned())
@@ -522,6 +673,8 @@ mod tests {
     fn context(request_index: u64) -> FaultContext<'static> {
         FaultContext {
             request_index,
+            route_index: request_index,
+            protocol_index: request_index,
             route: "/ingest",
             protocol: Protocol::Ingest,
             since_start: Duration::ZERO,
@@ -609,5 +762,165 @@ mod tests {
         assert_eq!(hits(r#"{"every": 4}"#), [4, 8]);
         assert_eq!(hits(r#"{"nth": 3}"#), [3]);
         assert_eq!(hits(r#"{"after": 8}"#), [9, 10]);
+    }
+
+    #[test]
+    fn arrays_where_objects_are_expected_are_refused_naming_the_place() {
+        for (text, message) in [
+            ("[]", "the plan must be a JSON object, not an array"),
+            (
+                r#"[[{"then": "hang"}]]"#,
+                "the plan must be a JSON object, not an array",
+            ),
+            (
+                r#"{"rules": [[]]}"#,
+                "rules[0] must be a JSON object, not an array",
+            ),
+            (
+                r#"{"rules": [{"when": []}]}"#,
+                "rules[0].when must be a JSON object, not an array",
+            ),
+            (
+                r#"{"rules": [{}, {"latency": [5]}]}"#,
+                "rules[1].latency must be a JSON object, not an array",
+            ),
+            (
+                r#"{"rules": [{"when": {"batch_has_property": ["poison"]}}]}"#,
+                "rules[0].when.batch_has_property must be a JSON object, not an array",
+            ),
+            (
+                r#"{"rules": [{"latency": {"lognormal": [1, 1, 1]}}]}"#,
+                "rules[0].latency.lognormal must be a JSON object, not an array",
+            ),
+            ("3", "the plan must be a JSON object, not a number"),
+        ] {
+            let error = FaultPlan::from_json(text).expect_err(text);
+            assert_eq!(error.to_string(), message, "{text}");
+        }
+    }
+
+    #[test]
+    fn every_field_past_its_documented_range_is_refused_naming_the_field() {
+        let day_ms = MAX_LATENCY_MS;
+        for (rule, message) in [
+            (
+                format!(r#"{{"latency": {{"fixed_ms": {}}}}}"#, u64::MAX),
+                format!(
+                    "rules[0]: latency.fixed_ms {} is more than a day ({day_ms} ms)",
+                    u64::MAX
+                ),
+            ),
+            (
+                format!(r#"{{"latency": {{"uniform_ms": [0, {}]}}}}"#, day_ms + 1),
+                format!(
+                    "rules[0]: latency.uniform_ms {} is more than a day ({day_ms} ms)",
+                    day_ms + 1
+                ),
+            ),
+            (
+                r#"{"latency": {"lognormal": {"median_ms": 10, "sigma": 11, "cap_ms": 100}}}"#
+                    .to_owned(),
+                "rules[0]: latency.lognormal.sigma 11 is not in [0, 10]".to_owned(),
+            ),
+            (
+                r#"{"latency": {"lognormal": {"median_ms": 0, "sigma": 1, "cap_ms": 100}}}"#
+                    .to_owned(),
+                "rules[0]: latency.lognormal.median_ms 0 must be > 0".to_owned(),
+            ),
+            (
+                format!(
+                    r#"{{"latency": {{"lognormal": {{"median_ms": 10, "sigma": 1, "cap_ms": {}}}}}}}"#,
+                    u64::MAX
+                ),
+                format!(
+                    "rules[0]: latency.lognormal.cap_ms {} is more than a day ({day_ms} ms)",
+                    u64::MAX
+                ),
+            ),
+            (
+                format!(
+                    r#"{{"then": {{"status": 503, "retry_after_secs": {}}}}}"#,
+                    u64::MAX
+                ),
+                format!(
+                    "rules[0]: then.retry_after_secs {} is more than a day (86400)",
+                    u64::MAX
+                ),
+            ),
+            (
+                r#"{"when": {"route": "v1/logs"}}"#.to_owned(),
+                "rules[0]: when.route must start with / and be at most 1024 bytes".to_owned(),
+            ),
+            (
+                r#"{"when": {"batch_has_property": {"name": ""}}}"#.to_owned(),
+                "rules[0]: when.batch_has_property.name must be 1 to 1024 bytes".to_owned(),
+            ),
+        ] {
+            let text = format!(r#"{{"rules": [{rule}]}}"#);
+            let error = FaultPlan::from_json(&text).expect_err(&text);
+            assert_eq!(error.to_string(), message, "{text}");
+        }
+        let at_the_limits = format!(
+            r#"{{"rules": [{{"latency": {{"fixed_ms": {day_ms}}}, "then": {{"status": 503, "retry_after_secs": 86400}}}}]}}"#
+        );
+        FaultPlan::from_json(&at_the_limits).expect("the limits themselves are allowed");
+    }
+
+    #[test]
+    fn a_plan_may_have_at_most_a_thousand_rules() {
+        let plan = |rules: usize| format!(r#"{{"rules": [{}]}}"#, vec!["{}"; rules].join(","));
+        FaultPlan::from_json(&plan(MAX_RULES)).expect("the limit is allowed");
+        let error = FaultPlan::from_json(&plan(MAX_RULES + 1)).expect_err("one too many");
+        assert_eq!(
+            error.to_string(),
+            "rules: 1001 rules is more than the 1000 a plan may have"
+        );
+    }
+
+    #[test]
+    fn count_triggers_of_a_rule_that_names_a_route_or_protocol_count_only_those_requests() {
+        let plan = FaultPlan::from_json(
+            r#"{"rules": [
+                {"when": {"route": "/batch/", "every": 3}, "then": "hang"},
+                {"when": {"protocol": "otlp_traces", "first": 1}, "then": "reject"}
+            ]}"#,
+        )
+        .expect("valid");
+        // Mixed traffic: a /batch/ request, then an /ingest one, then an OTLP trace one, repeated.
+        let mut route_counts = std::collections::HashMap::new();
+        let mut decided = Vec::new();
+        for request_index in 1..=12 {
+            let (route, protocol) = match request_index % 3 {
+                1 => ("/batch/", Protocol::Posthog),
+                2 => ("/ingest", Protocol::Ingest),
+                _ => ("/v1/traces", Protocol::OtlpTraces),
+            };
+            let count = route_counts.entry(route).or_insert(0);
+            *count += 1;
+            let context = FaultContext {
+                request_index,
+                route,
+                protocol,
+                route_index: *count,
+                protocol_index: *count,
+                since_start: Duration::ZERO,
+                events: None,
+            };
+            decided.push((route, plan.decide(0, &context).action));
+        }
+        let hung: Vec<usize> = decided
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, action))| *action == Action::Hang)
+            .map(|(position, _)| position + 1)
+            .collect();
+        assert_eq!(hung, [7], "the third /batch/ request is the 7th request");
+        let rejected: Vec<usize> = decided
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, action))| *action == Action::Reject)
+            .map(|(position, _)| position + 1)
+            .collect();
+        assert_eq!(rejected, [3], "the first trace request is the 3rd request");
     }
 }

@@ -1,7 +1,8 @@
 //! The pipeline every data route runs, whatever its wire format: the one place faults are applied.
 //!
 //! A front door (`POST /ingest`, the OTLP routes, the PostHog routes) does three things:
-//! 1. `state.store.begin_request(route)` as soon as the request arrives: counts it and gives its fault index;
+//! 1. `state.store.begin_request(route, protocol)` as soon as the request arrives: counts it and gives its fault
+//!    indexes;
 //! 2. decodes the body into `Result<Vec<IncomingEvent>, Rejection>` (using [`read_body`] or [`read_raw_body`] and
 //!    [`require_content_type`] for the shared HTTP rules: encodings, the body limit before and after decompression);
 //! 3. calls [`serve_batch`] with an [`Intake`] and its [`Answers`], which word every answer in its protocol (the
@@ -23,7 +24,9 @@ use serde_json::json;
 
 use crate::connection::ConnectionHandle;
 use crate::event::{IncomingEvent, Protocol};
-use crate::faults::{Action, FaultContext, FaultKind};
+use crate::fault_kinds::FaultKind;
+use crate::faults::{Action, FaultContext};
+use crate::query::RequestRecord;
 use crate::state::{AppState, CrashBehavior};
 use crate::store::{RequestTicket, StoreOutcome};
 
@@ -64,6 +67,71 @@ impl IntoResponse for Rejection {
             None => json!({ "error": self.error }),
         };
         (self.status, Json(body)).into_response()
+    }
+}
+
+/// What the request log keeps of a request's headers and body.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestFacts {
+    pub(crate) content_type: Option<String>,
+    pub(crate) content_encoding: Option<String>,
+    /// The body's size as sent, once it was read.
+    pub(crate) body_bytes: Option<u64>,
+}
+
+impl RequestFacts {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|value: &HeaderValue| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        Self {
+            content_type: text(header::CONTENT_TYPE),
+            content_encoding: text(header::CONTENT_ENCODING),
+            body_bytes: None,
+        }
+    }
+}
+
+/// What the request log records of one request once its outcome is known.
+struct Logged<'a> {
+    intake: &'a Intake,
+    facts: RequestFacts,
+    rule: Option<usize>,
+    delayed: bool,
+    events: Option<u64>,
+}
+
+impl Logged<'_> {
+    /// Logs the request with the fault it got (`None`: none besides a delay) and what the client got.
+    fn log(
+        &self,
+        state: &AppState,
+        fault: Option<FaultKind>,
+        outcome: String,
+        duplicates: Option<u64>,
+        answered: bool,
+    ) {
+        let fault = fault.or(self.delayed.then_some(FaultKind::Latency));
+        state.store.log_request(RequestRecord {
+            index: self.intake.ticket.index,
+            time: self.intake.ticket.arrived_at.to_string(),
+            method: "POST".to_owned(),
+            route: self.intake.route.to_owned(),
+            protocol: self.intake.protocol,
+            content_type: self.facts.content_type.clone(),
+            content_encoding: self.facts.content_encoding.clone(),
+            body_bytes: self.facts.body_bytes,
+            events: self.events,
+            duplicates,
+            fault: fault.map(|kind| kind.name().to_owned()),
+            rule: self.rule,
+            outcome,
+            latency_ms: answered
+                .then(|| self.intake.ticket.arrived.elapsed().as_secs_f64() * 1000.0),
+        });
     }
 }
 
@@ -132,11 +200,13 @@ pub(crate) fn require_content_type(
     }
 }
 
-/// Reads the body under `limit` bytes, then decompresses it (gzip or identity) under `limit` bytes again.
+/// Reads the body under `limit` bytes, then decompresses it (gzip or identity) under `limit` bytes again; notes
+/// the size as sent in `facts`.
 pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
+    facts: &mut RequestFacts,
 ) -> Result<Bytes, Rejection> {
     let gzip = match headers
         .get(header::CONTENT_ENCODING)
@@ -154,6 +224,7 @@ pub(crate) async fn read_body(
         }
     };
     let bytes = read_raw_body(headers, body, limit).await?;
+    facts.body_bytes = Some(bytes.len() as u64);
     if !gzip {
         return Ok(bytes);
     }
@@ -206,6 +277,7 @@ pub(crate) async fn serve_batch(
     state: &Arc<AppState>,
     connection: Option<ConnectionHandle>,
     intake: Intake,
+    facts: RequestFacts,
     decoded: Result<Vec<IncomingEvent>, Rejection>,
     answers: &impl Answers,
 ) -> Response {
@@ -213,6 +285,8 @@ pub(crate) async fn serve_batch(
         state.seed,
         &FaultContext {
             request_index: intake.ticket.index,
+            route_index: intake.ticket.route_index,
+            protocol_index: intake.ticket.protocol_index,
             route: intake.route,
             protocol: intake.protocol,
             since_start: intake.ticket.since_start,
@@ -223,6 +297,14 @@ pub(crate) async fn serve_batch(
         state.store.count_fault(FaultKind::Latency);
         tokio::time::sleep(delay).await;
     }
+    let logged = Logged {
+        intake: &intake,
+        facts,
+        rule: decision.rule,
+        delayed: decision.latency.is_some(),
+        events: decoded.as_ref().ok().map(|events| events.len() as u64),
+    };
+    let status_of = |response: &Response| response.status().as_u16().to_string();
     let response = match (decision.action, decoded) {
         (
             Action::Status {
@@ -233,21 +315,38 @@ pub(crate) async fn serve_batch(
             _,
         ) => {
             state.store.count_fault(FaultKind::Status);
-            injected_status(answers, status, retry_after_secs, retry_after_as_date)
+            let response = injected_status(answers, status, retry_after_secs, retry_after_as_date);
+            logged.log(
+                state,
+                Some(FaultKind::Status),
+                status_of(&response),
+                None,
+                true,
+            );
+            response
         }
         (Action::ResetBeforeStore, _) => {
             state.store.count_fault(FaultKind::ResetBeforeStore);
+            let kind = Some(FaultKind::ResetBeforeStore);
+            logged.log(state, kind, "reset".to_owned(), None, true);
             reset(connection, "reset_before_store").await
         }
         (Action::Hang, _) => {
             state.store.count_fault(FaultKind::Hang);
+            logged.log(state, Some(FaultKind::Hang), "hang".to_owned(), None, false);
             std::future::pending().await
         }
         (Action::CrashBeforeStore, _) => {
             state.store.count_fault(FaultKind::CrashBeforeStore);
+            let kind = Some(FaultKind::CrashBeforeStore);
+            logged.log(state, kind, "crash".to_owned(), None, true);
             crash(state, connection, "crash_before_store").await
         }
-        (_, Err(rejection)) => answers.refused(rejection),
+        (_, Err(rejection)) => {
+            let response = answers.refused(rejection);
+            logged.log(state, None, status_of(&response), None, true);
+            response
+        }
         (Action::Reject, Ok(events)) => {
             state.store.count_fault(FaultKind::Reject);
             state
@@ -257,27 +356,46 @@ pub(crate) async fn serve_batch(
             response
                 .headers_mut()
                 .insert(FAULT_HEADER, HeaderValue::from_static("reject"));
+            logged.log(
+                state,
+                Some(FaultKind::Reject),
+                status_of(&response),
+                None,
+                true,
+            );
             response
         }
         (
             action @ (Action::Store | Action::ResetAfterStore | Action::CrashAfterStore),
             Ok(events),
         ) => match store(state, intake, events).await {
-            Err(response) => response,
-            Ok(outcome) => match action {
-                Action::ResetAfterStore => {
-                    state.store.count_fault(FaultKind::ResetAfterStore);
-                    reset(connection, "reset_after_store").await
+            Err(response) => {
+                logged.log(state, None, status_of(&response), None, true);
+                response
+            }
+            Ok(outcome) => {
+                let duplicates = Some(outcome.duplicates);
+                match action {
+                    Action::ResetAfterStore => {
+                        state.store.count_fault(FaultKind::ResetAfterStore);
+                        let kind = Some(FaultKind::ResetAfterStore);
+                        logged.log(state, kind, "reset".to_owned(), duplicates, true);
+                        reset(connection, "reset_after_store").await
+                    }
+                    Action::CrashAfterStore => {
+                        state.store.count_fault(FaultKind::CrashAfterStore);
+                        let kind = Some(FaultKind::CrashAfterStore);
+                        logged.log(state, kind, "crash".to_owned(), duplicates, true);
+                        crash(state, connection, "crash_after_store").await
+                    }
+                    _ => {
+                        state.store.count_rejected(intake.rejected);
+                        let response = answers.stored(outcome);
+                        logged.log(state, None, status_of(&response), duplicates, true);
+                        response
+                    }
                 }
-                Action::CrashAfterStore => {
-                    state.store.count_fault(FaultKind::CrashAfterStore);
-                    crash(state, connection, "crash_after_store").await
-                }
-                _ => {
-                    state.store.count_rejected(intake.rejected);
-                    answers.stored(outcome)
-                }
-            },
+            }
         },
     };
     state
@@ -409,6 +527,7 @@ async fn crash(
 pub(crate) fn method_not_allowed(
     state: &AppState,
     route: &'static str,
+    protocol: Protocol,
     method: &str,
     refuse: impl FnOnce(String) -> Response,
 ) -> Response {
@@ -422,6 +541,22 @@ pub(crate) fn method_not_allowed(
     state
         .store
         .count_response(route, response.status().as_u16());
+    state.store.log_request(RequestRecord {
+        index: 0,
+        time: jiff::Timestamp::now().to_string(),
+        method: method.to_owned(),
+        route: route.to_owned(),
+        protocol,
+        content_type: None,
+        content_encoding: None,
+        body_bytes: None,
+        events: None,
+        duplicates: None,
+        fault: None,
+        rule: None,
+        outcome: response.status().as_u16().to_string(),
+        latency_ms: None,
+    });
     response
 }
 

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use crate::connection::ConnectionHandle;
 use crate::event::{IncomingEvent, Protocol};
-use crate::front_door::{self, Answers, Intake, Rejection};
+use crate::front_door::{self, Answers, Intake, Rejection, RequestFacts};
 use crate::state::AppState;
 use crate::store::StoreOutcome;
 
@@ -23,11 +23,13 @@ pub(crate) const ROUTE: &str = "/ingest";
 
 /// `POST /ingest`.
 pub(crate) async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let ticket = state.store.begin_request(ROUTE);
+    let ticket = state.store.begin_request(ROUTE, Protocol::Ingest);
     let (parts, body) = request.into_parts();
     let connection = parts.extensions.get::<ConnectionHandle>().cloned();
+    let mut facts = RequestFacts::from_headers(&parts.headers);
+    let limit = state.max_body_bytes;
     let decoded = match front_door::require_content_type(&parts.headers, &["application/json"]) {
-        Ok(()) => match front_door::read_body(&parts.headers, body, state.max_body_bytes).await {
+        Ok(()) => match front_door::read_body(&parts.headers, body, limit, &mut facts).await {
             Ok(bytes) => decode_batch(&bytes),
             Err(rejection) => Err(rejection),
         },
@@ -39,7 +41,7 @@ pub(crate) async fn handle(State(state): State<Arc<AppState>>, request: Request)
         ticket,
         rejected: 0,
     };
-    front_door::serve_batch(&state, connection, intake, decoded, &IngestAnswers).await
+    front_door::serve_batch(&state, connection, intake, facts, decoded, &IngestAnswers).await
 }
 
 /// `/ingest` answers `202 {"accepted": N, "duplicates": D}`; errors are `{"error": ...}` (the defaults).
@@ -57,7 +59,8 @@ pub(crate) async fn method_not_allowed(
     State(state): State<Arc<AppState>>,
     request: Request,
 ) -> Response {
-    front_door::method_not_allowed(&state, ROUTE, request.method().as_str(), |message| {
+    let method = request.method().as_str();
+    front_door::method_not_allowed(&state, ROUTE, Protocol::Ingest, method, |message| {
         Rejection::new(StatusCode::METHOD_NOT_ALLOWED, message).into_response()
     })
 }
@@ -137,6 +140,7 @@ fn decode_event(event: Value) -> Result<IncomingEvent, String> {
         timestamp: Some(timestamp),
         distinct_id: Some(distinct_id),
         resource: None,
+        shared: None,
         properties,
     })
 }

@@ -27,18 +27,26 @@
 //! # Map of the crate
 //! - [`cli`]: the `fake-ingest` command line, runnable from any binary.
 //! - `config`: [`Config`], validated once.
-//! - `event`: the captured-event model every front door decodes into ([`IncomingEvent`], [`CapturedEvent`]).
+//! - `event`: the captured-event model every front door decodes into ([`IncomingEvent`], [`CapturedEvent`],
+//!   [`SharedProperties`]: what the records of one request share, held once).
+//! - `fault_kinds`: the one list of fault kinds ([`FaultKind`], [`FaultCounts`], the plain action names).
 //! - `faults`: the fault plan ([`FaultPlan`]) and the deterministic per-request decision ([`FaultPlan::decide`]).
+//! - `dedupe_key`: the compact, exact form of a stored idempotency key.
 //! - `store`: capture, dedupe, persistence and counters shared by every front door.
 //! - `log`: the on-disk batch log behind `--data-dir` (its module doc is the format spec).
 //! - `stats`: the [`Stats`] shape served at `/_fake/stats`.
 //! - `front_door`: the shared pipeline a data route runs (count, decide, delay, store, answer or misbehave).
 //! - `ingest`: the strict `POST /ingest` decoder.
-//! - `otlp`: the OTLP/HTTP front door (`/v1/logs`, `/v1/traces`, `/v1/metrics`), its derived dedupe keys.
+//! - `otlp`: the OTLP/HTTP front door (`/v1/logs`, `/v1/traces`, `/v1/metrics`, and PostHog's `/i/v1/...`): one walk
+//!   over resources and scopes, a file per signal, the derived dedupe keys.
 //! - `posthog`: the PostHog capture front door (`/batch`, `/capture`, `/e`, `/i/v0/e`).
 //! - `web_body`: bounded gzip decompression shared by the front doors.
 //! - `web`: the live page at `GET /` and the Prometheus text at `GET /metrics` (rendered by `metrics`).
-//! - `control`: the `/_fake/` control API ([`EventsPage`] and friends).
+//! - `query`: which captured events and logged requests a reader asks for and gets ([`EventsQuery`],
+//!   [`EventsPage`], [`RequestsQuery`], [`RequestsPage`]).
+//! - `expect`: waiting for events (`GET /_fake/wait`, [`Server::wait_for_events`]) and [`Expectation`]s.
+//! - `request_log`: the bounded log of requests to data routes (`GET /_fake/requests`, [`RequestRecord`]).
+//! - `control`: the `/_fake/` control API.
 //! - `connection`: the per-connection handle that lets a handler reset its TCP connection.
 //! - `state`: what every handler shares (settings, the current plan, the store, what a crash does).
 //! - `server`: [`app`], the accept loop and the embeddable [`Server`] handle.
@@ -48,8 +56,11 @@ pub mod cli;
 mod config;
 mod connection;
 mod control;
+mod dedupe_key;
 mod error;
 mod event;
+mod expect;
+mod fault_kinds;
 mod faults;
 mod front_door;
 mod ingest;
@@ -57,6 +68,8 @@ mod log;
 mod metrics;
 mod otlp;
 mod posthog;
+mod query;
+mod request_log;
 mod server;
 mod state;
 mod stats;
@@ -65,12 +78,18 @@ mod web;
 mod web_body;
 
 pub use config::{Config, DEFAULT_MAX_BODY_BYTES};
-pub use control::{EventsPage, EventsQuery};
 pub use error::Error;
-pub use event::{CapturedEvent, IncomingEvent, Protocol};
+pub use event::{CapturedEvent, IncomingEvent, Protocol, SharedProperties};
+pub use expect::{Expectation, ExpectationFailed};
+pub use fault_kinds::{FaultCounts, FaultKind};
 pub use faults::{
-    Action, Decision, FaultContext, FaultKind, FaultPlan, Latency, PlanError, PropertyMatch, Rule,
-    When,
+    Action, Decision, FaultContext, FaultPlan, Latency, MAX_LATENCY_MS, MAX_LOGNORMAL_SIGMA,
+    MAX_NAME_BYTES, MAX_RETRY_AFTER_SECS, MAX_RULES, PlanError, PropertyMatch, Rule, When,
 };
+pub use query::{
+    EventFilter, EventsFormat, EventsPage, EventsQuery, RequestRecord, RequestsPage, RequestsQuery,
+    WaitOutcome, WaitQuery,
+};
+pub use request_log::DEFAULT_MAX_REQUESTS_KEPT;
 pub use server::{CrashMode, Server, app};
-pub use stats::{FaultCounts, RouteStats, Stats};
+pub use stats::{MAX_UNKNOWN_ROUTES, OTHER_UNKNOWN_ROUTES, RouteStats, Stats};

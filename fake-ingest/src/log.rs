@@ -2,11 +2,21 @@
 //!
 //! # Format
 //! The directory holds two files:
-//! - `batches.jsonl`: one record per stored batch, in store order. A record is one line: a JSON object
-//!   `{"request_id": u64, "protocol": "ingest", "route": "/ingest", "received_at": RFC 3339, "events": [IncomingEvent...]}`
-//!   followed by `\n`. The events are the whole batch as decoded, duplicates included, so replaying the log through
-//!   the same dedupe reproduces the captured events, their `seq` numbers and the event counts exactly. JSON strings
-//!   never contain a raw newline, so a `\n` ends a record and nothing else.
+//! - `batches.jsonl`: one record per stored batch, in store order. A record is one line, a JSON object followed by
+//!   `\n`:
+//!   ```text
+//!   {"request_id": u64, "protocol": "otlp_logs", "route": "/v1/logs", "received_at": RFC 3339,
+//!    "resources": [{attributes}, ...], "shared": [{"properties": {...}, "parent": index or null}, ...],
+//!    "duplicates": u64, "events": [event, ...]}
+//!   ```
+//!   `events` are the batch's events that were new when it was stored, in request order; `duplicates` counts the
+//!   others (their keys were already stored), so replaying the log through the same dedupe reproduces the captured
+//!   events, their `seq` numbers and the event counts exactly. An event is the JSON of an
+//!   [`crate::IncomingEvent`] whose `resource` and `shared` are indexes into the record's `resources` and `shared`
+//!   tables: what several events share (an OTLP resource, a scope, a metric) is written once per record, so a
+//!   record grows with the request, never with the product of a resource's size and its record count. A `shared`
+//!   entry's `parent` is an earlier entry. `resources`, `shared` and `duplicates` may be absent (empty, empty, 0).
+//!   JSON strings never contain a raw newline, so a `\n` ends a record and nothing else.
 //! - `lock`: held with an exclusive advisory lock (`flock`) while a server uses the directory; the kernel releases it
 //!   when the holder dies, even by `SIGKILL`.
 //!
@@ -20,33 +30,269 @@
 //! too (only a tail can be torn), truncates the tail away and logs a warning. A bad record followed by a good one
 //! is corruption, reported as [`Error::CorruptLog`].
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::error::Error;
-use crate::event::{IncomingEvent, Protocol};
+use crate::event::{IncomingEvent, Protocol, SharedProperties};
 
-/// One stored batch as written to the log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One stored batch as read back from the log, its shared parts rebuilt.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct BatchRecord {
     pub(crate) request_id: u64,
     pub(crate) protocol: Protocol,
     pub(crate) route: String,
     pub(crate) received_at: String,
+    /// The events that were new when the batch was stored.
     pub(crate) events: Vec<IncomingEvent>,
+    /// How many events of the batch were duplicates when it was stored.
+    pub(crate) duplicates: u64,
 }
 
-/// One stored batch as it is written: the same shape as [`BatchRecord`], borrowing the events.
-#[derive(Debug, Clone, Copy, Serialize)]
+/// One stored batch as it is written, borrowing the events.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchRecordRef<'a> {
     pub(crate) request_id: u64,
     pub(crate) protocol: Protocol,
     pub(crate) route: &'a str,
     pub(crate) received_at: &'a str,
+    /// The events that are new.
     pub(crate) events: &'a [IncomingEvent],
+    /// How many events of the batch are duplicates (not written).
+    pub(crate) duplicates: u64,
+}
+
+/// A record's line as written.
+#[derive(Serialize)]
+struct LineOut<'a> {
+    request_id: u64,
+    protocol: Protocol,
+    route: &'a str,
+    received_at: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    resources: Vec<&'a Map<String, Value>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    shared: Vec<SharedOut<'a>>,
+    #[serde(skip_serializing_if = "is_zero")]
+    duplicates: u64,
+    events: Vec<EventOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct SharedOut<'a> {
+    properties: &'a Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct EventOut<'a> {
+    dedupe_key: &'a str,
+    has_idempotency_key: bool,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    distinct_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shared: Option<usize>,
+    properties: &'a Map<String, Value>,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
+}
+
+/// A record's line as read.
+#[derive(Deserialize)]
+struct LineIn {
+    request_id: u64,
+    protocol: Protocol,
+    route: String,
+    received_at: String,
+    #[serde(default)]
+    resources: Vec<Map<String, Value>>,
+    #[serde(default)]
+    shared: Vec<SharedIn>,
+    #[serde(default)]
+    duplicates: u64,
+    events: Vec<EventIn>,
+}
+
+#[derive(Deserialize)]
+struct SharedIn {
+    properties: Map<String, Value>,
+    #[serde(default)]
+    parent: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct EventIn {
+    dedupe_key: String,
+    has_idempotency_key: bool,
+    name: String,
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default)]
+    distinct_id: Option<String>,
+    /// An index into `resources` (or, in logs written before resources were shared, the attributes themselves).
+    #[serde(default)]
+    resource: Option<Value>,
+    #[serde(default)]
+    shared: Option<usize>,
+    properties: Map<String, Value>,
+}
+
+impl BatchRecordRef<'_> {
+    /// The record's line, without its `\n`: each resource and shared level written once.
+    fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let mut resources = Vec::new();
+        let mut resource_indexes: HashMap<*const Map<String, Value>, usize> = HashMap::new();
+        let mut shared = Vec::new();
+        let mut shared_indexes: HashMap<*const SharedProperties, usize> = HashMap::new();
+        let mut events = Vec::with_capacity(self.events.len());
+        for event in self.events {
+            let resource = event.resource.as_ref().map(|resource| {
+                *resource_indexes
+                    .entry(Arc::as_ptr(resource))
+                    .or_insert_with(|| {
+                        resources.push(&**resource);
+                        resources.len() - 1
+                    })
+            });
+            let shared_index = event
+                .shared
+                .as_ref()
+                .map(|level| shared_index(level, &mut shared, &mut shared_indexes));
+            events.push(EventOut {
+                dedupe_key: &event.dedupe_key,
+                has_idempotency_key: event.has_idempotency_key,
+                name: &event.name,
+                timestamp: event.timestamp.as_deref(),
+                distinct_id: event.distinct_id.as_deref(),
+                resource,
+                shared: shared_index,
+                properties: &event.properties,
+            });
+        }
+        serde_json::to_vec(&LineOut {
+            request_id: self.request_id,
+            protocol: self.protocol,
+            route: self.route,
+            received_at: self.received_at,
+            resources,
+            shared,
+            duplicates: self.duplicates,
+            events,
+        })
+    }
+}
+
+/// The index of a shared level in the table, adding it (after its parents) when it is not there yet.
+fn shared_index<'a>(
+    level: &'a Arc<SharedProperties>,
+    table: &mut Vec<SharedOut<'a>>,
+    indexes: &mut HashMap<*const SharedProperties, usize>,
+) -> usize {
+    if let Some(index) = indexes.get(&Arc::as_ptr(level)) {
+        return *index;
+    }
+    let parent = level
+        .parent
+        .as_ref()
+        .map(|parent| shared_index(parent, table, indexes));
+    table.push(SharedOut {
+        properties: &level.properties,
+        parent,
+    });
+    indexes.insert(Arc::as_ptr(level), table.len() - 1);
+    table.len() - 1
+}
+
+impl LineIn {
+    /// The record with its shared parts rebuilt (one `Arc` per table entry); an index out of range is an error.
+    fn into_record(self) -> Result<BatchRecord, serde_json::Error> {
+        use serde::de::Error as _;
+        let resources: Vec<Arc<Map<String, Value>>> =
+            self.resources.into_iter().map(Arc::new).collect();
+        let mut shared: Vec<Arc<SharedProperties>> = Vec::with_capacity(self.shared.len());
+        for (index, level) in self.shared.into_iter().enumerate() {
+            let parent = match level.parent {
+                None => None,
+                Some(parent) if parent < index => Some(Arc::clone(&shared[parent])),
+                Some(parent) => {
+                    return Err(serde_json::Error::custom(format!(
+                        "shared[{index}] has parent {parent}, which is not an earlier entry"
+                    )));
+                }
+            };
+            shared.push(Arc::new(SharedProperties {
+                properties: level.properties,
+                parent,
+            }));
+        }
+        let events = self
+            .events
+            .into_iter()
+            .enumerate()
+            .map(|(index, event)| {
+                let resource = match event.resource {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Object(attributes)) => Some(Arc::new(attributes)),
+                    Some(Value::Number(number)) => Some(
+                        number
+                            .as_u64()
+                            .and_then(|at| resources.get(usize::try_from(at).ok()?))
+                            .cloned()
+                            .ok_or_else(|| {
+                                serde_json::Error::custom(format!(
+                                    "events[{index}].resource {number} is not an index of resources"
+                                ))
+                            })?,
+                    ),
+                    Some(other) => {
+                        return Err(serde_json::Error::custom(format!(
+                            "events[{index}].resource must be an index or an object, not {other}"
+                        )));
+                    }
+                };
+                let shared = match event.shared {
+                    None => None,
+                    Some(at) => Some(shared.get(at).cloned().ok_or_else(|| {
+                        serde_json::Error::custom(format!(
+                            "events[{index}].shared {at} is not an index of shared"
+                        ))
+                    })?),
+                };
+                Ok(IncomingEvent {
+                    dedupe_key: event.dedupe_key,
+                    has_idempotency_key: event.has_idempotency_key,
+                    name: event.name,
+                    timestamp: event.timestamp,
+                    distinct_id: event.distinct_id,
+                    resource,
+                    shared,
+                    properties: event.properties,
+                })
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        Ok(BatchRecord {
+            request_id: self.request_id,
+            protocol: self.protocol,
+            route: self.route,
+            received_at: self.received_at,
+            events,
+            duplicates: self.duplicates,
+        })
+    }
 }
 
 /// The open log: appends go to the end.
@@ -123,7 +369,7 @@ impl BatchLog {
 
     /// Appends one record and syncs it to disk; on failure the log is rolled back to its previous length.
     pub(crate) fn append(&mut self, record: &BatchRecordRef<'_>) -> Result<(), Error> {
-        let mut line = serde_json::to_vec(record).map_err(|source| Error::DataDir {
+        let mut line = record.encode().map_err(|source| Error::DataDir {
             path: self.path.clone(),
             what: "cannot encode a record",
             source: source.into(),
@@ -164,6 +410,14 @@ impl BatchLog {
     }
 }
 
+/// Reads the records of the log in `dir` without locking or repairing it (for `fake-ingest export` on a stopped
+/// server's directory): a torn tail is left out, as on open.
+pub(crate) fn read(dir: &Path) -> Result<Vec<BatchRecord>, Error> {
+    let path = dir.join("batches.jsonl");
+    let bytes = std::fs::read(&path).map_err(io_error(&path, "cannot read the batch log"))?;
+    Ok(decode(&path, &bytes)?.0)
+}
+
 /// Builds the `map_err` closure of an I/O step on `path`.
 fn io_error(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.to_owned();
@@ -182,7 +436,7 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<(Vec<BatchRecord>, usize), Error>
             // A last line without its newline is torn, even if it happens to parse.
             break;
         }
-        match serde_json::from_slice::<BatchRecord>(line) {
+        match serde_json::from_slice::<LineIn>(line).and_then(LineIn::into_record) {
             Ok(record) => {
                 if let Some((line, source)) = first_bad {
                     return Err(Error::CorruptLog {
@@ -215,6 +469,18 @@ mod tests {
             route: "/ingest".to_owned(),
             received_at: "2026-11-23T10:55:10Z".to_owned(),
             events: Vec::new(),
+            duplicates: 0,
+        }
+    }
+
+    fn borrowed(record: &BatchRecord) -> BatchRecordRef<'_> {
+        BatchRecordRef {
+            request_id: record.request_id,
+            protocol: record.protocol,
+            route: &record.route,
+            received_at: &record.received_at,
+            events: &record.events,
+            duplicates: record.duplicates,
         }
     }
 
@@ -226,14 +492,7 @@ mod tests {
             assert!(replayed.is_empty());
             for id in 1..=3 {
                 let record = record(id);
-                let borrowed = BatchRecordRef {
-                    request_id: record.request_id,
-                    protocol: record.protocol,
-                    route: &record.route,
-                    received_at: &record.received_at,
-                    events: &record.events,
-                };
-                log.append(&borrowed).expect("appends");
+                log.append(&borrowed(&record)).expect("appends");
             }
         }
         let full = std::fs::read(dir.path().join("batches.jsonl")).expect("reads");
@@ -248,7 +507,8 @@ mod tests {
 
     #[test]
     fn a_bad_record_before_a_good_one_is_corruption() {
-        let good = serde_json::to_string(&record(1)).expect("encodes");
+        let good =
+            String::from_utf8(borrowed(&record(1)).encode().expect("encodes")).expect("UTF-8");
         let text = format!("{{oops\n{good}\n");
         let error = decode(Path::new("x"), text.as_bytes()).expect_err("corrupt");
         assert!(
@@ -263,5 +523,100 @@ mod tests {
         let _first = BatchLog::open(dir.path()).expect("opens");
         let second = BatchLog::open(dir.path()).expect_err("locked");
         assert!(matches!(second, Error::DataDirLocked { .. }), "{second}");
+    }
+
+    fn event(
+        key: &str,
+        resource: &Arc<Map<String, Value>>,
+        shared: &Arc<SharedProperties>,
+    ) -> IncomingEvent {
+        IncomingEvent {
+            dedupe_key: key.to_owned(),
+            has_idempotency_key: true,
+            name: "log".to_owned(),
+            timestamp: None,
+            distinct_id: None,
+            resource: Some(Arc::clone(resource)),
+            shared: Some(Arc::clone(shared)),
+            properties: Map::new(),
+        }
+    }
+
+    #[test]
+    fn shared_parts_are_written_once_per_record_and_read_back_shared() {
+        let big = "x".repeat(1000);
+        let resource = Arc::new(Map::from_iter([(
+            "service.name".to_owned(),
+            Value::String(big.clone()),
+        )]));
+        let scope = Arc::new(SharedProperties {
+            properties: Map::from_iter([(
+                "otel.scope.name".to_owned(),
+                Value::String(big.clone()),
+            )]),
+            parent: None,
+        });
+        let metric = Arc::new(SharedProperties {
+            properties: Map::from_iter([("otel.unit".to_owned(), Value::String(big.clone()))]),
+            parent: Some(Arc::clone(&scope)),
+        });
+        let mut written = record(1);
+        written.events = (0..100)
+            .map(|i| {
+                event(
+                    &format!("k{i}"),
+                    &resource,
+                    if i % 2 == 0 { &scope } else { &metric },
+                )
+            })
+            .collect();
+        written.duplicates = 7;
+        let line = borrowed(&written).encode().expect("encodes");
+        assert!(
+            line.len() < 4 * big.len() + 100 * 120,
+            "{} bytes",
+            line.len()
+        );
+
+        let mut text = line;
+        text.push(b'\n');
+        let (records, _) = decode(Path::new("x"), &text).expect("decodes");
+        let read = &records[0];
+        assert_eq!(read, &written);
+        let first = read.events[0].resource.as_ref().expect("a resource");
+        let last = read.events[99].resource.as_ref().expect("a resource");
+        assert!(Arc::ptr_eq(first, last), "one resource, shared again");
+        assert_eq!(
+            read.events[1].property("otel.scope.name"),
+            Some(&Value::String(big))
+        );
+    }
+
+    #[test]
+    fn an_index_out_of_range_is_corruption_and_a_resource_object_is_read_inline() {
+        let bad = r#"{"request_id":1,"protocol":"otlp_logs","route":"/v1/logs","received_at":"t","events":[{"dedupe_key":"k","has_idempotency_key":true,"name":"n","resource":3,"properties":{}}]}"#;
+        let good = r#"{"request_id":2,"protocol":"otlp_logs","route":"/v1/logs","received_at":"t","events":[{"dedupe_key":"k","has_idempotency_key":true,"name":"n","resource":{"a":1},"properties":{}}]}"#;
+        let error =
+            decode(Path::new("x"), format!("{bad}\n{good}\n").as_bytes()).expect_err("corrupt");
+        assert!(
+            error_chain_contains(&error, "is not an index of resources"),
+            "{error}"
+        );
+        let (records, _) = decode(Path::new("x"), format!("{good}\n").as_bytes()).expect("valid");
+        assert_eq!(
+            records[0].events[0].resource.as_deref(),
+            Some(&Map::from_iter([("a".to_owned(), Value::from(1))]))
+        );
+    }
+
+    fn error_chain_contains(error: &Error, text: &str) -> bool {
+        let mut source: Option<&dyn std::error::Error> = Some(error);
+        while let Some(cause) = source {
+            if cause.to_string().contains(text) {
+                return true;
+            }
+            source = cause.source();
+        }
+        false
     }
 }

@@ -1,12 +1,13 @@
 //! `GET /metrics`: the server's counters in the Prometheus text exposition format (version 0.0.4).
 //!
-//! Three counter families, each sample a running total since start (or since the last `POST /_fake/reset`):
+//! Four counter families, each sample a running total since start (or since the last `POST /_fake/reset`):
 //!
 //! | family | labels | counts |
 //! |---|---|---|
 //! | `fake_ingest_requests_total` | `route`, `status` | answered requests per route and status |
 //! | `fake_ingest_events_total` | `outcome` | events by outcome (`received`, `unique`, `duplicate`, `rejected`, ...) |
 //! | `fake_ingest_faults_total` | `kind` | injected faults per action kind |
+//! | `fake_ingest_unknown_route_requests_total` | `method`, `path` | requests to routes that are not served |
 //!
 //! The renderer takes plain data ([`Counters`]), so it does not care how the server keeps its statistics; the
 //! output is sorted by labels so that it is stable for snapshots.
@@ -36,6 +37,19 @@ pub(crate) struct Counters {
     pub(crate) events: Vec<(String, u64)>,
     /// Injected faults by kind.
     pub(crate) faults: Vec<(String, u64)>,
+    /// Requests to unknown routes by method and path.
+    pub(crate) unknown_routes: Vec<UnknownRouteCount>,
+}
+
+/// One `fake_ingest_unknown_route_requests_total` sample.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct UnknownRouteCount {
+    /// The HTTP method (empty for the `(other)` bucket).
+    pub(crate) method: String,
+    /// The path, or `(other)`.
+    pub(crate) path: String,
+    /// How many requests.
+    pub(crate) count: u64,
 }
 
 /// Renders the counters in the Prometheus text format.
@@ -73,6 +87,22 @@ pub(crate) fn render(counters: &Counters) -> String {
         "kind",
         &counters.faults,
     );
+    family_header(
+        &mut output,
+        "fake_ingest_unknown_route_requests_total",
+        "Requests to routes that are not served (404), by method and path.",
+    );
+    let mut unknown: Vec<&UnknownRouteCount> = counters.unknown_routes.iter().collect();
+    unknown.sort();
+    for route in unknown {
+        let _ = writeln!(
+            output,
+            "fake_ingest_unknown_route_requests_total{{method=\"{}\",path=\"{}\"}} {}",
+            escape_label_value(&route.method),
+            escape_label_value(&route.path),
+            route.count
+        );
+    }
     output
 }
 
@@ -143,6 +173,11 @@ mod tests {
                 ("duplicate".to_owned(), 1),
             ],
             faults: vec![("status".to_owned(), 1)],
+            unknown_routes: vec![UnknownRouteCount {
+                method: "POST".to_owned(),
+                path: "/i/v1/logz".to_owned(),
+                count: 2,
+            }],
         }
     }
 
@@ -163,6 +198,9 @@ fake_ingest_events_total{outcome=\"unique\"} 5
 # HELP fake_ingest_faults_total Injected faults, by kind.
 # TYPE fake_ingest_faults_total counter
 fake_ingest_faults_total{kind=\"status\"} 1
+# HELP fake_ingest_unknown_route_requests_total Requests to routes that are not served (404), by method and path.
+# TYPE fake_ingest_unknown_route_requests_total counter
+fake_ingest_unknown_route_requests_total{method=\"POST\",path=\"/i/v1/logz\"} 2
 ";
         assert_eq!(text, expected);
     }
@@ -179,7 +217,7 @@ fake_ingest_faults_total{kind=\"status\"} 1
             text.lines()
                 .filter(|line| line.starts_with("# TYPE"))
                 .count(),
-            3
+            4
         );
     }
 }

@@ -306,6 +306,7 @@ fn decode_event(mut raw_event: Map<String, Value>) -> Result<IncomingEvent, Stri
         timestamp,
         distinct_id: Some(distinct_id),
         resource: None,
+        shared: None,
         properties,
     })
 }

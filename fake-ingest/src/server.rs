@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -24,8 +24,10 @@ use crate::config::Config;
 use crate::connection::{ConnectionHandle, ResettableStream};
 use crate::error::Error;
 use crate::event::CapturedEvent;
+use crate::expect::{self, Expectation, ExpectationFailed};
 use crate::faults::FaultPlan;
 use crate::front_door::Rejection;
+use crate::query::{EventFilter, RequestsPage, RequestsQuery, WaitOutcome};
 use crate::state::{AppState, CrashBehavior};
 use crate::stats::Stats;
 use crate::{control, ingest, otlp, posthog, web};
@@ -71,7 +73,10 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn not_found(request: Request) -> Response {
+async fn not_found(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    state
+        .store
+        .count_unknown_route(request.method().as_str(), request.uri().path());
     Rejection::new(
         StatusCode::NOT_FOUND,
         format!("no route for {} {}", request.method(), request.uri().path()),
@@ -226,6 +231,85 @@ impl Server {
         self.state.store.events()
     }
 
+    /// Waits until at least `min` captured events match `filter`, or `timeout` passes; answers what matched either
+    /// way (as `GET /_fake/wait`). Blocks the calling thread; from async code use
+    /// [`Server::wait_for_events_async`].
+    pub fn wait_for_events(
+        &self,
+        filter: &EventFilter,
+        min: usize,
+        timeout: Duration,
+    ) -> WaitOutcome {
+        self.state
+            .store
+            .wait_until_blocking(timeout, |events, _| expect::look(events, filter, min))
+            .1
+    }
+
+    /// As [`Server::wait_for_events`], for async code.
+    pub async fn wait_for_events_async(
+        &self,
+        filter: &EventFilter,
+        min: usize,
+        timeout: Duration,
+    ) -> WaitOutcome {
+        self.state
+            .store
+            .wait_until(timeout, |events, _| expect::look(events, filter, min))
+            .await
+            .1
+    }
+
+    /// Checks `expectation` against what is captured now.
+    ///
+    /// # Errors
+    /// [`ExpectationFailed`], whose message lists the failed checks and what was captured.
+    pub fn check(&self, expectation: &Expectation) -> Result<(), ExpectationFailed> {
+        self.expect_within(expectation, Duration::ZERO)
+    }
+
+    /// Waits until `expectation` holds, or `timeout` passes. Blocks the calling thread; from async code use
+    /// [`Server::expect_within_async`]. An expectation with upper bounds (`exactly`, `at_most`, `none_named`)
+    /// holds as soon as it holds, so call it once the code under test is done sending.
+    ///
+    /// # Errors
+    /// [`ExpectationFailed`] when it still fails at the timeout, with what was captured then.
+    pub fn expect_within(
+        &self,
+        expectation: &Expectation,
+        timeout: Duration,
+    ) -> Result<(), ExpectationFailed> {
+        self.state
+            .store
+            .wait_until_blocking(timeout, |events, stats| {
+                evaluate(expectation, events, stats)
+            })
+            .1
+    }
+
+    /// As [`Server::expect_within`], for async code.
+    ///
+    /// # Errors
+    /// As [`Server::expect_within`].
+    pub async fn expect_within_async(
+        &self,
+        expectation: &Expectation,
+        timeout: Duration,
+    ) -> Result<(), ExpectationFailed> {
+        self.state
+            .store
+            .wait_until(timeout, |events, stats| {
+                evaluate(expectation, events, stats)
+            })
+            .await
+            .1
+    }
+
+    /// One page of the request log (as `GET /_fake/requests`).
+    pub fn requests(&self, query: &RequestsQuery) -> RequestsPage {
+        self.state.store.requests(query)
+    }
+
     /// The current fault plan.
     pub fn faults(&self) -> FaultPlan {
         FaultPlan::clone(&self.state.faults())
@@ -256,6 +340,20 @@ impl Drop for Server {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// Evaluates an expectation: whether it holds, and the failure (with what was captured) when it does not.
+fn evaluate(
+    expectation: &Expectation,
+    events: &[CapturedEvent],
+    stats: &Stats,
+) -> (bool, Result<(), ExpectationFailed>) {
+    let failures = expectation.failures(events, stats);
+    if failures.is_empty() {
+        (true, Ok(()))
+    } else {
+        (false, Err(ExpectationFailed::new(&failures, events, stats)))
     }
 }
 

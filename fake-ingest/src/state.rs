@@ -37,7 +37,11 @@ impl AppState {
             seed: config.seed,
             max_body_bytes: config.max_body_bytes,
             faults: RwLock::new(Arc::new(config.faults.clone())),
-            store: Store::open(config.data_dir.as_deref())?,
+            store: Store::open(
+                config.data_dir.as_deref(),
+                config.max_requests_kept,
+                config.max_events_kept,
+            )?,
             crash,
         }))
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::faults::FaultKind;
+use crate::fault_kinds::FaultCounts;
 
 /// A snapshot of the server's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,34 +32,68 @@ pub struct Stats {
     /// running process, like the request counts.
     #[serde(default)]
     pub events_rejected: u64,
+    /// Captured events no longer kept in memory because of `--max-events-kept` (oldest first; their keys are
+    /// kept, so a resend is still a duplicate). Counted in `events_unique` too.
+    #[serde(default)]
+    pub events_evicted: u64,
     /// Batches stored (including those stored before an injected reset or crash).
     pub batches_stored: u64,
     /// Injected faults by kind.
     pub faults: FaultCounts,
     /// Requests and responses per route, e.g. `/ingest`.
     pub routes: BTreeMap<String, RouteStats>,
+    /// Requests to routes fake-ingest does not serve (answered `404`), by method and path, e.g.
+    /// `"POST /i/v1/logz"` (the query is left out). At most [`MAX_UNKNOWN_ROUTES`] distinct ones are kept; the
+    /// requests of any further ones count under `"(other)"`.
+    #[serde(default)]
+    pub unknown_routes: BTreeMap<String, u64>,
 }
 
-/// Injected faults by kind.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FaultCounts {
-    /// Requests delayed by a rule's `latency`.
-    pub latency: u64,
-    /// Injected status responses.
-    pub status: u64,
-    /// Connections reset before storing.
-    pub reset_before_store: u64,
-    /// Connections reset after storing.
-    pub reset_after_store: u64,
-    /// Requests left unanswered.
-    pub hang: u64,
-    /// Crashes before storing (seen only by an embedded server, or by the log line of the process that aborts).
-    pub crash_before_store: u64,
-    /// Crashes after storing.
-    pub crash_after_store: u64,
-    /// Requests whose records were all rejected by a `reject` rule.
-    #[serde(default)]
-    pub reject: u64,
+/// The most distinct unknown routes [`Stats::unknown_routes`] keeps apart.
+pub const MAX_UNKNOWN_ROUTES: usize = 100;
+
+/// The key under which requests to unknown routes past [`MAX_UNKNOWN_ROUTES`] are counted.
+pub const OTHER_UNKNOWN_ROUTES: &str = "(other)";
+
+/// The longest path kept in an unknown route's key, in bytes (longer ones are cut at a character boundary).
+const MAX_UNKNOWN_PATH_BYTES: usize = 200;
+
+impl Stats {
+    /// Counts a request to an unknown route.
+    pub(crate) fn count_unknown_route(&mut self, method: &str, path: &str) {
+        let mut end = path.len().min(MAX_UNKNOWN_PATH_BYTES);
+        while !path.is_char_boundary(end) {
+            end -= 1;
+        }
+        let key = format!("{method} {}", &path[..end]);
+        let key = if self.unknown_routes.contains_key(&key)
+            || self.unknown_routes.len() < MAX_UNKNOWN_ROUTES
+        {
+            key
+        } else {
+            OTHER_UNKNOWN_ROUTES.to_owned()
+        };
+        *self.unknown_routes.entry(key).or_default() += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_routes_are_counted_by_method_and_path_and_bounded() {
+        let mut stats = Stats::default();
+        stats.count_unknown_route("POST", "/i/v1/logz");
+        stats.count_unknown_route("POST", "/i/v1/logz");
+        for index in 0..MAX_UNKNOWN_ROUTES + 5 {
+            stats.count_unknown_route("GET", &format!("/x{index}"));
+        }
+        stats.count_unknown_route("GET", &"é".repeat(300));
+        assert_eq!(stats.unknown_routes["POST /i/v1/logz"], 2);
+        assert_eq!(stats.unknown_routes.len(), MAX_UNKNOWN_ROUTES + 1);
+        assert_eq!(stats.unknown_routes[OTHER_UNKNOWN_ROUTES], 7);
+    }
 }
 
 /// Requests and responses of one route.
@@ -69,20 +103,4 @@ pub struct RouteStats {
     pub requests: u64,
     /// Responses sent, by status code.
     pub responses: BTreeMap<u16, u64>,
-}
-
-impl FaultCounts {
-    pub(crate) fn count(&mut self, kind: FaultKind) {
-        let counter = match kind {
-            FaultKind::Latency => &mut self.latency,
-            FaultKind::Status => &mut self.status,
-            FaultKind::ResetBeforeStore => &mut self.reset_before_store,
-            FaultKind::ResetAfterStore => &mut self.reset_after_store,
-            FaultKind::Hang => &mut self.hang,
-            FaultKind::CrashBeforeStore => &mut self.crash_before_store,
-            FaultKind::CrashAfterStore => &mut self.crash_after_store,
-            FaultKind::Reject => &mut self.reject,
-        };
-        *counter += 1;
-    }
 }

@@ -16,7 +16,8 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::metrics::{self, Counters, RequestCount};
+use crate::fault_kinds::FaultKind;
+use crate::metrics::{self, Counters, RequestCount, UnknownRouteCount};
 use crate::state::AppState;
 use crate::stats::Stats;
 
@@ -67,22 +68,33 @@ fn counters(stats: &Stats) -> Counters {
         ("duplicate", stats.duplicates),
         ("rejected", stats.events_rejected),
         ("without_key", stats.events_without_key),
+        ("evicted", stats.events_evicted),
     ]
     .into_iter()
     .map(|(outcome, count)| (outcome.to_owned(), count))
     .collect();
-    // Every fault kind, zeros included, named as in `/_fake/stats` (the field names of `FaultCounts`).
-    let faults = match serde_json::to_value(&stats.faults) {
-        Ok(serde_json::Value::Object(kinds)) => kinds
-            .into_iter()
-            .filter_map(|(kind, count)| count.as_u64().map(|count| (kind, count)))
-            .collect(),
-        _ => Vec::new(),
-    };
+    // Every fault kind, zeros included, named as in `/_fake/stats`.
+    let faults = FaultKind::ALL
+        .iter()
+        .map(|kind| (kind.name().to_owned(), stats.faults.get(*kind)))
+        .collect();
+    let unknown_routes = stats
+        .unknown_routes
+        .iter()
+        .map(|(key, count)| {
+            let (method, path) = key.split_once(' ').unwrap_or(("", key.as_str()));
+            UnknownRouteCount {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                count: *count,
+            }
+        })
+        .collect();
     Counters {
         requests,
         events,
         faults,
+        unknown_routes,
     }
 }
 

@@ -1,38 +1,67 @@
-//! The axum side of the OTLP front door: `POST /v1/logs`, `/v1/traces`, `/v1/metrics` through the shared pipeline
-//! ([`front_door::serve_batch`]), worded as OTLP/HTTP answers.
+//! The axum side of the OTLP front door: `POST /v1/logs`, `/v1/traces`, `/v1/metrics` and PostHog's OTLP routes
+//! `/i/v1/logs`, `/i/v1/traces`, `/i/v1/metrics` through the shared pipeline ([`front_door::serve_batch`]), worded
+//! as OTLP/HTTP answers.
+//!
+//! PostHog's routes are the same OTLP handling plus PostHog's project token: from `?token=` in the query, else an
+//! `Authorization: Bearer` header. It is kept with the events as the shared property `posthog.token`; a request
+//! without one is answered `401` (stored nothing), as PostHog's ingestion does.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use super::{Decoded, Encoding, Rejections, Signal, decode, error_response, success_response};
+use serde_json::{Map, Value};
+
+use super::{Decoded, Encoding, Rejections, Signal, decode_for, error_response, success_response};
 use crate::connection::ConnectionHandle;
-use crate::front_door::{self, Answers, Intake, Rejection};
+use crate::event::SharedProperties;
+use crate::front_door::{self, Answers, Intake, Rejection, RequestFacts};
 use crate::state::AppState;
 use crate::store::StoreOutcome;
 
-/// `POST /v1/logs`, `/v1/traces`, `/v1/metrics`; other methods get `405`.
+/// Who a route belongs to: OTLP itself, or PostHog's OTLP ingestion (which needs a project token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Door {
+    Otlp,
+    Posthog,
+}
+
+/// `POST /v1/logs`, `/v1/traces`, `/v1/metrics` and `/i/v1/logs`, `/i/v1/traces`, `/i/v1/metrics`; other methods
+/// get `405`.
 pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Signal::ALL.into_iter().fold(Router::new(), |router, signal| {
+    let doors = Signal::ALL.into_iter().flat_map(|signal| {
+        [
+            (signal, signal.route(), Door::Otlp),
+            (signal, signal.posthog_route(), Door::Posthog),
+        ]
+    });
+    doors.fold(Router::new(), |router, (signal, route, door)| {
         let handler = move |State(state): State<Arc<AppState>>, request: Request| {
-            handle(signal, state, request)
+            handle(signal, route, door, state, request)
         };
         let other_methods = move |State(state): State<Arc<AppState>>, request: Request| async move {
-            method_not_allowed(signal, &state, request.method().as_str())
+            method_not_allowed(signal, route, &state, request.method().as_str())
         };
-        router.route(signal.route(), post(handler).fallback(other_methods))
+        router.route(route, post(handler).fallback(other_methods))
     })
 }
 
 /// `POST` on a signal's route.
-pub(crate) async fn handle(signal: Signal, state: Arc<AppState>, request: Request) -> Response {
-    let route = signal.route();
-    let ticket = state.store.begin_request(route);
+async fn handle(
+    signal: Signal,
+    route: &'static str,
+    door: Door,
+    state: Arc<AppState>,
+    request: Request,
+) -> Response {
+    let ticket = state.store.begin_request(route, signal.protocol());
     let (parts, body) = request.into_parts();
+    let mut facts = RequestFacts::from_headers(&parts.headers);
     let connection = parts.extensions.get::<ConnectionHandle>().cloned();
     let content_type = parts
         .headers
@@ -44,18 +73,33 @@ pub(crate) async fn handle(signal: Signal, state: Arc<AppState>, request: Reques
         encoding: encoding.unwrap_or(Encoding::Json),
         rejected: Rejections::default(),
     };
-    let decoded = match encoding {
-        None => Err(Rejection::new(
+    let token = match door {
+        Door::Otlp => Ok(None),
+        Door::Posthog => posthog_token(&parts).map(Some),
+    };
+    let decoded = match (encoding, token) {
+        (_, Err(rejection)) => Err(rejection),
+        (None, _) => Err(Rejection::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
                 "unsupported Content-Type {:?}; OTLP/HTTP accepts application/x-protobuf or application/json",
                 content_type.unwrap_or_default()
             ),
         )),
-        Some(encoding) => {
-            match front_door::read_body(&parts.headers, body, state.max_body_bytes).await {
+        (Some(encoding), Ok(token)) => {
+            let request_properties = token.map(|token| {
+                Arc::new(SharedProperties {
+                    properties: Map::from_iter([(
+                        "posthog.token".to_owned(),
+                        Value::String(token),
+                    )]),
+                    parent: None,
+                })
+            });
+            let limit = state.max_body_bytes;
+            match front_door::read_body(&parts.headers, body, limit, &mut facts).await {
                 Err(rejection) => Err(rejection),
-                Ok(bytes) => match decode(signal, encoding, &bytes) {
+                Ok(bytes) => match decode_for(signal, encoding, &bytes, request_properties) {
                     Ok(Decoded { events, rejected }) => {
                         answers.rejected = rejected;
                         Ok(events)
@@ -71,12 +115,42 @@ pub(crate) async fn handle(signal: Signal, state: Arc<AppState>, request: Reques
         ticket,
         rejected: answers.rejected.count,
     };
-    front_door::serve_batch(&state, connection, intake, decoded, &answers).await
+    front_door::serve_batch(&state, connection, intake, facts, decoded, &answers).await
+}
+
+/// PostHog's project token: `?token=` in the query, else `Authorization: Bearer <token>`; `401` without one.
+fn posthog_token(parts: &axum::http::request::Parts) -> Result<String, Rejection> {
+    let from_query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+        .ok()
+        .and_then(|Query(mut query)| query.remove("token"))
+        .filter(|token| !token.trim().is_empty());
+    let from_header = || {
+        parts
+            .headers
+            .get(header::AUTHORIZATION)?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .map(str::to_owned)
+    };
+    from_query.or_else(from_header).ok_or_else(|| {
+        Rejection::new(
+            StatusCode::UNAUTHORIZED,
+            "no PostHog project token: send it as ?token=... or Authorization: Bearer ...",
+        )
+    })
 }
 
 /// Any other method on a signal's route: `405` with `Allow: POST`.
-pub(crate) fn method_not_allowed(signal: Signal, state: &AppState, method: &str) -> Response {
-    front_door::method_not_allowed(state, signal.route(), method, |message| {
+fn method_not_allowed(
+    signal: Signal,
+    route: &'static str,
+    state: &AppState,
+    method: &str,
+) -> Response {
+    front_door::method_not_allowed(state, route, signal.protocol(), method, |message| {
         into_response(error_response(Encoding::Json, 405, &message))
     })
 }

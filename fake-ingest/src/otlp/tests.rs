@@ -13,8 +13,12 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
+use std::sync::Arc;
+
 use serde_json::json;
 
+use super::key::KeyHasher;
+use super::response::RpcStatus;
 use super::*;
 use crate::web_body::gunzip_limited;
 use crate::web_body::tests::gzip;
@@ -196,8 +200,8 @@ fn log_records_decode_the_same_from_protobuf_and_json_with_a_stable_key() {
         Some("2025-11-23T10:55:10.123Z")
     );
     assert_eq!(
-        events[0].resource,
-        Some(json!({"service.name": "checkout"}))
+        events[0].resource.as_deref(),
+        json!({"service.name": "checkout"}).as_object()
     );
     assert_eq!(events[0].properties["user"], json!("ada"));
     assert_eq!(events[0].properties["otel.severity_text"], json!("INFO"));
@@ -205,7 +209,17 @@ fn log_records_decode_the_same_from_protobuf_and_json_with_a_stable_key() {
         events[0].properties["otel.trace_id"],
         json!("5b8efff798038103d269b633813fc60c")
     );
-    assert_eq!(events[0].properties["otel.scope.name"], json!("my.library"));
+    assert_eq!(
+        events[0].property("otel.scope.name"),
+        Some(&json!("my.library"))
+    );
+    assert!(
+        Arc::ptr_eq(
+            events[0].resource.as_ref().expect("a resource"),
+            events[1].resource.as_ref().expect("a resource")
+        ),
+        "the records of one resource share it"
+    );
 
     let (resent, _) = decode_both(Signal::Logs, &request);
     assert_eq!(resent.events[0].dedupe_key, events[0].dedupe_key);
@@ -395,7 +409,7 @@ fn every_metric_data_point_is_an_event_keyed_by_resource_name_attributes_and_tim
     );
     assert_eq!(events[0].properties["otel.value"], json!(7));
     assert_eq!(events[1].properties["otel.value"], json!(7.5));
-    assert_eq!(events[2].properties["otel.is_monotonic"], json!(true));
+    assert_eq!(events[2].property("otel.is_monotonic"), Some(&json!(true)));
     assert_eq!(events[3].properties["otel.count"], json!(3));
     assert_eq!(events[3].properties["otel.bucket_counts"], json!([1, 2]));
     let keys: std::collections::HashSet<&str> = events
@@ -597,4 +611,103 @@ fn a_log_body_that_is_not_a_string_is_named_by_its_json() {
     .expect("valid");
     assert_eq!(decoded.events[0].name, "5");
     assert_eq!(decoded.events[1].name, "checkout.done");
+}
+
+#[test]
+fn the_points_of_a_metric_with_a_name_past_255_characters_are_rejected() {
+    let long = "m".repeat(256);
+    let request = metrics_request(vec![
+        gauge(
+            &long,
+            vec![
+                number_point(TIME, Some(number_data_point::Value::AsInt(1))),
+                number_point(TIME + 1, Some(number_data_point::Value::AsInt(2))),
+            ],
+        ),
+        gauge(
+            &"m".repeat(255),
+            vec![number_point(TIME, Some(number_data_point::Value::AsInt(1)))],
+        ),
+    ]);
+    let decoded = decode(
+        Signal::Metrics,
+        Encoding::Protobuf,
+        &request.encode_to_vec(),
+    )
+    .expect("valid protobuf");
+    assert_eq!(decoded.events.len(), 1, "the 255-character name is kept");
+    assert_eq!(decoded.rejected.count, 2);
+    assert!(
+        decoded
+            .rejected
+            .first_reason
+            .as_deref()
+            .is_some_and(
+                |reason| reason.contains("longer than 255 characters") && !reason.contains(&long)
+            ),
+        "{:?}",
+        decoded.rejected.first_reason
+    );
+}
+
+#[test]
+fn json_bodies_that_are_not_objects_or_nest_arrays_are_refused_by_name() {
+    for signal in Signal::ALL {
+        for body in ["[]", "[[{}]]", "3", "\"x\"", "null"] {
+            let error = decode(signal, Encoding::Json, body.as_bytes()).expect_err(body);
+            assert!(
+                error.detail().contains("expected a JSON object"),
+                "{body}: {}",
+                error.detail()
+            );
+        }
+    }
+    let error = decode(Signal::Logs, Encoding::Json, br#"{"resourceLogs": [[]]}"#)
+        .expect_err("a list of lists");
+    assert!(
+        error.detail().contains("an array inside an array"),
+        "{}",
+        error.detail()
+    );
+}
+
+#[test]
+fn a_resource_and_scope_are_converted_once_per_request_however_many_records_share_them() {
+    let resource = Resource {
+        attributes: (0..1000)
+            .map(|i| attribute(&format!("attribute.{i}"), "value"))
+            .collect(),
+        ..Default::default()
+    };
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource),
+            scope_logs: vec![ScopeLogs {
+                scope: scope(),
+                log_records: (0..2000).map(|i| log_record(&format!("r{i}"))).collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let decoded =
+        decode(Signal::Logs, Encoding::Protobuf, &request.encode_to_vec()).expect("valid protobuf");
+    assert_eq!(decoded.events.len(), 2000);
+    let first = decoded.events[0].resource.as_ref().expect("a resource");
+    let first_scope = decoded.events[0].shared.as_ref().expect("a scope");
+    for event in &decoded.events {
+        assert!(Arc::ptr_eq(
+            first,
+            event.resource.as_ref().expect("a resource")
+        ));
+        assert!(Arc::ptr_eq(
+            first_scope,
+            event.shared.as_ref().expect("a scope")
+        ));
+    }
+    // The key still covers the resource: another resource gives other keys.
+    let mut other = request.clone();
+    other.resource_logs[0].resource = None;
+    let other = decode(Signal::Logs, Encoding::Protobuf, &other.encode_to_vec()).expect("valid");
+    assert_ne!(other.events[0].dedupe_key, decoded.events[0].dedupe_key);
 }

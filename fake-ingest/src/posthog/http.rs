@@ -12,7 +12,7 @@ use axum::routing::post;
 use super::{ROUTES, SUCCESS_BODY, decode, decompress, error_body_for};
 use crate::connection::ConnectionHandle;
 use crate::event::Protocol;
-use crate::front_door::{self, Answers, Intake, Rejection};
+use crate::front_door::{self, Answers, Intake, Rejection, RequestFacts};
 use crate::state::AppState;
 use crate::store::StoreOutcome;
 
@@ -35,13 +35,15 @@ pub(crate) async fn handle(
     state: Arc<AppState>,
     request: Request,
 ) -> Response {
-    let ticket = state.store.begin_request(route);
+    let ticket = state.store.begin_request(route, Protocol::Posthog);
     let (parts, body) = request.into_parts();
     let connection = parts.extensions.get::<ConnectionHandle>().cloned();
     let limit = state.max_body_bytes;
+    let mut facts = RequestFacts::from_headers(&parts.headers);
     let decoded = match front_door::read_raw_body(&parts.headers, body, limit).await {
         Err(rejection) => Err(rejection),
         Ok(bytes) => {
+            facts.body_bytes = Some(bytes.len() as u64);
             let content_encoding = parts
                 .headers
                 .get(header::CONTENT_ENCODING)
@@ -66,12 +68,12 @@ pub(crate) async fn handle(
         ticket,
         rejected: 0,
     };
-    front_door::serve_batch(&state, connection, intake, decoded, &PosthogAnswers).await
+    front_door::serve_batch(&state, connection, intake, facts, decoded, &PosthogAnswers).await
 }
 
 /// Any other method on a capture route: `405` with `Allow: POST`.
 pub(crate) fn method_not_allowed(route: &'static str, state: &AppState, method: &str) -> Response {
-    front_door::method_not_allowed(state, route, method, |detail| {
+    front_door::method_not_allowed(state, route, Protocol::Posthog, method, |detail| {
         PosthogAnswers.refused(Rejection::new(StatusCode::METHOD_NOT_ALLOWED, detail))
     })
 }

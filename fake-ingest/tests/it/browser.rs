@@ -204,6 +204,14 @@ async fn drive_the_page(client: &Client, server: &SpawnedServer) {
     .await;
     assert_eq!(text_of(client, "events-received").await, "3");
     assert_eq!(text_of(client, "requests").await, "2");
+
+    // A request to a route that is not served shows in the table of unknown routes.
+    let (status, _) = server.post("/i/v1/logz", "application/json", "{}");
+    assert_eq!(status, 404);
+    wait_for_text(client, "unknown-routes", "the unknown route", |text| {
+        text.contains("POST /i/v1/logz") && text.contains('1')
+    })
+    .await;
     let table = wait_for_text(client, "events-body", "the three events", |text| {
         text.contains("signed_up") && text.contains("paid") && text.contains("hello from otlp")
     })

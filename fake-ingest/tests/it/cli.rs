@@ -42,6 +42,9 @@ fn a_bad_flag_exits_with_code_2_and_names_it() {
         (vec!["--status", "200"], "--status"),
         (vec!["--reset-after-store", "1.5"], "--reset-after-store"),
         (vec!["--max-body-bytes", "0"], "--max-body-bytes"),
+        (vec!["--max-events-kept", "0"], "--max-events-kept"),
+        (vec!["--latency-ms", "0..86400001"], "--latency-ms"),
+        (vec!["--retry-after", "86401"], "--retry-after"),
         (vec!["--no-such-flag"], "--no-such-flag"),
     ] {
         fake_ingest()
@@ -60,6 +63,14 @@ fn a_bad_plan_file_exits_with_code_2_saying_what_and_where() {
     let range = dir.path().join("range.json");
     std::fs::write(&range, r#"{"rules": [{}, {"when": {"probability": 2}}]}"#).expect("written");
     let missing = dir.path().join("missing.json");
+    let absurd = dir.path().join("absurd.json");
+    std::fs::write(
+        &absurd,
+        r#"{"rules": [{"latency": {"fixed_ms": 18446744073709551615}}]}"#,
+    )
+    .expect("written");
+    let array = dir.path().join("array.json");
+    std::fs::write(&array, r#"[[{"then": "hang"}]]"#).expect("written");
 
     fake_ingest()
         .arg("--faults")
@@ -76,6 +87,22 @@ fn a_bad_plan_file_exits_with_code_2_saying_what_and_where() {
         .code(2)
         .stderr(predicate::str::contains(
             "rules[1]: when.probability 2 is not in [0, 1]",
+        ));
+    fake_ingest()
+        .arg("--faults")
+        .arg(&absurd)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "rules[0]: latency.fixed_ms 18446744073709551615 is more than a day (86400000 ms)",
+        ));
+    fake_ingest()
+        .arg("--faults")
+        .arg(&array)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "the plan must be a JSON object, not an array",
         ));
     fake_ingest()
         .arg("--faults")

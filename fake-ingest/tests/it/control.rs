@@ -121,6 +121,63 @@ async fn faults_can_be_replaced_and_an_invalid_plan_is_refused_naming_the_rule()
 }
 
 #[tokio::test]
+async fn arrays_and_absurd_values_in_a_plan_are_refused_naming_the_problem_and_keep_the_plan() {
+    let app = app(Config::default()).expect("app");
+    let put = |body: String| {
+        Request::put("/_fake/faults")
+            .body(Body::from(body))
+            .expect("request")
+    };
+    let (ok, _, _) = oneshot(&app, put(r#"{"rules": [{"then": "hang"}]}"#.to_owned())).await;
+    assert_eq!(ok, StatusCode::OK);
+    let many = format!(r#"{{"rules": [{}]}}"#, vec!["{}"; 100_000].join(","));
+    for (body, message) in [
+        (
+            "[]".to_owned(),
+            "the plan must be a JSON object, not an array".to_owned(),
+        ),
+        (
+            r#"[[{"then": "store"}]]"#.to_owned(),
+            "the plan must be a JSON object, not an array".to_owned(),
+        ),
+        (
+            format!(
+                r#"{{"rules": [{{"latency": {{"fixed_ms": {}}}}}]}}"#,
+                u64::MAX
+            ),
+            format!(
+                "rules[0]: latency.fixed_ms {} is more than a day (86400000 ms)",
+                u64::MAX
+            ),
+        ),
+        (
+            format!(
+                r#"{{"rules": [{{"then": {{"status": 503, "retry_after_secs": {}}}}}]}}"#,
+                u64::MAX
+            ),
+            format!(
+                "rules[0]: then.retry_after_secs {} is more than a day (86400)",
+                u64::MAX
+            ),
+        ),
+        (
+            many,
+            "rules: 100000 rules is more than the 1000 a plan may have".to_owned(),
+        ),
+    ] {
+        let (status, _, error) = oneshot(&app, put(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{message}");
+        assert_eq!(error["error"], message);
+    }
+    let (_, _, current) = oneshot(&app, get("/_fake/faults")).await;
+    assert_eq!(
+        current,
+        json!({"rules": [{"then": "hang"}]}),
+        "the plan in force is kept"
+    );
+}
+
+#[tokio::test]
 async fn reset_forgets_events_counters_and_dedupe_state() {
     let app = app(Config::default()).expect("app");
     oneshot(&app, ingest_request(batch(&[A]))).await;
@@ -140,5 +197,32 @@ async fn reset_forgets_events_counters_and_dedupe_state() {
             stats["events_received"].as_u64()
         ),
         (Some(1), Some(1))
+    );
+}
+
+#[tokio::test]
+async fn requests_to_unknown_routes_are_counted_by_method_and_path_in_stats_and_metrics() {
+    let app = app(Config::default()).expect("app");
+    let post = |path: &str| Request::post(path).body(Body::from("{}")).expect("request");
+
+    let (first, _, error) = oneshot(&app, post("/i/v1/logz?token=x")).await;
+    let _ = oneshot(&app, post("/i/v1/logz")).await;
+    let _ = oneshot(&app, get("/nope")).await;
+    let (_, _, stats) = oneshot(&app, get("/_fake/stats")).await;
+    let (_, _, metrics) = oneshot(&app, get("/metrics")).await;
+
+    assert_eq!(first, StatusCode::NOT_FOUND);
+    assert_eq!(error["error"], "no route for POST /i/v1/logz");
+    assert_eq!(
+        stats["unknown_routes"],
+        json!({"POST /i/v1/logz": 2, "GET /nope": 1})
+    );
+    assert_eq!(stats["requests"], json!(0), "data-route requests only");
+    let metrics = metrics.as_str().expect("Prometheus text");
+    assert!(
+        metrics.contains(
+            "fake_ingest_unknown_route_requests_total{method=\"POST\",path=\"/i/v1/logz\"} 2"
+        ),
+        "{metrics}"
     );
 }

@@ -197,6 +197,40 @@ fn a_poison_event_matcher_and_a_count_trigger_pick_their_requests() {
 }
 
 #[test]
+fn a_count_trigger_with_a_route_counts_only_that_routes_requests_under_mixed_traffic() {
+    let server = server_with(
+        r#"{"rules": [
+            {"when": {"route": "/batch/", "every": 3}, "then": {"status": 503}},
+            {"when": {"protocol": "ingest", "nth": 2}, "then": {"status": 429}}
+        ]}"#,
+    );
+    let agent = client();
+    let posthog = |uuid: &str| {
+        serde_json::json!({"api_key": "phc_test", "batch": [{"event": "e", "distinct_id": "d", "uuid": uuid}]})
+            .to_string()
+    };
+    let mut batch_statuses = Vec::new();
+    let mut ingest_statuses = Vec::new();
+    // Six /batch/ requests, each followed by an /ingest one.
+    for _ in 0..6 {
+        let status = agent
+            .post(format!("{}/batch/", server.url()))
+            .header("content-type", "application/json")
+            .send(&posthog(&fresh_uuid()))
+            .expect("answered")
+            .status()
+            .as_u16();
+        batch_statuses.push(status);
+        let ingest =
+            post_ingest(&agent, &server.url(), &batch(&[&fresh_uuid()])).expect("answered");
+        ingest_statuses.push(ingest.status);
+    }
+
+    assert_eq!(batch_statuses, [200, 200, 503, 200, 200, 503]);
+    assert_eq!(ingest_statuses, [202, 429, 202, 202, 202, 202]);
+}
+
+#[test]
 fn a_crash_of_an_embedded_server_stops_it_but_keeps_its_handle_readable() {
     let server = server_with(r#"{"rules": [{"then": "crash_after_store"}]}"#);
     let uuid = fresh_uuid();

@@ -423,6 +423,97 @@ fn undecodable_otlp_bodies_get_400_with_a_google_rpc_status_in_the_request_encod
 }
 
 #[test]
+fn a_json_array_on_an_otlp_route_is_a_400_that_says_an_object_is_expected() {
+    let app = new_app();
+    for route in ["/v1/logs", "/v1/traces", "/v1/metrics"] {
+        let answer = send(&app, post(route, "application/json", "[]"));
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{route}");
+        let status: Value = serde_json::from_slice(&answer.body).expect("a JSON status");
+        assert_eq!(status["code"], json!(3));
+        let message = status["message"].as_str().expect("a message");
+        assert!(
+            message.ends_with("expected a JSON object, found an array"),
+            "{route}: {message}"
+        );
+    }
+    assert_eq!(get_json(&app, "/_fake/stats")["events_received"], json!(0));
+}
+
+#[test]
+fn a_posthog_node_capture_log_request_is_stored_with_its_token_and_deduped() {
+    // What posthog-node's captureLog() sends: OTLP/JSON, gzip, the project token in the query.
+    let app = new_app();
+    let body = json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]},
+        "scopeLogs": [{"scope": {"name": "posthog-node"}, "logRecords": [{
+            "timeUnixNano": "1763895310123000000", "severityNumber": 9, "severityText": "INFO",
+            "body": {"stringValue": "checkout done"},
+            "attributes": [{"key": "order", "value": {"intValue": "42"}}]
+        }]}]
+    }]});
+    let request = || {
+        Request::post("/i/v1/logs?token=phc_node")
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(Body::from(gzip(body.to_string().as_bytes())))
+            .expect("a request")
+    };
+
+    let first = send(&app, request());
+    let resent = send(&app, request());
+
+    assert_eq!(
+        (first.status, resent.status),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    assert_eq!(first.json(), json!({}));
+    let stats = get_json(&app, "/_fake/stats");
+    assert_eq!(
+        (stats["events_unique"].clone(), stats["duplicates"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(stats["routes"]["/i/v1/logs"]["requests"], json!(2));
+    let page = get_json(&app, "/_fake/events?route=/i/v1/logs");
+    let event = &page["events"][0];
+    assert_eq!(event["protocol"], json!("otlp_logs"));
+    assert_eq!(event["name"], json!("checkout done"));
+    assert_eq!(event["properties"]["posthog.token"], json!("phc_node"));
+    assert_eq!(
+        event["properties"]["otel.scope.name"],
+        json!("posthog-node")
+    );
+    assert_eq!(event["properties"]["order"], json!(42));
+}
+
+#[test]
+fn posthog_otlp_routes_take_the_token_from_a_bearer_header_and_refuse_requests_without_one() {
+    let app = new_app();
+    let traces = spans(&["GET /"]);
+    for route in ["/i/v1/traces", "/i/v1/metrics", "/i/v1/logs"] {
+        let refused = send(
+            &app,
+            post(route, "application/x-protobuf", Vec::<u8>::new()),
+        );
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{route}");
+        let status = RpcStatus::decode(refused.body.as_slice()).expect("a google.rpc.Status");
+        assert_eq!(status.code, 16, "{route}: UNAUTHENTICATED");
+        assert!(status.message.contains("token"), "{}", status.message);
+    }
+    let with_header = Request::post("/i/v1/traces")
+        .header("content-type", "application/x-protobuf")
+        .header("authorization", "Bearer phc_header")
+        .body(Body::from(traces.encode_to_vec()))
+        .expect("a request");
+    assert_eq!(send(&app, with_header).status, StatusCode::OK);
+    let page = get_json(&app, "/_fake/events?route=/i/v1/traces");
+    assert_eq!(
+        page["events"][0]["properties"]["posthog.token"],
+        json!("phc_header")
+    );
+    assert_eq!(get_json(&app, "/_fake/stats")["events_received"], json!(1));
+}
+
+#[test]
 fn otlp_routes_refuse_other_content_types_and_methods_with_a_json_status() {
     let app = new_app();
 
