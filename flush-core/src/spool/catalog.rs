@@ -199,6 +199,20 @@ pub(crate) enum Settle {
     Age,
 }
 
+/// How a [`Catalog::refresh`] stands to the delivery lock, which decides what the acknowledgement file proves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum View {
+    /// Without the delivery lock: the acknowledgement file is read, but another process may write it (and create,
+    /// settle and remove segments) between this process's listing and its read, so a segment the file names that
+    /// the listing lacks proves nothing to this process.
+    Outside,
+    /// Just after taking the delivery lock (or holding it for a moment): the acknowledgement file is read, and nobody
+    /// else writes it or removes a segment while the lock is held, so it and the listing agree.
+    Taking,
+    /// Holding the delivery lock since an earlier refresh: the file is not read again (only this process writes it).
+    Holding,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum WriterState {
     Alive,
@@ -269,9 +283,14 @@ impl Catalog {
     }
 
     /// Brings the catalog up to date with the directory: new and vanished segments, new records of other writers,
-    /// writers that died (their torn tails cut), and, unless `holder`, acknowledgements made by another process.
-    /// A holder of the delivery lock also removes settled segments and dead writers' lock files.
-    pub(crate) fn refresh(&mut self, holder: bool) -> Result<(), SpoolError> {
+    /// writers that died (their torn tails cut), and, unless [`View::Holding`], acknowledgements made by another
+    /// process. A holder of the delivery lock ([`View::Holding`]) also removes settled segments and dead writers'
+    /// lock files.
+    pub(crate) fn refresh(&mut self, view: View) -> Result<(), SpoolError> {
+        let holder = view == View::Holding;
+        // Invariant: the listing comes before the read of the acknowledgement file. A segment is removed only after
+        // an acknowledgement file settling it whole is written, so a segment missing from the listing is described
+        // by the file read after it as settled (or not at all), unless it was removed from outside.
         let listing = self.list()?;
         let listed_segments = listing.segments;
         let mut foreign = listing.foreign;
@@ -283,8 +302,10 @@ impl Catalog {
 
         // Segments that vanished. While this process holds the delivery lock nobody else settles anything, so their
         // pending records are lost (deleted from outside). Otherwise the delivering process may have settled and
-        // removed them: what the acknowledgement file says it settled is settled elsewhere, what it knew beyond that
-        // is lost, and without an entry (already dropped from the file) the whole rest counts as settled elsewhere.
+        // removed them: what the acknowledgement file says it settled is settled elsewhere (records appended after
+        // this process last scanned included: they existed, and were found and settled at once), what it knew beyond
+        // that is lost, and without an entry (already dropped from the file) the whole rest counts as settled
+        // elsewhere.
         let vanished: Vec<SegmentKey> = self
             .segments
             .keys()
@@ -302,10 +323,22 @@ impl Catalog {
             }
             let settled = match entry {
                 _ if self.delivering => 0,
-                Some(entry) => entry
-                    .valid
-                    .saturating_sub(state.acked.valid)
-                    .min(state.pending()),
+                Some(entry) => {
+                    if entry.offset > state.frontier.offset {
+                        // Settled by another process beyond what this one scanned: known now, and settled.
+                        self.counters.recovered += entry.valid.saturating_sub(state.frontier.valid);
+                        state.frontier = Frontier {
+                            offset: entry.offset,
+                            next_index: entry.next_index,
+                            last_delta_ms: entry.last_delta_ms,
+                            valid: entry.valid,
+                        };
+                    }
+                    entry
+                        .valid
+                        .saturating_sub(state.acked.valid)
+                        .min(state.pending())
+                }
                 None => {
                     // Ambiguous: what the file knew beyond this process's view was settled there too.
                     state.known = None;
@@ -330,10 +363,13 @@ impl Catalog {
             }
         }
         // Segments the acknowledgement file knew with records not settled, and whose file is gone: those records are
-        // lost (found, and at once lost). Counted once per process; the delivering process drops such entries.
+        // lost (found, and at once lost). Only a process that has just taken the delivery lock can tell: from outside,
+        // the segment may have been created after the listing (and the file written since), so it is left to the
+        // delivering process, which counts the loss once and drops the entry.
         self.written_off.retain(|key| acks.contains_key(key));
         for (key, entry) in &acks {
-            if listed_segments.contains(key)
+            if view != View::Taking
+                || listed_segments.contains(key)
                 || self.segments.contains_key(key)
                 || self.written_off.contains(key)
             {
