@@ -55,6 +55,10 @@ pub(crate) struct SegmentState {
     /// How far the segment is known to have extended (from the acknowledgement file), until a complete scan has
     /// checked that nothing of it is missing.
     pub(crate) known: Option<Frontier>,
+    /// How far the segment is known to extend *durably*: its writer fsynced it that far (this process's own
+    /// segments), or an acknowledgement file said so. Only this is written as the known extent: records a scan found
+    /// but nobody fsynced can go with an OS crash (the documented loss window), which must not read as a loss later.
+    pub(crate) vouched: Frontier,
 }
 
 impl SegmentState {
@@ -77,6 +81,7 @@ impl SegmentState {
             read: start,
             skips: Vec::new(),
             known: None,
+            vouched: start,
         }
     }
 
@@ -102,15 +107,10 @@ impl SegmentState {
         self.sealed && self.complete && !self.own_open && self.acked.offset >= self.frontier.offset
     }
 
-    /// The acknowledgement file's entry: settled up to `acked`, known to extend to the frontier (or further, if the
-    /// file said so and no complete scan has checked it yet).
+    /// The acknowledgement file's entry: settled up to `acked`, known to extend as far as it is durably known to
+    /// (never behind `acked`).
     fn ack_entry(&self, acked: Frontier) -> AckEntry {
-        let mut known = self.frontier;
-        if let Some(recorded) = self.known
-            && recorded.offset > known.offset
-        {
-            known = recorded;
-        }
+        let mut known = self.vouched;
         if acked.offset > known.offset {
             known = acked;
         }
@@ -150,6 +150,8 @@ impl SegmentState {
         if self.acked.valid == self.frontier.valid {
             self.acked = self.frontier;
         }
+        // Counted: what was known beyond is not known any more, so no other process counts it again.
+        self.vouched = self.frontier;
         // A sealed segment holds nothing more; an unsealed one is scanned on from its frontier as its writer appends.
         if self.sealed {
             self.complete = true;
@@ -159,6 +161,14 @@ impl SegmentState {
 
     /// Takes in what the acknowledgement file knew of this segment beyond its frontier.
     fn learn(&mut self, entry: &AckEntry) {
+        if entry.known_offset > self.vouched.offset {
+            self.vouched = Frontier {
+                offset: entry.known_offset,
+                next_index: entry.known_next_index,
+                last_delta_ms: entry.last_delta_ms,
+                valid: entry.known_valid,
+            };
+        }
         if entry.known_offset > self.frontier.offset
             && self
                 .known
@@ -738,6 +748,7 @@ impl Catalog {
                 }
                 self.counters.corrupt_records += lost;
                 state.known = None;
+                state.vouched = state.frontier;
                 self.acks_outdated = true;
             }
         }

@@ -194,6 +194,9 @@ impl Spool {
             if let Some(state) = catalog.segments.get_mut(&key) {
                 state.frontier = frontier;
                 state.file_len = frontier.offset;
+                if self.config.sync == SyncPolicy::Always {
+                    state.vouched = frontier;
+                }
             }
             catalog.total_bytes() > self.config.max_total_bytes
         };
@@ -231,6 +234,7 @@ impl Spool {
             self.fs
                 .sync_data(&segment.file)
                 .map_err(|error| SpoolError::io(&segment.path, error))?;
+            mark_synced(&mut lock_catalog(&self.shared), segment.key);
         }
         self.unsynced_since = None;
         if let Err(error) = self.fs.symlink_metadata(&self.config.dir)
@@ -349,6 +353,7 @@ impl Spool {
                     .sync_data(&segment.file)
                     .map_err(|error| SpoolError::io(&segment.path, error))?;
                 self.unsynced_since = None;
+                mark_synced(&mut lock_catalog(&self.shared), segment.key);
             }
             let mut catalog = lock_catalog(&self.shared);
             if let Some(state) = catalog.segments.get_mut(&segment.key) {
@@ -423,6 +428,14 @@ impl Spool {
             broken: false,
         });
         Ok(())
+    }
+}
+
+/// Records that this writer's segment `key` is fsynced up to its frontier: that far it may be written as its known
+/// extent.
+fn mark_synced(catalog: &mut Catalog, key: SegmentKey) {
+    if let Some(state) = catalog.segments.get_mut(&key) {
+        state.vouched = state.frontier;
     }
 }
 
