@@ -361,11 +361,11 @@ impl Catalog {
             let in_flight = state.read.valid.saturating_sub(state.acked.valid);
             state.sealed = true;
             let (lost, newly_known) = state.write_off_unread();
-            self.acks_outdated = true;
             self.counters.recovered += newly_known;
             if lost > 0 {
                 tracing::debug!(segment = %key.file_name(), records = lost, "spool: a segment vanished with records");
                 self.counters.corrupt_records += lost;
+                self.acks_outdated = true;
             }
             if in_flight > 0 {
                 // Handed out and not acknowledged yet: kept until the acknowledgement (or a rewind) settles them.
@@ -390,9 +390,11 @@ impl Catalog {
                 tracing::debug!(segment = %key.file_name(), records = lost, "spool: a known segment is missing");
                 self.counters.recovered += lost;
                 self.counters.corrupt_records += lost;
+                // Rewritten without the entry, so that no other process counts the loss again (an entry settled
+                // whole proves nothing and goes with the next acknowledgement).
+                self.acks_outdated = true;
             }
             self.written_off.insert(*key);
-            self.acks_outdated = true;
         }
         // New segments. Invariant: this writer's own segments enter the catalog only through the writer (a refresh
         // racing with a segment creation must not take the new file for a sealed, settled one and remove it).
