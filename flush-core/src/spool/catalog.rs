@@ -55,6 +55,10 @@ pub(crate) struct SegmentState {
     /// How far the segment is known to have extended (from the acknowledgement file), until a complete scan has
     /// checked that nothing of it is missing.
     pub(crate) known: Option<Frontier>,
+    /// How far the segment is known to extend *durably*: its writer fsynced it that far (this process's own
+    /// segments), or an acknowledgement file said so. Only this is written as the known extent: records a scan found
+    /// but nobody fsynced can go with an OS crash (the documented loss window), which must not read as a loss later.
+    pub(crate) vouched: Frontier,
 }
 
 impl SegmentState {
@@ -77,6 +81,7 @@ impl SegmentState {
             read: start,
             skips: Vec::new(),
             known: None,
+            vouched: start,
         }
     }
 
@@ -102,15 +107,10 @@ impl SegmentState {
         self.sealed && self.complete && !self.own_open && self.acked.offset >= self.frontier.offset
     }
 
-    /// The acknowledgement file's entry: settled up to `acked`, known to extend to the frontier (or further, if the
-    /// file said so and no complete scan has checked it yet).
+    /// The acknowledgement file's entry: settled up to `acked`, known to extend as far as it is durably known to
+    /// (never behind `acked`).
     fn ack_entry(&self, acked: Frontier) -> AckEntry {
-        let mut known = self.frontier;
-        if let Some(recorded) = self.known
-            && recorded.offset > known.offset
-        {
-            known = recorded;
-        }
+        let mut known = self.vouched;
         if acked.offset > known.offset {
             known = acked;
         }
@@ -150,6 +150,8 @@ impl SegmentState {
         if self.acked.valid == self.frontier.valid {
             self.acked = self.frontier;
         }
+        // Counted: what was known beyond is not known any more, so no other process counts it again.
+        self.vouched = self.frontier;
         // A sealed segment holds nothing more; an unsealed one is scanned on from its frontier as its writer appends.
         if self.sealed {
             self.complete = true;
@@ -159,6 +161,14 @@ impl SegmentState {
 
     /// Takes in what the acknowledgement file knew of this segment beyond its frontier.
     fn learn(&mut self, entry: &AckEntry) {
+        if entry.known_offset > self.vouched.offset {
+            self.vouched = Frontier {
+                offset: entry.known_offset,
+                next_index: entry.known_next_index,
+                last_delta_ms: entry.last_delta_ms,
+                valid: entry.known_valid,
+            };
+        }
         if entry.known_offset > self.frontier.offset
             && self
                 .known
@@ -197,6 +207,20 @@ pub(crate) enum Settle {
     Size,
     /// Dropped past the age limit.
     Age,
+}
+
+/// How a [`Catalog::refresh`] stands to the delivery lock, which decides what the acknowledgement file proves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum View {
+    /// Without the delivery lock: the acknowledgement file is read, but another process may write it (and create,
+    /// settle and remove segments) between this process's listing and its read, so a segment the file names that
+    /// the listing lacks proves nothing to this process.
+    Outside,
+    /// Just after taking the delivery lock (or holding it for a moment): the acknowledgement file is read, and nobody
+    /// else writes it or removes a segment while the lock is held, so it and the listing agree.
+    Taking,
+    /// Holding the delivery lock since an earlier refresh: the file is not read again (only this process writes it).
+    Holding,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -269,9 +293,14 @@ impl Catalog {
     }
 
     /// Brings the catalog up to date with the directory: new and vanished segments, new records of other writers,
-    /// writers that died (their torn tails cut), and, unless `holder`, acknowledgements made by another process.
-    /// A holder of the delivery lock also removes settled segments and dead writers' lock files.
-    pub(crate) fn refresh(&mut self, holder: bool) -> Result<(), SpoolError> {
+    /// writers that died (their torn tails cut), and, unless [`View::Holding`], acknowledgements made by another
+    /// process. A holder of the delivery lock ([`View::Holding`]) also removes settled segments and dead writers'
+    /// lock files.
+    pub(crate) fn refresh(&mut self, view: View) -> Result<(), SpoolError> {
+        let holder = view == View::Holding;
+        // Invariant: the listing comes before the read of the acknowledgement file. A segment is removed only after
+        // an acknowledgement file settling it whole is written, so a segment missing from the listing is described
+        // by the file read after it as settled (or not at all), unless it was removed from outside.
         let listing = self.list()?;
         let listed_segments = listing.segments;
         let mut foreign = listing.foreign;
@@ -283,8 +312,10 @@ impl Catalog {
 
         // Segments that vanished. While this process holds the delivery lock nobody else settles anything, so their
         // pending records are lost (deleted from outside). Otherwise the delivering process may have settled and
-        // removed them: what the acknowledgement file says it settled is settled elsewhere, what it knew beyond that
-        // is lost, and without an entry (already dropped from the file) the whole rest counts as settled elsewhere.
+        // removed them: what the acknowledgement file says it settled is settled elsewhere (records appended after
+        // this process last scanned included: they existed, and were found and settled at once), what it knew beyond
+        // that is lost, and without an entry (already dropped from the file) the whole rest counts as settled
+        // elsewhere.
         let vanished: Vec<SegmentKey> = self
             .segments
             .keys()
@@ -302,10 +333,22 @@ impl Catalog {
             }
             let settled = match entry {
                 _ if self.delivering => 0,
-                Some(entry) => entry
-                    .valid
-                    .saturating_sub(state.acked.valid)
-                    .min(state.pending()),
+                Some(entry) => {
+                    if entry.offset > state.frontier.offset {
+                        // Settled by another process beyond what this one scanned: known now, and settled.
+                        self.counters.recovered += entry.valid.saturating_sub(state.frontier.valid);
+                        state.frontier = Frontier {
+                            offset: entry.offset,
+                            next_index: entry.next_index,
+                            last_delta_ms: entry.last_delta_ms,
+                            valid: entry.valid,
+                        };
+                    }
+                    entry
+                        .valid
+                        .saturating_sub(state.acked.valid)
+                        .min(state.pending())
+                }
                 None => {
                     // Ambiguous: what the file knew beyond this process's view was settled there too.
                     state.known = None;
@@ -318,11 +361,11 @@ impl Catalog {
             let in_flight = state.read.valid.saturating_sub(state.acked.valid);
             state.sealed = true;
             let (lost, newly_known) = state.write_off_unread();
-            self.acks_outdated = true;
             self.counters.recovered += newly_known;
             if lost > 0 {
                 tracing::debug!(segment = %key.file_name(), records = lost, "spool: a segment vanished with records");
                 self.counters.corrupt_records += lost;
+                self.acks_outdated = true;
             }
             if in_flight > 0 {
                 // Handed out and not acknowledged yet: kept until the acknowledgement (or a rewind) settles them.
@@ -330,10 +373,13 @@ impl Catalog {
             }
         }
         // Segments the acknowledgement file knew with records not settled, and whose file is gone: those records are
-        // lost (found, and at once lost). Counted once per process; the delivering process drops such entries.
+        // lost (found, and at once lost). Only a process that has just taken the delivery lock can tell: from outside,
+        // the segment may have been created after the listing (and the file written since), so it is left to the
+        // delivering process, which counts the loss once and drops the entry.
         self.written_off.retain(|key| acks.contains_key(key));
         for (key, entry) in &acks {
-            if listed_segments.contains(key)
+            if view != View::Taking
+                || listed_segments.contains(key)
                 || self.segments.contains_key(key)
                 || self.written_off.contains(key)
             {
@@ -344,9 +390,11 @@ impl Catalog {
                 tracing::debug!(segment = %key.file_name(), records = lost, "spool: a known segment is missing");
                 self.counters.recovered += lost;
                 self.counters.corrupt_records += lost;
+                // Rewritten without the entry, so that no other process counts the loss again (an entry settled
+                // whole proves nothing and goes with the next acknowledgement).
+                self.acks_outdated = true;
             }
             self.written_off.insert(*key);
-            self.acks_outdated = true;
         }
         // New segments. Invariant: this writer's own segments enter the catalog only through the writer (a refresh
         // racing with a segment creation must not take the new file for a sealed, settled one and remove it).
@@ -702,6 +750,7 @@ impl Catalog {
                 }
                 self.counters.corrupt_records += lost;
                 state.known = None;
+                state.vouched = state.frontier;
                 self.acks_outdated = true;
             }
         }

@@ -89,9 +89,11 @@
 //! frames before that offset (8), the index the frame at that offset should have (4), the time delta of the last
 //! settled frame (4), then the segment's **known extent**: known offset (8), count of valid frames before it (8), the
 //! index the frame at that offset should have (4), reserved (4). Everything of that segment before the settled offset
-//! is acknowledged or dropped; the known extent is how far the writer had appended or a scan had found valid frames
-//! when the file was written (never behind the settled offset). A segment without an entry is settled up to its
-//! header, with nothing known beyond. Version 1 files (48-byte entries, without the known extent) are still read, as
+//! is acknowledged or dropped; the known extent is how far the segment is known to extend **durably** when the file
+//! was written (never behind the settled offset): how far its writer had fsynced it (a writer knows that of its own
+//! segments), or what an earlier `acks` said, whichever is further; never frames a scan merely found, which an
+//! operating-system crash can still take. A segment without an entry is settled up to its header, with nothing known
+//! beyond. Version 1 files (48-byte entries, without the known extent) are still read, as
 //! knowing nothing beyond the settled offset. The file is written to a temporary file, fsynced, renamed over `acks`, and the
 //! directory fsynced; a missing or damaged `acks` means "nothing acknowledged" (at-least-once: records are sent
 //! again, their idempotency keys make that harmless).
@@ -135,24 +137,37 @@
 //!
 //! # Losses the spool can prove
 //!
-//! A record is **known to exist** when this process appended or scanned it, or when the acknowledgement file's known
-//! extent covers it. Record indexes are dense within a segment, so a known record that cannot be delivered is
-//! counted exactly, in [`SpoolStats::corrupt_records`]:
+//! A record is **known to exist** to a process when it appended or scanned it, or when the acknowledgement file's
+//! known extent covers it. Record indexes are dense within a segment, so a known record that cannot be delivered is
+//! counted exactly, in [`SpoolStats::corrupt_records`]. A loss is **proved** only by one of these:
 //!
-//! - in a sealed segment scanned to its end, the records between the last valid frame and the known extent (the
-//!   segment was cut short, emptied, or its last frames damaged): `known next index - last valid index - 1`;
-//! - a segment whose file vanished, or cannot be opened (not a regular file any more, permission denied): its known
-//!   records not yet handed out. While this process holds the delivery lock nobody else settles anything, so a
-//!   vanished segment is a loss; otherwise the records the acknowledgement file says were settled count in
-//!   `settled_elsewhere`, and a segment whose entry is already gone counts there whole (only the delivering process
-//!   can tell a removal from outside);
+//! - a sealed segment scanned to its end stops before what is known of it (it was cut short, emptied, or its last
+//!   frames damaged): `known next index - last valid index - 1` records;
+//! - a segment that cannot be opened (not a regular file any more, permission denied): its known records not yet
+//!   handed out;
+//! - a segment this process knew that vanished: while this process holds the delivery lock nobody else settles or
+//!   removes anything, so its known records not handed out are lost. Without the lock, the delivering process may
+//!   have settled and removed it; a segment is only ever removed after an `acks` settling it whole is written, and
+//!   `acks` is read after the listing that missed the file, so: what that `acks` says is settled is settled elsewhere
+//!   (also the records appended after this process last scanned the segment: known now, and settled at once); only
+//!   what this process or that `acks` knows beyond its settled offset is lost (removed from outside); a segment without an entry (dropped from the file once
+//!   removed) counts as settled elsewhere whole;
+//! - a segment named in `acks` with records beyond its settled offset whose file is missing, and that this process
+//!   never knew: counted only by a process that has just taken the delivery lock (nobody writes `acks` or removes a
+//!   segment while it is held, so `acks` and the listing agree). From outside, the segment may have been created
+//!   after the listing and written into `acks` since, so nothing is proved;
 //! - the whole directory removed from outside (a delivering process never removes it): every known record.
 //!
-//! Records handed out and not yet acknowledged stay pending until their acknowledgement (or a rewind) settles them.
-//! Each process counts a loss once; the delivering process then rewrites `acks`, so later processes do not count it
-//! again. What no process knew cannot be counted: with [`SyncPolicy::Never`], records a writer appended after the
-//! last `acks` write and that an operating-system crash took with the page cache are lost without a trace; a torn
-//! frame (a write cut by a crash, whose `append` never returned) was never known and is counted in bytes only.
+//! Nothing else is a loss: records another process delivered are `settled_elsewhere`, never `corrupt_records`, and
+//! records handed out and not yet acknowledged stay pending until their acknowledgement (or a rewind) settles them.
+//! Each process counts a loss once; a delivering process then rewrites `acks` (a writer that takes the lock for a
+//! moment too), so the entry no longer describes the lost records and later processes do not count them again.
+//! What no process knew durably cannot be counted: records a writer appended but had not fsynced (with
+//! [`SyncPolicy::GroupCommit`] until its next fsync, with [`SyncPolicy::Never`] until an explicit
+//! [`Spool::sync`]) that an operating-system crash took are the documented loss window, lost without a trace, even
+//! if another process had scanned or delivered some of them; a torn frame (a write cut by a crash, whose `append`
+//! never returned) was never known and is counted in bytes only. A process crash (SIGKILL included) loses nothing
+//! appended: the kernel has it.
 //!
 //! # Delivery and acknowledgement
 //!

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::catalog::{Catalog, Settle, now_ms};
+use super::catalog::{Catalog, Settle, View, now_ms};
 use super::error::SpoolError;
 use super::format::{self, Parsed, SegmentKey};
 use super::io::{OpenMode, read_at_most};
@@ -119,7 +119,7 @@ impl SpoolReader {
             if !out.records.is_empty() || pass == 1 {
                 break;
             }
-            catalog.refresh(true)?;
+            catalog.refresh(View::Holding)?;
         }
         if out.age_drops {
             catalog.persist_acks(&[])?;

@@ -94,9 +94,11 @@ pub(crate) fn scan(
                     want = chunk_bytes.max(needed);
                     continue;
                 }
-                // The file ends inside this frame.
+                // The file ends inside this frame, or exactly after the last one (nothing to cut then).
                 if sealed {
-                    cut_tail(&mut report, frontier.offset, file_len);
+                    if frontier.offset < file_len {
+                        cut_tail(&mut report, frontier.offset, file_len);
+                    }
                     report.complete = true;
                 }
                 return Ok(report);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::catalog::{Catalog, SegmentState, now_ms};
+use super::catalog::{Catalog, SegmentState, View, now_ms};
 use super::config::{SpoolConfig, SpoolStats, SyncPolicy};
 use super::error::SpoolError;
 use super::format::{
@@ -99,7 +99,7 @@ impl Spool {
         let (writer, lock) = create_writer_lock(fs.as_ref(), &dir, None)
             .map_err(|error| SpoolError::io(&dir, error))?;
         let mut catalog = Catalog::new(config.clone(), writer);
-        catalog.refresh(false)?;
+        catalog.refresh(View::Outside)?;
         let spool = Spool {
             shared: Arc::new(Mutex::new(catalog)),
             fs,
@@ -194,6 +194,9 @@ impl Spool {
             if let Some(state) = catalog.segments.get_mut(&key) {
                 state.frontier = frontier;
                 state.file_len = frontier.offset;
+                if self.config.sync == SyncPolicy::Always {
+                    state.vouched = frontier;
+                }
             }
             catalog.total_bytes() > self.config.max_total_bytes
         };
@@ -231,6 +234,7 @@ impl Spool {
             self.fs
                 .sync_data(&segment.file)
                 .map_err(|error| SpoolError::io(&segment.path, error))?;
+            mark_synced(&mut lock_catalog(&self.shared), segment.key);
         }
         self.unsynced_since = None;
         if let Err(error) = self.fs.symlink_metadata(&self.config.dir)
@@ -273,7 +277,7 @@ impl Spool {
             try_delivery_lock(self.fs.as_ref(), dir).map_err(|error| SpoolError::io(dir, error))?;
         let mut catalog = lock_catalog(&self.shared);
         let Some(lock) = lock else {
-            catalog.refresh(false)?;
+            catalog.refresh(View::Outside)?;
             return Ok(None);
         };
         acquire(&mut catalog)?;
@@ -309,8 +313,11 @@ impl Spool {
             match try_delivery_lock(self.fs.as_ref(), &self.config.dir) {
                 Ok(Some(lock)) => {
                     let result = catalog
-                        .refresh(false)
+                        .refresh(View::Taking)
                         .and_then(|()| catalog.enforce_retention(now_ms()));
+                    // Losses found under the lock are written into the acknowledgement file, so no other process
+                    // counts them again.
+                    catalog.persist_write_offs();
                     drop(lock);
                     result
                 }
@@ -346,6 +353,7 @@ impl Spool {
                     .sync_data(&segment.file)
                     .map_err(|error| SpoolError::io(&segment.path, error))?;
                 self.unsynced_since = None;
+                mark_synced(&mut lock_catalog(&self.shared), segment.key);
             }
             let mut catalog = lock_catalog(&self.shared);
             if let Some(state) = catalog.segments.get_mut(&segment.key) {
@@ -423,6 +431,14 @@ impl Spool {
     }
 }
 
+/// Records that this writer's segment `key` is fsynced up to its frontier: that far it may be written as its known
+/// extent.
+fn mark_synced(catalog: &mut Catalog, key: SegmentKey) {
+    if let Some(state) = catalog.segments.get_mut(&key) {
+        state.vouched = state.frontier;
+    }
+}
+
 /// Removes this writer's lock file (its segments are all gone; the lock is still held by the caller).
 fn remove_own_lock_file(fs: &dyn FileSystem, dir: &Path, writer: WriterId) {
     let path = dir.join(format::lock_file_name(writer));
@@ -436,7 +452,7 @@ fn remove_own_lock_file(fs: &dyn FileSystem, dir: &Path, writer: WriterId) {
 /// Makes the catalog that of the delivery-lock holder: takes in other processes' acknowledgements, restarts reading
 /// at the acknowledged cursors, removes stale temporary files, and applies the limits.
 pub(crate) fn acquire(catalog: &mut Catalog) -> Result<(), SpoolError> {
-    catalog.refresh(false)?;
+    catalog.refresh(View::Taking)?;
     catalog.delivering = true;
     for state in catalog.segments.values_mut() {
         state.read = state.acked;
@@ -456,7 +472,7 @@ pub(crate) fn acquire(catalog: &mut Catalog) -> Result<(), SpoolError> {
     if let Err(error) = catalog.enforce_retention(now_ms()) {
         tracing::debug!(%error, "spool: cannot apply the size and age limits now");
     }
-    catalog.refresh(true)?;
+    catalog.refresh(View::Holding)?;
     catalog.persist_write_offs();
     Ok(())
 }

@@ -6,6 +6,7 @@ mod corruption;
 mod crash;
 mod losses;
 mod multi_process;
+mod shared_view;
 
 use std::collections::HashSet;
 use std::io::Read;
