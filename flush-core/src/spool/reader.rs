@@ -1,6 +1,7 @@
 //! [`SpoolReader`]: delivery of all writers' records, in order, with durable acknowledgements.
 
 use std::fs::File;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::catalog::{Catalog, Settle, now_ms};
@@ -170,8 +171,15 @@ impl SpoolReader {
         if updates.is_empty() {
             return Ok(());
         }
-        // Invariant: the acknowledgement file is durable before anything it settles is removed or counted.
-        catalog.persist_acks(&updates)?;
+        // Invariant: the acknowledgement file is written (and fsynced, if the policy says so now) before anything it
+        // settles is removed or counted. The fsync runs with the catalog unlocked, so appends and stats go on.
+        if let Some(sync) = catalog.write_acks(&updates)? {
+            let fs = Arc::clone(&catalog.fs);
+            drop(catalog);
+            let result = sync.run(fs.as_ref());
+            catalog = lock_catalog(&self.shared);
+            catalog.finish_acks_sync(sync, result)?;
+        }
         for (key, cursor) in updates {
             catalog.settle(key, cursor, Settle::Delivered);
         }
@@ -363,6 +371,7 @@ impl Batch {
 impl Drop for SpoolReader {
     fn drop(&mut self) {
         let mut catalog = lock_catalog(&self.shared);
+        catalog.release_acks();
         catalog.delivering = false;
         for state in catalog.segments.values_mut() {
             state.read = state.acked;

@@ -891,3 +891,203 @@ fn records_larger_than_a_read_chunk_are_scanned_and_read_whole() {
     }
     assert_eq!(delivered, big);
 }
+
+/// The acknowledgement file's format version and inode.
+fn acks_file(dir: &Path) -> (u16, u64) {
+    let path = dir.join("acks");
+    let bytes = fs::read(&path).expect("read acks");
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    (version, fs::metadata(&path).expect("metadata").ino())
+}
+
+/// Hands out batches of `size` and acknowledges them, `batches` times.
+fn ack_batches(reader: &mut SpoolReader, size: usize, batches: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for _ in 0..batches {
+        let batch = reader
+            .next_batch(size, 1 << 20)
+            .expect("next")
+            .expect("batch");
+        out.extend(batch.records);
+        reader.ack(&batch.position).expect("ack");
+    }
+    out
+}
+
+#[test]
+fn acknowledgements_after_the_first_are_written_in_place() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let mut config = config(temporary.path());
+    config.sync = SyncPolicy::Always;
+    let mut spool = Spool::open(config).expect("open");
+    spool.append(&records(0..20)).expect("append");
+    let mut reader = spool.try_deliver().expect("try_deliver").expect("free");
+    ack_batches(&mut reader, 4, 1);
+    let first = acks_file(temporary.path());
+    assert_eq!(first.0, format::ACKS_VERSION);
+
+    ack_batches(&mut reader, 4, 3);
+
+    assert_eq!(
+        acks_file(temporary.path()),
+        first,
+        "the same file, not a new one"
+    );
+    drop(reader);
+    drop(spool);
+    let reopened = Spool::open(config_always(temporary.path())).expect("reopen");
+    assert_eq!(reopened.stats().pending_events, 4);
+    assert_eq!(drain(&reopened), records(16..20));
+}
+
+fn config_always(dir: &Path) -> SpoolConfig {
+    let mut config = config(dir);
+    config.sync = SyncPolicy::Always;
+    config
+}
+
+#[test]
+fn a_torn_acknowledgement_slot_keeps_the_previous_state() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let faults = Arc::new(PlannedFaults::default());
+    let mut config = faulty_config(temporary.path(), &faults);
+    config.sync = SyncPolicy::Always;
+    let mut spool = Spool::open(config).expect("open");
+    spool.append(&records(0..12)).expect("append");
+    let mut reader = spool.try_deliver().expect("try_deliver").expect("free");
+    // The first acknowledgement writes the file whole, the second in place: both fsynced.
+    ack_batches(&mut reader, 4, 2);
+    let batch = reader.next_batch(4, 1 << 20).expect("next").expect("batch");
+    // The third slot write is torn: a part of it reaches the file, then the write fails (as an OS crash would cut it).
+    faults.inject(Operation::Write, io::ErrorKind::Other, 60);
+    assert!(reader.ack(&batch.position).is_err());
+    drop(reader);
+    drop(spool);
+
+    let reopened = Spool::open(config_always(temporary.path())).expect("reopen");
+    let stats = reopened.stats();
+    assert_eq!(
+        (stats.pending_events, stats.damaged_acks),
+        (4, 0),
+        "{stats:?}"
+    );
+    assert_eq!(drain(&reopened), records(8..12));
+}
+
+#[test]
+fn a_torn_write_never_overwrites_the_last_fsynced_state_within_a_group_commit_window() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let faults = Arc::new(PlannedFaults::default());
+    let mut config = faulty_config(temporary.path(), &faults);
+    config.sync = SyncPolicy::GroupCommit(Duration::from_secs(3600));
+    let mut spool = Spool::open(config).expect("open");
+    spool.append(&records(0..12)).expect("append");
+    let mut reader = spool.try_deliver().expect("try_deliver").expect("free");
+    // Written whole and fsynced; then in place, not fsynced (the window is an hour).
+    ack_batches(&mut reader, 4, 2);
+    let batch = reader.next_batch(4, 1 << 20).expect("next").expect("batch");
+    faults.inject(Operation::Write, io::ErrorKind::Other, 60);
+    assert!(reader.ack(&batch.position).is_err());
+    // The process goes on: the acknowledgement is retried and goes through (the whole file is written again).
+    reader.ack(&batch.position).expect("retried ack");
+    drop(reader);
+    drop(spool);
+    let reopened = Spool::open(config_always(temporary.path())).expect("reopen");
+    assert_eq!(drain(&reopened), Vec::<Vec<u8>>::new());
+
+    // The same, with the torn write left as it is (an OS crash): the previous write of that slot was not fsynced,
+    // so the state falls back to the last fsynced one, never further.
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let mut config = faulty_config(temporary.path(), &faults);
+    config.sync = SyncPolicy::GroupCommit(Duration::from_secs(3600));
+    let mut spool = Spool::open(config).expect("open");
+    spool.append(&records(0..12)).expect("append");
+    let mut reader = spool.try_deliver().expect("try_deliver").expect("free");
+    ack_batches(&mut reader, 4, 2);
+    let batch = reader.next_batch(4, 1 << 20).expect("next").expect("batch");
+    faults.inject(Operation::Write, io::ErrorKind::Other, 60);
+    assert!(reader.ack(&batch.position).is_err());
+    std::mem::forget(reader);
+    std::mem::forget(spool);
+    let copy = tempfile::tempdir().expect("tempdir");
+    for entry in fs::read_dir(temporary.path()).expect("read_dir") {
+        let entry = entry.expect("entry");
+        if !entry.file_name().to_string_lossy().ends_with(".lock") {
+            fs::copy(entry.path(), copy.path().join(entry.file_name())).expect("copy");
+        }
+    }
+    let reopened = Spool::open(config_always(copy.path())).expect("reopen");
+    assert_eq!(drain(&reopened), records(4..12));
+}
+
+#[test]
+fn a_version_2_acks_file_is_still_read_and_replaced_by_the_current_version() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let mut spool = Spool::open(config(temporary.path())).expect("open");
+    spool.append(&records(0..10)).expect("append");
+    let (path, _) = spool.open_segment().expect("a segment");
+    drop(spool);
+    let key = format::SegmentKey::parse_file_name(
+        path.file_name()
+            .and_then(|name| name.to_str())
+            .expect("name"),
+    )
+    .expect("a segment name");
+    let frame = (format::FRAME_HEADER_LEN + records(0..1)[0].len()) as u64;
+    let settled = format::SEGMENT_HEADER_LEN + 4 * frame;
+    let entry = format::AckEntry {
+        key,
+        offset: settled,
+        valid: 4,
+        next_index: 4,
+        last_delta_ms: 0,
+        known_offset: format::SEGMENT_HEADER_LEN + 10 * frame,
+        known_valid: 10,
+        known_next_index: 10,
+    };
+    fs::write(
+        temporary.path().join("acks"),
+        format::encode_acks_block(&[entry]),
+    )
+    .expect("write a version 2 file");
+
+    let reopened = Spool::open(config(temporary.path())).expect("reopen");
+    assert_eq!(reopened.stats().pending_events, 6);
+    assert_eq!(drain(&reopened), records(4..10));
+    assert_eq!(acks_file(temporary.path()).0, format::ACKS_VERSION);
+}
+
+#[test]
+fn damaged_acks_entries_are_counted_and_their_records_delivered_again() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let mut spool = Spool::open(config_always(temporary.path())).expect("open");
+    spool.append(&records(0..12)).expect("append");
+    let mut reader = spool.try_deliver().expect("try_deliver").expect("free");
+    ack_batches(&mut reader, 4, 2);
+    drop(reader);
+    drop(spool);
+    // Both slots of the only pair damaged.
+    let path = temporary.path().join("acks");
+    let mut bytes = fs::read(&path).expect("read");
+    let pair = format::ACKS_SLOTS_HEADER_LEN as usize;
+    bytes[pair + 20] ^= 0xff;
+    bytes[pair + format::ACK_SLOT_LEN + 20] ^= 0xff;
+    fs::write(&path, &bytes).expect("write");
+
+    let reopened = Spool::open(config_always(temporary.path())).expect("reopen");
+    let stats = reopened.stats();
+    assert_eq!(
+        (stats.pending_events, stats.damaged_acks),
+        (12, 1),
+        "{stats:?}"
+    );
+    assert_eq!(drain(&reopened), records(0..12));
+
+    // A damaged header: the whole file is unreadable.
+    drop(reopened);
+    let mut bytes = fs::read(&path).expect("read");
+    bytes[3] ^= 0xff;
+    fs::write(&path, &bytes).expect("write");
+    let reopened = Spool::open(config_always(temporary.path())).expect("reopen");
+    assert_eq!(reopened.stats().damaged_acks, 1);
+}

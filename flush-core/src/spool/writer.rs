@@ -233,6 +233,7 @@ impl Spool {
                 .map_err(|error| SpoolError::io(&segment.path, error))?;
         }
         self.unsynced_since = None;
+        self.sync_acks(true)?;
         if let Err(error) = self.fs.symlink_metadata(&self.config.dir)
             && error.kind() == io::ErrorKind::NotFound
         {
@@ -252,13 +253,27 @@ impl Spool {
     /// # Errors
     /// As [`Spool::sync`].
     pub fn sync_if_due(&mut self) -> Result<bool, SpoolError> {
+        let acks = self.sync_acks(false)?;
         match (self.config.sync, self.unsynced_since) {
             (SyncPolicy::GroupCommit(interval), Some(since)) if since.elapsed() >= interval => {
                 self.sync()?;
                 Ok(true)
             }
-            _ => Ok(false),
+            _ => Ok(acks),
         }
+    }
+
+    /// Fsyncs the acknowledgements this process's reader wrote in place and did not fsync yet, if that is due per the
+    /// sync policy (or whenever there are some, if `force`), with the catalog unlocked. Returns whether it fsynced.
+    fn sync_acks(&self, force: bool) -> Result<bool, SpoolError> {
+        let mut catalog = lock_catalog(&self.shared);
+        let Some(sync) = catalog.take_acks_sync(force) else {
+            return Ok(false);
+        };
+        drop(catalog);
+        let result = sync.run(self.fs.as_ref());
+        lock_catalog(&self.shared).finish_acks_sync(sync, result)?;
+        Ok(true)
     }
 
     /// Takes the cross-process delivery lock and returns a reader over every writer's segments in the directory;
@@ -436,6 +451,7 @@ fn remove_own_lock_file(fs: &dyn FileSystem, dir: &Path, writer: WriterId) {
 /// Makes the catalog that of the delivery-lock holder: takes in other processes' acknowledgements, restarts reading
 /// at the acknowledged cursors, removes stale temporary files, and applies the limits.
 pub(crate) fn acquire(catalog: &mut Catalog) -> Result<(), SpoolError> {
+    catalog.release_acks();
     catalog.refresh(false)?;
     catalog.delivering = true;
     for state in catalog.segments.values_mut() {

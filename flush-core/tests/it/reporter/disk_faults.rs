@@ -270,7 +270,10 @@ fn a_directory_made_read_only_while_running_loses_nothing_silently_and_recovers(
     record(&reporter, 0..10);
     assert_eq!(reporter.flush(FLUSH), FlushOutcome::Acknowledged);
 
+    // A read-only remount: no file can be created, renamed or removed, and the open acknowledgement file (written
+    // in place) cannot be written either.
     fs.make_read_only();
+    fs.fail(Op::Write, "acks", ErrorKind::PermissionDenied);
     let started = Instant::now();
     record(&reporter, 10..40);
     assert_eq!(
