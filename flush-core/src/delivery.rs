@@ -49,6 +49,9 @@ use crate::store::StorePosition;
 /// `target` is the store sequence number the command covers (see `Spooler::end_of_store`).
 #[derive(Debug)]
 pub(crate) enum DeliveryCommand {
+    /// New records are in the store: look now instead of at the next poll. The spooler sends it once per drain that
+    /// stored something, and only when the channel is empty (never per event).
+    Wake,
     Idle {
         target: u64,
     },
@@ -212,6 +215,8 @@ impl Delivery {
     fn accept(&mut self, command: DeliveryCommand) {
         self.store_empty_until = None;
         match command {
+            // Taking any command ends the wait after an empty read (above): that is all a wake does.
+            DeliveryCommand::Wake => {}
             DeliveryCommand::Idle { target } => self.drain_until = self.drain_until.max(target),
             DeliveryCommand::Flush {
                 target,
