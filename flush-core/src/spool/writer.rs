@@ -66,6 +66,17 @@ pub struct Spool {
     /// When the limits were last applied by taking the delivery lock for a moment (rate-limited: it reads the
     /// directory).
     last_maintained: Option<Instant>,
+    /// The directory's size as last counted, and what this writer appended since.
+    size: SizeCount,
+}
+
+/// The directory's size as this process last counted it, and what its writer appended since (segments removed or
+/// found since are not in it until the next count, at most [`MAINTAIN_INTERVAL`] later).
+#[derive(Debug, Default)]
+struct SizeCount {
+    total: u64,
+    appended: u64,
+    counted_at: Option<Instant>,
 }
 
 /// How often an append over the size budget may take the delivery lock to apply the limits.
@@ -111,6 +122,7 @@ impl Spool {
             buffer: Vec::new(),
             unsynced_since: None,
             last_maintained: None,
+            size: SizeCount::default(),
         };
         spool.maintain();
         Ok(spool)
@@ -189,14 +201,31 @@ impl Spool {
             valid: segment.valid,
         };
         let key = segment.key;
-        let over_budget = {
+        // The directory's size is recounted (O(segments)) at most once per interval, or when this writer's appends
+        // since the last count would take it over the budget: an append costs the same whatever the backlog.
+        let max_total = self.config.max_total_bytes;
+        self.size.appended += self.buffer.len() as u64;
+        let recount = self
+            .size
+            .counted_at
+            .is_none_or(|at| at.elapsed() >= MAINTAIN_INTERVAL)
+            || (self.size.total <= max_total
+                && self.size.total.saturating_add(self.size.appended) > max_total);
+        {
             let mut catalog = lock_catalog(&self.shared);
             if let Some(state) = catalog.segments.get_mut(&key) {
                 state.frontier = frontier;
                 state.file_len = frontier.offset;
             }
-            catalog.total_bytes() > self.config.max_total_bytes
-        };
+            if recount {
+                self.size = SizeCount {
+                    total: catalog.total_bytes(),
+                    appended: 0,
+                    counted_at: Some(Instant::now()),
+                };
+            }
+        }
+        let over_budget = self.size.total.saturating_add(self.size.appended) > max_total;
         if self.config.sync != SyncPolicy::Always {
             self.unsynced_since.get_or_insert_with(Instant::now);
         }
