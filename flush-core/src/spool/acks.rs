@@ -182,7 +182,7 @@ impl AcksWriter {
     /// Records the outcome of an fsync taken out by [`take_sync`](Self::take_sync): on success the writes it covers
     /// are durable (later ones go to the other slot); on failure they stay unsynced and are fsynced again later.
     pub(crate) fn finish_sync(&mut self, sync: AcksSync, result: &io::Result<()>) {
-        if sync.file.as_ref() as *const File != self.file.as_ref() as *const File {
+        if !Arc::ptr_eq(&sync.file, &self.file) {
             return;
         }
         match result {
