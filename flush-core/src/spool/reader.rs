@@ -4,7 +4,7 @@ use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::catalog::{Catalog, Settle, now_ms};
+use super::catalog::{Catalog, SegmentState, Settle, now_ms};
 use super::error::SpoolError;
 use super::format::{self, Parsed, SegmentKey};
 use super::io::{OpenMode, read_at_most};
@@ -88,34 +88,44 @@ impl SpoolReader {
             age_drops: false,
         };
         for pass in 0..2 {
-            // Writers oldest first (by their oldest readable segment), each writer's segments in sequence order.
-            let mut writer_start: std::collections::HashMap<format::WriterId, u64> =
-                std::collections::HashMap::new();
-            for state in catalog
-                .segments
-                .values()
-                .filter(|state| state.read.offset < state.frontier.offset)
-            {
-                let start = writer_start.entry(state.key.writer).or_insert(u64::MAX);
-                *start = (*start).min(state.created_ms);
+            // Writers oldest first (by their oldest readable segment), each writer's segments in sequence order. The
+            // catalog is ordered by writer, then sequence: one pass finds each writer's start, only writers are
+            // sorted, and each writer's segments are visited in place.
+            let mut writers: Vec<(u64, format::WriterId)> = Vec::new();
+            for state in catalog.segments.values().filter(|state| readable(state)) {
+                match writers.last_mut() {
+                    Some((start, writer)) if *writer == state.key.writer => {
+                        *start = (*start).min(state.created_ms);
+                    }
+                    _ => writers.push((state.created_ms, state.key.writer)),
+                }
             }
-            let mut order: Vec<(u64, SegmentKey)> = catalog
-                .segments
-                .values()
-                .filter(|state| state.read.offset < state.frontier.offset)
-                .map(|state| {
-                    (
-                        writer_start.get(&state.key.writer).copied().unwrap_or(0),
-                        state.key,
-                    )
-                })
-                .collect();
-            order.sort_unstable();
-            for (_, key) in order {
+            writers.sort_unstable();
+            for (_, writer) in writers {
+                let mut from = SegmentKey { writer, seq: 0 };
+                while !out.is_full() {
+                    let Some(key) = catalog
+                        .segments
+                        .range(
+                            from..=SegmentKey {
+                                writer,
+                                seq: u64::MAX,
+                            },
+                        )
+                        .find(|(_, state)| readable(state))
+                        .map(|(key, _)| *key)
+                    else {
+                        break;
+                    };
+                    self.read_segment(&mut catalog, key, &mut out, cutoff)?;
+                    let Some(seq) = key.seq.checked_add(1) else {
+                        break;
+                    };
+                    from = SegmentKey { writer, seq };
+                }
                 if out.is_full() {
                     break;
                 }
-                self.read_segment(&mut catalog, key, &mut out, cutoff)?;
             }
             if !out.records.is_empty() || pass == 1 {
                 break;
@@ -350,6 +360,11 @@ impl SpoolReader {
             }
         }
     }
+}
+
+/// Whether a segment has records not handed out yet.
+fn readable(state: &SegmentState) -> bool {
+    state.read.offset < state.frontier.offset
 }
 
 /// The batch being filled.

@@ -1091,3 +1091,25 @@ fn damaged_acks_entries_are_counted_and_their_records_delivered_again() {
     let reopened = Spool::open(config_always(temporary.path())).expect("reopen");
     assert_eq!(reopened.stats().damaged_acks, 1);
 }
+
+#[test]
+fn the_writer_with_the_oldest_readable_segment_is_delivered_first() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    // Writer ids sort by creation: `early` sorts first, but `late` creates its segment first.
+    let mut early = Spool::open(config(temporary.path())).expect("open");
+    let mut late = Spool::open(config(temporary.path())).expect("open");
+    late.append(&[b"late-0"]).expect("append");
+    let created = catalog::now_ms();
+    while catalog::now_ms() == created {
+        std::thread::yield_now();
+    }
+    early.append(&[b"early-0"]).expect("append");
+    late.append(&[b"late-1"]).expect("append");
+
+    let delivered = drain(&early);
+
+    assert_eq!(
+        delivered,
+        vec![b"late-0".to_vec(), b"late-1".to_vec(), b"early-0".to_vec()]
+    );
+}
