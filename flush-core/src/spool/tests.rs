@@ -1113,3 +1113,89 @@ fn the_writer_with_the_oldest_readable_segment_is_delivered_first() {
         vec![b"late-0".to_vec(), b"late-1".to_vec(), b"early-0".to_vec()]
     );
 }
+
+/// A file system whose fsyncs of the acknowledgement file wait until released, and say when one is waiting.
+#[derive(Debug, Default)]
+struct HeldAcksSync {
+    state: Mutex<(bool, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl FileSystem for HeldAcksSync {
+    fn sync_data(&self, file: &File) -> io::Result<()> {
+        let is_acks = fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(file)
+        ))
+        .is_ok_and(|path| path.file_name().is_some_and(|name| name == "acks"));
+        if is_acks {
+            let mut state = self.state.lock().expect("state");
+            state.0 = true;
+            self.changed.notify_all();
+            while !state.1 {
+                state = self.changed.wait(state).expect("state");
+            }
+        }
+        RealFileSystem.sync_data(file)
+    }
+}
+
+#[test]
+fn appends_and_stats_go_on_while_an_acknowledgement_is_fsynced() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let held = Arc::new(HeldAcksSync::default());
+    let mut config = config_always(temporary.path());
+    config = config.with_file_system(Arc::clone(&held) as Arc<dyn FileSystem>);
+    let mut spool = Spool::open(config).expect("open");
+    spool.append(&records(0..8)).expect("append");
+    let mut reader = spool.try_deliver().expect("try_deliver").expect("free");
+    // The first acknowledgement creates the file (its fsync is of the temporary file); the second is in place.
+    let first = reader.next_batch(4, 1 << 20).expect("next").expect("batch");
+    held.state.lock().expect("state").1 = true;
+    reader.ack(&first.position).expect("ack");
+    *held.state.lock().expect("state") = (false, false);
+    let second = reader.next_batch(4, 1 << 20).expect("next").expect("batch");
+    let acking = std::thread::spawn(move || {
+        reader.ack(&second.position).expect("ack");
+        reader
+    });
+    let release = || {
+        let mut state = held.state.lock().expect("state");
+        state.1 = true;
+        held.changed.notify_all();
+    };
+    let mut in_fsync = false;
+    for _ in 0..300 {
+        let state = held.state.lock().expect("state");
+        let (state, _) = held
+            .changed
+            .wait_timeout(state, Duration::from_millis(100))
+            .expect("state");
+        if state.0 {
+            in_fsync = true;
+            break;
+        }
+    }
+    assert!(in_fsync, "the acknowledgement never reached its fsync");
+
+    // The acknowledgement is inside its fsync: the writer and the statistics do not wait for it.
+    let (done, finished) = std::sync::mpsc::channel();
+    let appending = std::thread::spawn(move || {
+        spool.append(&records(8..10)).expect("append");
+        let stats = spool.stats();
+        let _ = done.send((stats.pending_events, stats.acknowledged_events));
+        spool
+    });
+    let during = finished.recv_timeout(Duration::from_secs(30));
+    release();
+    assert_eq!(
+        during,
+        Ok((6, 4)),
+        "an append waited for the fsync of an acknowledgement"
+    );
+    let spool = appending.join().expect("the append returns");
+    let reader = acking.join().expect("the ack returns");
+    assert_eq!(spool.stats().acknowledged_events, 8);
+    drop(reader);
+    assert_eq!(drain(&spool), records(8..10));
+}
