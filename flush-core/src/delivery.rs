@@ -583,7 +583,17 @@ impl Delivery {
         };
         let delivered = in_flight.accepted + in_flight.dead_lettered;
         let mut store = lock(&self.store);
-        let acked = store.ack(&in_flight.position);
+        let acked = match store.begin_ack(&in_flight.position) {
+            Ok(Some(pending)) => {
+                // The fsync runs with the store unlocked: the spooler's appends and checkpoints go on meanwhile.
+                drop(store);
+                let result = pending.run();
+                store = lock(&self.store);
+                store.finish_ack(&in_flight.position, pending, result)
+            }
+            Ok(None) => Ok(()),
+            Err(error) => Err(error),
+        };
         let counts = store.counts();
         // Invariant: the counters move under the accounting lock together with `in_store`, so snapshots balance.
         let accounting = self.counters.accounting();

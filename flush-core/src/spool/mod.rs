@@ -257,5 +257,6 @@ mod tests;
 pub use config::{SpoolConfig, SpoolStats, SyncPolicy};
 pub use error::SpoolError;
 pub use io::{DirEntry, FileSystem, NOT_A_REGULAR_FILE, OpenMode, RealFileSystem};
+pub(crate) use reader::PendingAck;
 pub use reader::{Position, SpoolBatch, SpoolReader};
 pub use writer::Spool;

@@ -4,10 +4,11 @@ use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::acks::AcksSync;
 use super::catalog::{Catalog, SegmentState, Settle, now_ms};
 use super::error::SpoolError;
 use super::format::{self, Parsed, SegmentKey};
-use super::io::{OpenMode, read_at_most};
+use super::io::{FileSystem, OpenMode, read_at_most};
 use super::segment::Frontier;
 use super::writer::{SharedCatalog, lock_catalog};
 
@@ -163,37 +164,54 @@ impl SpoolReader {
     /// [`SpoolError::ForeignPosition`] for a position of another reader; the I/O variants if the acknowledgement
     /// file cannot be written (then nothing was acknowledged).
     pub fn ack(&mut self, position: &Position) -> Result<(), SpoolError> {
+        match self.begin_ack(position)? {
+            Some(pending) => {
+                let result = pending.run();
+                self.finish_ack(position, pending, result)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The first half of [`ack`](Self::ack): writes the acknowledgement and, unless its fsync is due now, settles it.
+    /// `Some`: the fsync is due; the caller runs it without holding any lock the writer needs (the catalog's is not
+    /// held), then calls [`finish_ack`](Self::finish_ack). Nothing is settled before.
+    pub(crate) fn begin_ack(
+        &mut self,
+        position: &Position,
+    ) -> Result<Option<PendingAck>, SpoolError> {
         if position.reader_id != self.reader_id {
             return Err(SpoolError::ForeignPosition);
         }
         let mut catalog = lock_catalog(&self.shared);
-        let updates: Vec<(SegmentKey, Frontier)> = position
-            .cursors
-            .iter()
-            .filter(|(key, cursor)| {
-                catalog
-                    .segments
-                    .get(key)
-                    .is_some_and(|state| cursor.offset > state.acked.offset)
-            })
-            .copied()
-            .collect();
+        let updates = updates(&catalog, position);
         if updates.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         // Invariant: the acknowledgement file is written (and fsynced, if the policy says so now) before anything it
-        // settles is removed or counted. The fsync runs with the catalog unlocked, so appends and stats go on.
+        // settles is removed or counted.
         if let Some(sync) = catalog.write_acks(&updates)? {
-            let fs = Arc::clone(&catalog.fs);
-            drop(catalog);
-            let result = sync.run(fs.as_ref());
-            catalog = lock_catalog(&self.shared);
-            catalog.finish_acks_sync(sync, result)?;
+            return Ok(Some(PendingAck {
+                sync,
+                fs: Arc::clone(&catalog.fs),
+            }));
         }
-        for (key, cursor) in updates {
-            catalog.settle(key, cursor, Settle::Delivered);
-        }
-        catalog.remove_settled();
+        settle(&mut catalog, updates);
+        Ok(None)
+    }
+
+    /// The second half of [`ack`](Self::ack), after the fsync `begin_ack` asked for ran with `result`: settles the
+    /// acknowledgement if it succeeded.
+    pub(crate) fn finish_ack(
+        &mut self,
+        position: &Position,
+        pending: PendingAck,
+        result: std::io::Result<()>,
+    ) -> Result<(), SpoolError> {
+        let mut catalog = lock_catalog(&self.shared);
+        catalog.finish_acks_sync(pending.sync, result)?;
+        let updates = updates(&catalog, position);
+        settle(&mut catalog, updates);
         Ok(())
     }
 
@@ -360,6 +378,43 @@ impl SpoolReader {
             }
         }
     }
+}
+
+/// An acknowledgement written whose fsync is due: see [`SpoolReader::begin_ack`].
+#[derive(Debug)]
+pub(crate) struct PendingAck {
+    sync: AcksSync,
+    fs: Arc<dyn FileSystem>,
+}
+
+impl PendingAck {
+    /// Runs the fsync.
+    pub(crate) fn run(&self) -> std::io::Result<()> {
+        self.sync.run(self.fs.as_ref())
+    }
+}
+
+/// The cursors of `position` that move a segment's acknowledged cursor forward.
+fn updates(catalog: &Catalog, position: &Position) -> Vec<(SegmentKey, Frontier)> {
+    position
+        .cursors
+        .iter()
+        .filter(|(key, cursor)| {
+            catalog
+                .segments
+                .get(key)
+                .is_some_and(|state| cursor.offset > state.acked.offset)
+        })
+        .copied()
+        .collect()
+}
+
+/// Settles acknowledged cursors (durable as the policy asks) and removes the segments that are settled.
+fn settle(catalog: &mut Catalog, updates: Vec<(SegmentKey, Frontier)>) {
+    for (key, cursor) in updates {
+        catalog.settle(key, cursor, Settle::Delivered);
+    }
+    catalog.remove_settled();
 }
 
 /// Whether a segment has records not handed out yet.
