@@ -4,8 +4,9 @@
 //! batch; throughput is in events handed out and acknowledged.
 //!
 //! - `ours_spool/read_ack/{never,group_commit_200ms}`: `try_deliver`, then `next_batch(50)` and `ack` until the
-//!   backlog is drained. Every `ack` rewrites the acknowledgement file (write, rename); with any policy but `Never`
-//!   it is durable (the file and the directory are fsynced), which is what the reporter does by default.
+//!   backlog is drained. The first `ack` writes the acknowledgement file whole (write, rename), every later one
+//!   rewrites the slots of the segments it moves in place; with `group_commit_200ms` (the reporter's default) they
+//!   are fsynced at most once per 200 ms, with `never` never.
 //! - `floor_framed/read`: read one framed file sequentially and check every CRC (no acknowledgements at all).
 //! - `peer_sqlite_wal/read_delete`: `SELECT` the oldest rows, then `DELETE` them (design 001).
 //! - `peer_json_files/read_delete`: list, parse, sort, then delete each file (design 003). Its backlog is smaller

@@ -53,6 +53,9 @@ use crate::store::StorePosition;
 /// `target` is the store sequence number the command covers (see `Spooler::end_of_store`).
 #[derive(Debug)]
 pub(crate) enum DeliveryCommand {
+    /// New records are in the store: look now instead of at the next poll. The spooler sends it once per drain that
+    /// stored something, and only when the channel is empty (never per event).
+    Wake,
     Idle {
         target: u64,
     },
@@ -224,6 +227,8 @@ impl Delivery {
     fn accept(&mut self, command: DeliveryCommand) {
         self.store_empty_until = None;
         match command {
+            // Taking any command ends the wait after an empty read (above): that is all a wake does.
+            DeliveryCommand::Wake => {}
             DeliveryCommand::Idle { target } => self.drain_until = self.drain_until.max(target),
             DeliveryCommand::Flush {
                 target,
@@ -624,7 +629,17 @@ impl Delivery {
         };
         let delivered = in_flight.accepted + in_flight.dead_lettered;
         let mut store = lock(&self.store);
-        let acked = store.ack(&in_flight.position);
+        let acked = match store.begin_ack(&in_flight.position) {
+            Ok(Some(pending)) => {
+                // The fsync runs with the store unlocked: the spooler's appends and checkpoints go on meanwhile.
+                drop(store);
+                let result = pending.run();
+                store = lock(&self.store);
+                store.finish_ack(&in_flight.position, pending, result)
+            }
+            Ok(None) => Ok(()),
+            Err(error) => Err(error),
+        };
         let counts = store.counts();
         // Invariant: the counters move under the accounting lock together with `in_store`, so snapshots balance.
         let accounting = self.counters.accounting();

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::spool::{Spool, SpoolConfig, SpoolError, SpoolReader};
+use crate::spool::{PendingAck, Spool, SpoolConfig, SpoolError, SpoolReader};
 use crate::store::{Appended, Store, StoreCounts, StoreError, StorePosition, StoredBatch};
 
 /// How often to try for the delivery lock while another process holds it (each try rescans the directory).
@@ -87,6 +87,29 @@ impl Store for DiskStore {
             return Err(StoreError(SpoolError::ForeignPosition));
         };
         reader.ack(position).map_err(store_error)
+    }
+
+    fn begin_ack(&mut self, position: &StorePosition) -> Result<Option<PendingAck>, StoreError> {
+        let (Some(reader), StorePosition::Spool(position)) = (self.reader.as_mut(), position)
+        else {
+            return Err(StoreError(SpoolError::ForeignPosition));
+        };
+        reader.begin_ack(position).map_err(store_error)
+    }
+
+    fn finish_ack(
+        &mut self,
+        position: &StorePosition,
+        pending: PendingAck,
+        result: std::io::Result<()>,
+    ) -> Result<(), StoreError> {
+        let (Some(reader), StorePosition::Spool(position)) = (self.reader.as_mut(), position)
+        else {
+            return Err(StoreError(SpoolError::ForeignPosition));
+        };
+        reader
+            .finish_ack(position, pending, result)
+            .map_err(store_error)
     }
 
     fn rewind(&mut self) -> Result<(), StoreError> {

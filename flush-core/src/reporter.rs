@@ -90,9 +90,10 @@ impl Drop for Inner {
 ///   retries, the circuit breaker and poison isolation, and acknowledges them in the store after each 2xx.
 ///
 /// A slow or dead server only ever holds up the sender; the queue keeps draining into the store. Neither thread is
-/// woken per event: they tick every `poll_interval` (20 ms), and `record()` wakes the spooler only when the queue
-/// crosses a batch or half its capacity. A panic in either is caught: the thread restarts (up to [`MAX_RESTARTS`]
-/// times), then stops, and `record()` goes on counting what it drops. (The panic message itself goes through the
+/// woken per event: they tick every `poll_interval` (20 ms), `record()` wakes the spooler only when the queue
+/// crosses a batch or half its capacity, and the spooler wakes the sender once per drain that stored records. A
+/// panic in either is caught: the thread restarts (up to [`MAX_RESTARTS`] times), then stops, and `record()` goes on
+/// counting what it drops. (The panic message itself goes through the
 /// application's panic hook, as every Rust panic does.)
 ///
 /// # What blocks

@@ -1,7 +1,8 @@
 //! The spooler thread: drains the in-memory queue into the store, serializing on the way, and answers the commands
 //! that need "everything recorded so far" to be in the store first (checkpoint, idle, flush, shutdown).
 //!
-//! It wakes every `poll_interval`, when `record()` crosses a queue threshold, or on a command; never per event.
+//! It wakes every `poll_interval`, when `record()` crosses a queue threshold, or on a command; never per event. After
+//! a drain that stored records it wakes the sender (once per drain, never per event).
 //! Serialization (JSON, timestamp formatting) happens here, off the application's hot path.
 
 use std::sync::Arc;
@@ -156,6 +157,7 @@ impl Spooler {
     /// Moves everything queued into the store. An append failure drops that chunk (counted) and is reported.
     fn drain_queue(&mut self) -> Result<(), CheckpointError> {
         let mut outcome = Ok(());
+        let mut stored = false;
         loop {
             let mut chunk = Vec::with_capacity(APPEND_CHUNK.min(self.queue.len()));
             while chunk.len() < APPEND_CHUNK {
@@ -180,6 +182,11 @@ impl Spooler {
                 add(dropped_for, 1);
             }
             if chunk.is_empty() {
+                // One wake per drain, and none while a command is waiting anyway: the sender reads the new records now
+                // instead of at its next poll.
+                if stored && self.delivery.is_empty() {
+                    let _ = self.delivery.send(DeliveryCommand::Wake);
+                }
                 return outcome;
             }
             let length = chunk.len() as u64;
@@ -189,6 +196,7 @@ impl Spooler {
             let accounting = self.counters.accounting();
             match appended {
                 Ok(appended) => {
+                    stored |= appended.stored > 0;
                     add(&self.counters.spooled, appended.stored as u64);
                     add(&self.counters.dropped_store_full, appended.refused as u64);
                 }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::spool::SpoolError;
+use crate::spool::{PendingAck, SpoolError};
 
 /// Where a batch ends in the store; acknowledging it settles every record up to there.
 #[derive(Debug, Clone)]
@@ -72,6 +72,23 @@ pub(crate) trait Store: Send {
     ) -> Result<Option<StoredBatch>, StoreError>;
     /// Settles everything up to `position`: it will never be read again.
     fn ack(&mut self, position: &StorePosition) -> Result<(), StoreError>;
+    /// [`ack`](Self::ack) in two halves, so that an fsync runs without the store's lock: `Some` means the
+    /// acknowledgement is written and its fsync is due; run it, then [`finish_ack`](Self::finish_ack) (nothing is
+    /// settled before). By default, acknowledges at once.
+    fn begin_ack(&mut self, position: &StorePosition) -> Result<Option<PendingAck>, StoreError> {
+        self.ack(position).map(|()| None)
+    }
+    /// Settles `position` after the fsync [`begin_ack`](Self::begin_ack) asked for ran with `result`. By default
+    /// (a store that never asks), acknowledges `position`.
+    fn finish_ack(
+        &mut self,
+        position: &StorePosition,
+        pending: PendingAck,
+        result: std::io::Result<()>,
+    ) -> Result<(), StoreError> {
+        let _ = (pending, result);
+        self.ack(position)
+    }
     /// Reads again from the first unacknowledged record.
     fn rewind(&mut self) -> Result<(), StoreError>;
     /// The store's counters.

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::config::{SpoolConfig, SpoolStats, SyncPolicy};
+use super::acks::{AcksSync, AcksWriter};
+use super::config::{SpoolConfig, SpoolStats};
 use super::error::SpoolError;
 use super::format::{self, AckEntry, SEGMENT_HEADER_LEN, SegmentHeader, SegmentKey, WriterId};
 use super::io::{FileSystem, OpenMode, read_at_most, read_whole};
@@ -19,7 +20,7 @@ use super::segment::{self, Frontier};
 pub(crate) const ACKS_FILE: &str = "acks";
 /// The directory fully delivered segments are moved to with `keep_flushed`.
 pub(crate) const FLUSHED_DIR: &str = "flushed";
-/// An acknowledgement file larger than this is damaged (it holds 72 bytes per segment).
+/// An acknowledgement file larger than this is damaged (it holds 256 bytes per segment).
 const MAX_ACKS_BYTES: u64 = 64 << 20;
 
 /// Milliseconds since the Unix epoch, now.
@@ -196,6 +197,8 @@ pub(crate) struct Counters {
     pub(crate) settled_elsewhere: u64,
     /// Files named like spool files that the spool cannot use, as of the last listing.
     pub(crate) foreign_files: u64,
+    /// Damaged acknowledgement entries, as of the last read of the file.
+    pub(crate) damaged_acks: u64,
 }
 
 /// Why an acknowledged cursor moves.
@@ -249,6 +252,8 @@ pub(crate) struct Catalog {
     /// Losses were written off that the acknowledgement file still describes as existing: the delivering process
     /// rewrites it, so that later processes do not count them again.
     pub(crate) acks_outdated: bool,
+    /// The acknowledgement file open for in-place writes, while this process delivers and since its first rewrite.
+    acks: Option<AcksWriter>,
 }
 
 /// What a listing of the directory found.
@@ -276,6 +281,7 @@ impl Catalog {
             scratch: Vec::new(),
             written_off: BTreeSet::new(),
             acks_outdated: false,
+            acks: None,
         }
     }
 
@@ -497,7 +503,7 @@ impl Catalog {
     }
 
     /// Reads the acknowledgement file; a missing or damaged file means "nothing acknowledged" (at-least-once).
-    pub(crate) fn read_acks(&self) -> HashMap<SegmentKey, AckEntry> {
+    pub(crate) fn read_acks(&mut self) -> HashMap<SegmentKey, AckEntry> {
         let path = self.dir.join(ACKS_FILE);
         let read = match self.fs.symlink_metadata(&path) {
             Ok(metadata) if metadata.len() > MAX_ACKS_BYTES => {
@@ -508,16 +514,27 @@ impl Catalog {
         };
         match read {
             Ok(bytes) => match format::decode_acks(&bytes) {
-                Some(entries) => entries
-                    .into_iter()
-                    .map(|entry| (entry.key, entry))
-                    .collect(),
+                Some(decoded) => {
+                    self.counters.damaged_acks = decoded.damaged_pairs;
+                    if decoded.damaged_pairs > 0 {
+                        tracing::debug!(path = %path.display(), entries = decoded.damaged_pairs, "spool: acks entries are damaged; redelivering their records");
+                    }
+                    decoded
+                        .entries
+                        .into_iter()
+                        .map(|entry| (entry.key, entry))
+                        .collect()
+                }
                 None => {
                     tracing::debug!(path = %path.display(), "spool: the acks file is damaged; redelivering");
+                    self.counters.damaged_acks = 1;
                     HashMap::new()
                 }
             },
-            Err(_) => HashMap::new(),
+            Err(error) => {
+                self.counters.damaged_acks = u64::from(error.kind() != io::ErrorKind::NotFound);
+                HashMap::new()
+            }
         }
     }
 
@@ -812,8 +829,16 @@ impl Catalog {
             .collect();
         for key in settled {
             if self.remove_segment_file(key, false).is_ok() {
-                self.segments.remove(&key);
+                self.forget_segment(key);
             }
+        }
+    }
+
+    /// Takes a removed segment out of the catalog, and its entry out of the acknowledgement file.
+    fn forget_segment(&mut self, key: SegmentKey) {
+        self.segments.remove(&key);
+        if let Some(acks) = self.acks.as_mut() {
+            acks.release(self.fs.as_ref(), key);
         }
     }
 
@@ -928,56 +953,132 @@ impl Catalog {
             }
         }
         self.written_off.clear();
+        // The file went with the directory: the next persist writes a new one.
+        self.acks = None;
     }
 
-    /// Writes the acknowledgement file atomically (temporary file, fsync, rename, directory fsync; no fsync with
-    /// [`SyncPolicy::Never`]), with `overrides` in place of the current acknowledged cursors. Only a holder of the
-    /// delivery lock calls this.
+    /// Persists the acknowledged cursors, with `overrides` in place of the current ones, and fsyncs them if that is
+    /// due (under the catalog lock: the acknowledgement path uses [`write_acks`](Self::write_acks) and syncs outside
+    /// it). Only a holder of the delivery lock calls this.
     pub(crate) fn persist_acks(
         &mut self,
         overrides: &[(SegmentKey, Frontier)],
     ) -> Result<(), SpoolError> {
+        match self.write_acks(overrides)? {
+            Some(sync) => {
+                let result = sync.run(self.fs.as_ref());
+                self.finish_acks_sync(sync, result)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the acknowledged cursors, with `overrides` in place of the current ones. While this process delivers
+    /// and has the file open, only the entries of `overrides` are rewritten, in place; otherwise (and for an empty
+    /// `overrides`: a change to entries not listed) the whole file is rewritten atomically and, while delivering, kept
+    /// open. Returns the fsync that is due per the sync policy, to run with the catalog unlocked, then hand to
+    /// [`finish_acks_sync`](Self::finish_acks_sync). Only a holder of the delivery lock calls this.
+    pub(crate) fn write_acks(
+        &mut self,
+        overrides: &[(SegmentKey, Frontier)],
+    ) -> Result<Option<AcksSync>, SpoolError> {
+        if !self.delivering || overrides.is_empty() || self.acks.is_none() {
+            self.rewrite_acks(overrides)?;
+            return Ok(None);
+        }
+        let fs = Arc::clone(&self.fs);
+        let mut written = Ok(());
+        for (index, (key, _)) in overrides.iter().enumerate() {
+            if overrides[..index].iter().any(|(earlier, _)| earlier == key) {
+                continue;
+            }
+            let Some(state) = self.segments.get(key) else {
+                continue;
+            };
+            let entry = state.ack_entry(overridden(state, overrides));
+            if let Some(acks) = self.acks.as_mut() {
+                written = acks.write(fs.as_ref(), &entry);
+            }
+            if written.is_err() {
+                break;
+            }
+        }
+        match written {
+            Ok(()) => Ok(self.acks.as_mut().and_then(|acks| acks.take_sync(false))),
+            Err(error) => {
+                // The next persist rewrites the whole file.
+                self.acks = None;
+                Err(self.io_error(&self.dir.join(ACKS_FILE), error))
+            }
+        }
+    }
+
+    /// Takes out the fsync of acknowledgements written in place that is due (any unsynced ones if `force`), to run
+    /// with the catalog unlocked.
+    pub(crate) fn take_acks_sync(&mut self, force: bool) -> Option<AcksSync> {
+        self.acks.as_mut()?.take_sync(force)
+    }
+
+    /// Records the outcome of an fsync taken out by [`write_acks`](Self::write_acks) or
+    /// [`take_acks_sync`](Self::take_acks_sync).
+    pub(crate) fn finish_acks_sync(
+        &mut self,
+        sync: AcksSync,
+        result: io::Result<()>,
+    ) -> Result<(), SpoolError> {
+        let path = sync.path().to_path_buf();
+        if let Some(acks) = self.acks.as_mut() {
+            acks.finish_sync(sync, &result);
+        }
+        result.map_err(|error| self.io_error(&path, error))
+    }
+
+    /// Stops writing the acknowledgement file in place (this process stops delivering), fsyncing what is unsynced
+    /// (unless the policy is `Never`).
+    pub(crate) fn release_acks(&mut self) {
+        if let Some(sync) = self.take_acks_sync(true) {
+            let result = sync.run(self.fs.as_ref());
+            if let Err(error) = self.finish_acks_sync(sync, result) {
+                tracing::debug!(%error, "spool: cannot fsync the acks file");
+            }
+        }
+        self.acks = None;
+    }
+
+    /// Writes the whole acknowledgement file atomically (temporary file, fsync, rename, directory fsync; no fsync
+    /// with [`SyncPolicy::Never`](super::SyncPolicy::Never)), with `overrides` in place of the current acknowledged
+    /// cursors; while delivering, keeps it open for in-place writes.
+    fn rewrite_acks(&mut self, overrides: &[(SegmentKey, Frontier)]) -> Result<(), SpoolError> {
         let mut entries: Vec<AckEntry> = Vec::with_capacity(self.segments.len());
         for state in self.segments.values() {
-            let mut acked = state.acked;
-            if let Some((_, cursor)) = overrides.iter().rev().find(|(key, _)| *key == state.key)
-                && cursor.offset > acked.offset
-            {
-                acked = *cursor;
-            }
-            let entry = state.ack_entry(acked);
+            let entry = state.ack_entry(overridden(state, overrides));
             if entry.known_offset > SEGMENT_HEADER_LEN {
                 entries.push(entry);
             }
         }
-        let bytes = format::encode_acks(&entries);
         let temporary = self.dir.join(format!("{ACKS_FILE}.{}.tmp", self.own));
-        // With `SyncPolicy::Never` nothing is fsynced, acknowledgements included: an OS crash can then only make
-        // records be delivered again (at-least-once), never lose one.
-        let durable = self.config.sync != SyncPolicy::Never;
-        let fs = self.fs.as_ref();
-        let write = || -> io::Result<()> {
-            let file = fs.open(&temporary, OpenMode::OpenOrCreate)?;
-            fs.set_len(&file, 0)?;
-            fs.write_all_at(&file, &bytes, 0)?;
-            if durable {
-                fs.sync_data(&file)?;
-            }
-            fs.rename(&temporary, &self.dir.join(ACKS_FILE))?;
-            if durable {
-                fs.sync_dir(&self.dir)
-            } else {
+        let path = self.dir.join(ACKS_FILE);
+        self.acks = None;
+        match AcksWriter::create(
+            self.fs.as_ref(),
+            &self.dir,
+            &path,
+            &temporary,
+            self.config.sync,
+            &entries,
+        ) {
+            Ok(writer) => {
+                self.acks_outdated = false;
+                if self.delivering {
+                    self.acks = Some(writer);
+                }
                 Ok(())
             }
-        };
-        let written = write().map_err(|error| {
-            let _ = fs.remove_file(&temporary);
-            self.io_error(&self.dir.join(ACKS_FILE), error)
-        });
-        if written.is_ok() {
-            self.acks_outdated = false;
+            Err(error) => {
+                let _ = self.fs.remove_file(&temporary);
+                Err(self.io_error(&path, error))
+            }
         }
-        written
     }
 
     /// Rewrites the acknowledgement file if it still describes losses this process wrote off (best effort: a failure
@@ -1047,7 +1148,7 @@ impl Catalog {
         }
         for key in removals {
             if self.remove_segment_file(key, true).is_ok() {
-                self.segments.remove(&key);
+                self.forget_segment(key);
             }
         }
         Ok(())
@@ -1065,6 +1166,7 @@ impl Catalog {
             acknowledged_events: self.counters.acknowledged,
             settled_elsewhere: self.counters.settled_elsewhere,
             foreign_files: self.counters.foreign_files,
+            damaged_acks: self.counters.damaged_acks,
             ..SpoolStats::default()
         };
         let mut oldest: Option<u64> = None;
@@ -1081,6 +1183,14 @@ impl Catalog {
         stats.oldest_pending_age =
             oldest.map(|since| Duration::from_millis(now.saturating_sub(since)));
         stats
+    }
+}
+
+/// The acknowledged cursor of `state`, or the last cursor `overrides` gives it if that is further.
+fn overridden(state: &SegmentState, overrides: &[(SegmentKey, Frontier)]) -> Frontier {
+    match overrides.iter().rev().find(|(key, _)| *key == state.key) {
+        Some((_, cursor)) if cursor.offset > state.acked.offset => *cursor,
+        _ => state.acked,
     }
 }
 

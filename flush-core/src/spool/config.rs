@@ -52,7 +52,9 @@ pub enum SyncPolicy {
     Never,
     /// Fsync at most once per interval: when [`sync_if_due`](super::Spool::sync_if_due) is called (the reporter calls
     /// it on a tick) or an append finds unsynced data older than the interval. An OS crash loses at most about one
-    /// interval (plus the tick period) of records. Acknowledgements are fsynced before `ack` returns.
+    /// interval (plus the tick period) of records. Acknowledgements are group-committed the same way: written in
+    /// place before `ack` returns (a process crash loses none), fsynced at most one interval (plus the tick period)
+    /// later, so an OS crash can make at most that window of acknowledged batches be delivered again.
     GroupCommit(Duration),
     /// Fsync before every append returns: nothing `append` returned `Ok` for is ever lost; one fsync per batch.
     /// Acknowledgements are fsynced before `ack` returns.
@@ -164,4 +166,8 @@ pub struct SpoolStats {
     /// not regular files (a FIFO, a socket, a device, a symbolic link, a directory), and segments it cannot open. They
     /// are never read or written.
     pub foreign_files: u64,
+    /// Damage in the acknowledgement file as of this process's last read of it: the entries found unreadable (both
+    /// slots of a pair damaged), or 1 if the whole file was (a damaged header, or an older version's damaged block).
+    /// What they acknowledged is delivered again (at-least-once), never lost.
+    pub damaged_acks: u64,
 }

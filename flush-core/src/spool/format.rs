@@ -9,8 +9,20 @@ pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"FLUSHSEG";
 pub(crate) const ACKS_MAGIC: [u8; 8] = *b"FLUSHACK";
 /// The format version written in segment headers.
 pub(crate) const FORMAT_VERSION: u16 = 1;
-/// The format version of the acknowledgement file written now (version 1, without known extents, is still read).
-pub(crate) const ACKS_VERSION: u16 = 2;
+/// The format version of the acknowledgement file written now: slots rewritten in place. Versions 1 (without known
+/// extents) and 2 (one block rewritten as a whole) are still read.
+pub(crate) const ACKS_VERSION: u16 = 3;
+/// The version 2 acknowledgement file: a count, entries, one CRC.
+const ACKS_VERSION_BLOCK: u16 = 2;
+/// The length of a version 3 acknowledgement file's header (magic, version, reserved, slot length, reserved, CRC).
+pub(crate) const ACKS_SLOTS_HEADER_LEN: u64 = 32;
+/// The length of one slot of a version 3 acknowledgement file.
+pub(crate) const ACK_SLOT_LEN: usize = 128;
+/// The length of one slot pair (two alternating slots per segment) of a version 3 acknowledgement file.
+pub(crate) const ACK_PAIR_LEN: u64 = 2 * ACK_SLOT_LEN as u64;
+/// Slot kinds of a version 3 acknowledgement file.
+const SLOT_ENTRY: u32 = 1;
+const SLOT_FREE: u32 = 2;
 /// The length of a segment header; the first frame starts at this offset.
 pub(crate) const SEGMENT_HEADER_LEN: u64 = 48;
 /// The length of a frame header (length, CRC, index, time delta).
@@ -290,11 +302,61 @@ pub(crate) struct AckEntry {
     pub(crate) known_next_index: u32,
 }
 
-/// Encodes the acknowledgement file.
-pub(crate) fn encode_acks(entries: &[AckEntry]) -> Vec<u8> {
+/// Encodes the entry fields of a version 2 entry (72 bytes).
+fn encode_ack_entry(out: &mut Vec<u8>, entry: &AckEntry) {
+    out.extend_from_slice(&entry.key.writer.0);
+    out.extend_from_slice(&entry.key.seq.to_le_bytes());
+    out.extend_from_slice(&entry.offset.to_le_bytes());
+    out.extend_from_slice(&entry.valid.to_le_bytes());
+    out.extend_from_slice(&entry.next_index.to_le_bytes());
+    out.extend_from_slice(&entry.last_delta_ms.to_le_bytes());
+    out.extend_from_slice(&entry.known_offset.to_le_bytes());
+    out.extend_from_slice(&entry.known_valid.to_le_bytes());
+    out.extend_from_slice(&entry.known_next_index.to_le_bytes());
+    out.extend_from_slice(&0_u32.to_le_bytes());
+}
+
+/// Decodes one entry of `entry_len` bytes (version 1 or 2 layout); `None` if its known extent is behind its cursor.
+fn decode_ack_entry(entry: &[u8], entry_len: usize) -> Option<AckEntry> {
+    let mut writer = [0_u8; 16];
+    writer.copy_from_slice(entry.get(0..16)?);
+    let offset = read_u64(entry, 24)?;
+    let valid = read_u64(entry, 32)?;
+    let next_index = read_u32(entry, 40)?;
+    let (known_offset, known_valid, known_next_index) = if entry_len == ACK_ENTRY_LEN {
+        (
+            read_u64(entry, 48)?,
+            read_u64(entry, 56)?,
+            read_u32(entry, 64)?,
+        )
+    } else {
+        (offset, valid, next_index)
+    };
+    if known_offset < offset || known_valid < valid || known_next_index < next_index {
+        return None;
+    }
+    Some(AckEntry {
+        key: SegmentKey {
+            writer: WriterId(writer),
+            seq: read_u64(entry, 16)?,
+        },
+        offset,
+        valid,
+        next_index,
+        last_delta_ms: read_u32(entry, 44)?,
+        known_offset,
+        known_valid,
+        known_next_index,
+    })
+}
+
+/// Encodes a version 2 acknowledgement file (one block: header, entries, CRC). Only tests write it now (to check
+/// that it is still read).
+#[cfg(test)]
+pub(crate) fn encode_acks_block(entries: &[AckEntry]) -> Vec<u8> {
     let mut out = Vec::with_capacity(ACKS_HEADER_LEN + entries.len() * ACK_ENTRY_LEN + 4);
     out.extend_from_slice(&ACKS_MAGIC);
-    out.extend_from_slice(&ACKS_VERSION.to_le_bytes());
+    out.extend_from_slice(&ACKS_VERSION_BLOCK.to_le_bytes());
     out.extend_from_slice(&0_u16.to_le_bytes());
     out.extend_from_slice(
         &u32::try_from(entries.len())
@@ -302,30 +364,100 @@ pub(crate) fn encode_acks(entries: &[AckEntry]) -> Vec<u8> {
             .to_le_bytes(),
     );
     for entry in entries {
-        out.extend_from_slice(&entry.key.writer.0);
-        out.extend_from_slice(&entry.key.seq.to_le_bytes());
-        out.extend_from_slice(&entry.offset.to_le_bytes());
-        out.extend_from_slice(&entry.valid.to_le_bytes());
-        out.extend_from_slice(&entry.next_index.to_le_bytes());
-        out.extend_from_slice(&entry.last_delta_ms.to_le_bytes());
-        out.extend_from_slice(&entry.known_offset.to_le_bytes());
-        out.extend_from_slice(&entry.known_valid.to_le_bytes());
-        out.extend_from_slice(&entry.known_next_index.to_le_bytes());
-        out.extend_from_slice(&0_u32.to_le_bytes());
+        encode_ack_entry(&mut out, entry);
     }
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
-/// Decodes the acknowledgement file; `None` if it is damaged in any way.
-pub(crate) fn decode_acks(bytes: &[u8]) -> Option<Vec<AckEntry>> {
+/// The header of a version 3 acknowledgement file.
+pub(crate) fn encode_acks_header() -> [u8; ACKS_SLOTS_HEADER_LEN as usize] {
+    let mut out = [0_u8; ACKS_SLOTS_HEADER_LEN as usize];
+    out[0..8].copy_from_slice(&ACKS_MAGIC);
+    out[8..10].copy_from_slice(&ACKS_VERSION.to_le_bytes());
+    out[12..16].copy_from_slice(&(ACK_SLOT_LEN as u32).to_le_bytes());
+    let crc = crc32c::crc32c(&out[0..28]);
+    out[28..32].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// One slot of a version 3 acknowledgement file: `entry` (or, with `None`, a free slot, whose segment has no entry)
+/// as of `generation`.
+pub(crate) fn encode_ack_slot(generation: u64, entry: Option<&AckEntry>) -> [u8; ACK_SLOT_LEN] {
+    let mut fields = Vec::with_capacity(ACK_SLOT_LEN);
+    fields.extend_from_slice(&generation.to_le_bytes());
+    let kind = if entry.is_some() {
+        SLOT_ENTRY
+    } else {
+        SLOT_FREE
+    };
+    fields.extend_from_slice(&kind.to_le_bytes());
+    fields.extend_from_slice(&0_u32.to_le_bytes());
+    if let Some(entry) = entry {
+        encode_ack_entry(&mut fields, entry);
+    }
+    let mut out = [0_u8; ACK_SLOT_LEN];
+    out[..fields.len()].copy_from_slice(&fields);
+    let crc = crc32c::crc32c(&out[..ACK_SLOT_LEN - 4]);
+    out[ACK_SLOT_LEN - 4..].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// What one slot of a version 3 file holds.
+enum Slot {
+    /// Never written (all zeros).
+    Empty,
+    /// Its CRC does not match: a torn or damaged write.
+    Damaged,
+    /// Written at `generation`: an entry, or free (`None`).
+    Written(u64, Option<AckEntry>),
+}
+
+fn decode_ack_slot(bytes: &[u8]) -> Slot {
+    if bytes.iter().all(|byte| *byte == 0) {
+        return Slot::Empty;
+    }
+    let crc = read_u32(bytes, ACK_SLOT_LEN - 4);
+    if bytes.len() != ACK_SLOT_LEN || crc != Some(crc32c::crc32c(&bytes[..ACK_SLOT_LEN - 4])) {
+        return Slot::Damaged;
+    }
+    let (Some(generation), Some(kind)) = (read_u64(bytes, 0), read_u32(bytes, 8)) else {
+        return Slot::Damaged;
+    };
+    match kind {
+        SLOT_FREE => Slot::Written(generation, None),
+        SLOT_ENTRY => match bytes
+            .get(16..16 + ACK_ENTRY_LEN)
+            .and_then(|entry| decode_ack_entry(entry, ACK_ENTRY_LEN))
+        {
+            Some(entry) => Slot::Written(generation, Some(entry)),
+            None => Slot::Damaged,
+        },
+        _ => Slot::Damaged,
+    }
+}
+
+/// A decoded acknowledgement file.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct DecodedAcks {
+    /// The entries, one per segment.
+    pub(crate) entries: Vec<AckEntry>,
+    /// Slot pairs of a version 3 file that hold no readable slot but a damaged one: whatever they held is read as
+    /// "nothing acknowledged" (the records are delivered again).
+    pub(crate) damaged_pairs: u64,
+}
+
+/// Decodes the acknowledgement file, any version; `None` if its header (or, before version 3, anything) is
+/// damaged, or its version unknown.
+pub(crate) fn decode_acks(bytes: &[u8]) -> Option<DecodedAcks> {
     if bytes.len() < ACKS_HEADER_LEN + 4 || bytes[0..8] != ACKS_MAGIC {
         return None;
     }
     let entry_len = match read_u16(bytes, 8)? {
         1 => ACK_ENTRY_LEN_V1,
-        ACKS_VERSION => ACK_ENTRY_LEN,
+        ACKS_VERSION_BLOCK => ACK_ENTRY_LEN,
+        ACKS_VERSION => return decode_acks_slots(bytes),
         _ => return None,
     };
     let count = read_u32(bytes, 12)? as usize;
@@ -335,40 +467,51 @@ pub(crate) fn decode_acks(bytes: &[u8]) -> Option<Vec<AckEntry>> {
     {
         return None;
     }
-    let mut entries = Vec::with_capacity(count);
-    for entry in bytes[ACKS_HEADER_LEN..body_len].chunks_exact(entry_len) {
-        let mut writer = [0_u8; 16];
-        writer.copy_from_slice(&entry[0..16]);
-        let offset = read_u64(entry, 24)?;
-        let valid = read_u64(entry, 32)?;
-        let next_index = read_u32(entry, 40)?;
-        let (known_offset, known_valid, known_next_index) = if entry_len == ACK_ENTRY_LEN {
-            (
-                read_u64(entry, 48)?,
-                read_u64(entry, 56)?,
-                read_u32(entry, 64)?,
-            )
-        } else {
-            (offset, valid, next_index)
-        };
-        if known_offset < offset || known_valid < valid || known_next_index < next_index {
-            return None;
-        }
-        entries.push(AckEntry {
-            key: SegmentKey {
-                writer: WriterId(writer),
-                seq: read_u64(entry, 16)?,
-            },
-            offset,
-            valid,
-            next_index,
-            last_delta_ms: read_u32(entry, 44)?,
-            known_offset,
-            known_valid,
-            known_next_index,
-        });
+    let entries = bytes[ACKS_HEADER_LEN..body_len]
+        .chunks_exact(entry_len)
+        .map(|entry| decode_ack_entry(entry, entry_len))
+        .collect::<Option<Vec<AckEntry>>>()?;
+    Some(DecodedAcks {
+        entries,
+        damaged_pairs: 0,
+    })
+}
+
+/// Decodes a version 3 file: per slot pair, the readable slot of the highest generation (a torn write of one slot
+/// leaves the other, older one). A trailing partial pair (a torn extension) holds no entry.
+fn decode_acks_slots(bytes: &[u8]) -> Option<DecodedAcks> {
+    let header_len = ACKS_SLOTS_HEADER_LEN as usize;
+    let header = bytes.get(..header_len)?;
+    if crc32c::crc32c(&header[..28]) != read_u32(header, 28)?
+        || read_u32(header, 12)? as usize != ACK_SLOT_LEN
+    {
+        return None;
     }
-    Some(entries)
+    let mut decoded = DecodedAcks {
+        entries: Vec::new(),
+        damaged_pairs: 0,
+    };
+    for pair in bytes[header_len..].chunks_exact(ACK_PAIR_LEN as usize) {
+        let (first, second) = pair.split_at(ACK_SLOT_LEN);
+        let slots = [decode_ack_slot(first), decode_ack_slot(second)];
+        let newest = slots
+            .iter()
+            .filter_map(|slot| match slot {
+                Slot::Written(generation, entry) => Some((*generation, entry)),
+                _ => None,
+            })
+            .max_by_key(|(generation, _)| *generation);
+        match newest {
+            Some((_, Some(entry))) => decoded.entries.push(*entry),
+            Some((_, None)) => {}
+            None => {
+                if slots.iter().any(|slot| matches!(slot, Slot::Damaged)) {
+                    decoded.damaged_pairs += 1;
+                }
+            }
+        }
+    }
+    Some(decoded)
 }
 
 fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
@@ -506,11 +649,28 @@ mod tests {
                     known_next_index: next_index + 1,
                 })
                 .collect();
-            let mut bytes = encode_acks(&entries);
-            prop_assert_eq!(decode_acks(&bytes), Some(entries));
+            let mut bytes = encode_acks_block(&entries);
+            prop_assert_eq!(decode_acks(&bytes), Some(DecodedAcks { entries: entries.clone(), damaged_pairs: 0 }));
             let at = flip.index(bytes.len());
             bytes[at] ^= 0x10;
             prop_assert_eq!(decode_acks(&bytes), None);
+
+            // Version 3: a pair per entry, the newer slot wins; a flip in a slot falls back to the other slot.
+            let mut slots = encode_acks_header().to_vec();
+            for (index, entry) in entries.iter().enumerate() {
+                let older = AckEntry { offset: 0, valid: 0, next_index: 0, ..*entry };
+                slots.extend_from_slice(&encode_ack_slot(2 * index as u64 + 1, Some(&older)));
+                slots.extend_from_slice(&encode_ack_slot(2 * index as u64 + 2, Some(entry)));
+            }
+            prop_assert_eq!(decode_acks(&slots), Some(DecodedAcks { entries: entries.clone(), damaged_pairs: 0 }));
+            if !entries.is_empty() {
+                let pair = flip.index(entries.len());
+                let at = ACKS_SLOTS_HEADER_LEN as usize + pair * ACK_PAIR_LEN as usize + ACK_SLOT_LEN + flip.index(ACK_SLOT_LEN);
+                slots[at] ^= 0x10;
+                let mut expected = entries.clone();
+                expected[pair] = AckEntry { offset: 0, valid: 0, next_index: 0, ..entries[pair] };
+                prop_assert_eq!(decode_acks(&slots), Some(DecodedAcks { entries: expected, damaged_pairs: 0 }));
+            }
         }
 
         #[test]

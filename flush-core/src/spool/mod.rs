@@ -28,7 +28,7 @@
 //! # }
 //! ```
 //!
-//! # On-disk format (version 1)
+//! # On-disk format (segments version 1, acknowledgement file version 3)
 //!
 //! All integers are little-endian. The checksum everywhere is **CRC-32C** (Castagnoli, polynomial `0x1EDC6F41`,
 //! reflected `0x82F63B78`, initial value and final xor `0xFFFFFFFF`), as computed by the `crc32c` crate (hardware
@@ -43,7 +43,7 @@
 //! | `<writer>.lock` | one per writer (open [`Spool`]); the writer holds an exclusive `flock` on it for its lifetime. Created as `<writer>.lock.tmp`, locked, then renamed, so it is never seen unlocked while its writer lives. Removed, under its lock, by its writer when it closes with no segment left, or by the delivering process once the writer is dead and its segments are gone; a dead writer's `<writer>.lock.tmp` likewise (a starting writer whose half-created file is taken starts again under a new id). So the lock files are bounded by the live writers and the writers with segments |
 //! | `<writer>-<seq>.seg` | a segment: `<writer>` is the writer id (a UUID v7, 32 lowercase hex digits), `<seq>` its number within the writer (16 lowercase hex digits, from 0) |
 //! | `delivery.lock` | the delivery lock: whoever holds its `flock` is the one reader of the directory |
-//! | `acks` | the acknowledgement file, rewritten atomically by the delivery-lock holder (via `acks.<writer>.tmp`) |
+//! | `acks` | the acknowledgement file, written by the delivery-lock holder: whole and atomically (via `acks.<writer>.tmp`) when it starts delivering, then in place |
 //!
 //! Only regular files are ever opened, always with `O_NONBLOCK`: an entry named like a segment or a lock file that
 //! is not a regular file (a FIFO, a socket, a device, a symbolic link) is never opened and is counted in
@@ -82,21 +82,48 @@
 //!
 //! A batch is encoded into one buffer and written with one positioned `write` at the segment's end.
 //!
-//! ## Acknowledgement file (`acks`)
+//! ## Acknowledgement file (`acks`, version 3)
 //!
-//! Magic `FLUSHACK` (8), version `2` (2), reserved (2), entry count (4), the entries, then a CRC-32C of everything
-//! before it (4). An entry (72 bytes): writer id (16), segment sequence (8), settled offset (8), count of valid
-//! frames before that offset (8), the index the frame at that offset should have (4), the time delta of the last
-//! settled frame (4), then the segment's **known extent**: known offset (8), count of valid frames before it (8), the
-//! index the frame at that offset should have (4), reserved (4). Everything of that segment before the settled offset
-//! is acknowledged or dropped; the known extent is how far the segment is known to extend **durably** when the file
-//! was written (never behind the settled offset): how far its writer had fsynced it (a writer knows that of its own
-//! segments), or what an earlier `acks` said, whichever is further; never frames a scan merely found, which an
-//! operating-system crash can still take. A segment without an entry is settled up to its header, with nothing known
-//! beyond. Version 1 files (48-byte entries, without the known extent) are still read, as
-//! knowing nothing beyond the settled offset. The file is written to a temporary file, fsynced, renamed over `acks`, and the
-//! directory fsynced; a missing or damaged `acks` means "nothing acknowledged" (at-least-once: records are sent
-//! again, their idempotency keys make that harmless).
+//! A 32-byte header: magic `FLUSHACK` (8), version `3` (2), reserved (2), slot length `128` (4), reserved (12), CRC-32C
+//! of bytes 0..28 (4). Then slot pairs of 256 bytes, back to back: each segment with an entry owns one pair, two
+//! alternating slots. A slot (128 bytes): generation (8; every slot write takes the next one), kind (4: `1` an entry,
+//! `2` free), reserved (4), the entry (72), zeros (36), CRC-32C of bytes 0..124 (4). An all-zero slot was never
+//! written. The pair's state is its valid slot of the highest generation; a free slot means the pair holds no entry.
+//!
+//! An entry (72 bytes): writer id (16), segment sequence (8), settled offset (8), count of valid frames before that
+//! offset (8), the index the frame at that offset should have (4), the time delta of the last settled frame (4), then
+//! the segment's **known extent**: known offset (8), count of valid frames before it (8), the index the frame at that
+//! offset should have (4), reserved (4). Everything of that segment before the settled offset is acknowledged or
+//! dropped; the known extent is how far the segment is known to extend **durably** when the entry was last written
+//! (never behind the settled offset): how far its writer had fsynced it (a writer knows that of its own segments), or
+//! what an earlier `acks` said, whichever is further; never frames a scan merely found, which an operating-system
+//! crash can still take. A segment without an entry is settled up to its header, with nothing known beyond.
+//!
+//! **Writing.** When a process starts delivering, its first write of the file is whole: written to a temporary file,
+//! fsynced, renamed over `acks`, the directory fsynced (so are later changes that touch entries other than the ones
+//! acknowledged: drops of expired records, losses written off). After that, an acknowledgement rewrites only the
+//! slots of the segments it moves, each with one positioned `write` into the open file (a new pair is appended at the
+//! end, whole); a removed segment's pair is written free and reused. A slot write goes to the slot of the pair that
+//! does *not* hold the state as of the last fsync (between two fsyncs, every write of a pair goes to the same slot),
+//! so a write torn by a crash leaves the pair at its last fsynced state, and a damaged slot is never mistaken for
+//! another (its CRC).
+//!
+//! **Durability** follows the sync policy. [`SyncPolicy::Always`]: the slots are fsynced before `ack` returns.
+//! [`SyncPolicy::GroupCommit`]: they are fsynced (group commit) by the first `ack` once the oldest unsynced write is
+//! older than the interval, by [`Spool::sync_if_due`] (the reporter calls it on every tick), by [`Spool::sync`] and
+//! when the reader is dropped. [`SyncPolicy::Never`]: never. The fsync runs with the catalog unlocked. The trade: a
+//! **process crash loses no acknowledgement** (every `write` reached the kernel before `ack` returned); an
+//! **operating-system crash** (or power cut) may lose the acknowledgements of at most the last group-commit window
+//! (the interval, plus the tick that syncs it), whose batches are then delivered again and deduplicated by the server
+//! (their idempotency keys), never lost; with `Never`, any acknowledgement not yet written back by the kernel.
+//!
+//! **Reading** (every process, at `open` and at every `try_deliver`): versions 1 (48-byte entries without the known
+//! extent, read as knowing nothing beyond the settled offset) and 2 (a count, the entries, one CRC over the whole
+//! file) are still read; the delivering process then writes version 3. A missing file means "nothing acknowledged";
+//! a file with a damaged header (or a damaged version 1 or 2 block, or an unknown version) is read as "nothing
+//! acknowledged", and a pair with no valid slot but a damaged one as "no entry": the records are sent again (their
+//! idempotency keys make that harmless), never lost, and the damage is counted in [`SpoolStats::damaged_acks`].
+//! A file ending inside a pair (a torn extension) ends before that pair.
 //!
 //! # Liveness, sealing and adoption
 //!
@@ -179,10 +206,11 @@
 //! again (`acks` is written first) and unacknowledged ones always are (nothing is removed before it is
 //! acknowledged). A new reader (of any process) starts at the acknowledged cursors.
 //!
-//! Durability of `acks` follows the sync policy: with [`SyncPolicy::Always`] and [`SyncPolicy::GroupCommit`] every
-//! acknowledgement is fsynced (file and directory) before `ack` returns; with [`SyncPolicy::Never`] it reaches the
-//! kernel only, so an OS crash (not a process crash) can make the last acknowledged batches be delivered again
-//! (their idempotency keys make that harmless) but can never lose a record.
+//! Durability of `acks` follows the sync policy (see the acknowledgement file above): with [`SyncPolicy::Always`]
+//! every acknowledgement is fsynced before `ack` returns; with [`SyncPolicy::GroupCommit`] at most one group-commit
+//! window later; with [`SyncPolicy::Never`] never. A process crash loses no acknowledgement; an OS crash (not a
+//! process crash) can make the last acknowledged batches be delivered again (their idempotency keys make that
+//! harmless) but can never lose a record.
 //!
 //! Locks are `flock`s, held by open file descriptions: a process that `fork`s without `exec` gives its child the
 //! writer and delivery locks too (a writer then looks alive until the child exits, and `try_deliver` returns `None`
@@ -220,11 +248,13 @@
 //!
 //! # Module map
 //!
-//! `format` (byte layout, pure), `segment` (scanning and resynchronisation), `catalog` (this process's view of the
+//! `format` (byte layout, pure), `segment` (scanning and resynchronisation), `acks` (writing the acknowledgement
+//! file in place, group-committed), `catalog` (this process's view of the
 //! directory: cursors, liveness, counters, retention), `writer` ([`Spool`]), `reader` ([`SpoolReader`]), `lock`
 //! (flocks), `io` (the [`FileSystem`] seam every file operation goes through, where tests inject faults), `config`,
 //! `error`.
 
+mod acks;
 mod catalog;
 mod config;
 mod error;
@@ -241,5 +271,6 @@ mod tests;
 pub use config::{SpoolConfig, SpoolStats, SyncPolicy};
 pub use error::SpoolError;
 pub use io::{DirEntry, FileSystem, NOT_A_REGULAR_FILE, OpenMode, RealFileSystem};
+pub(crate) use reader::PendingAck;
 pub use reader::{Position, SpoolBatch, SpoolReader};
 pub use writer::Spool;

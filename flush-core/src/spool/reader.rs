@@ -1,12 +1,14 @@
 //! [`SpoolReader`]: delivery of all writers' records, in order, with durable acknowledgements.
 
 use std::fs::File;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::catalog::{Catalog, Settle, View, now_ms};
+use super::acks::AcksSync;
+use super::catalog::{Catalog, SegmentState, Settle, View, now_ms};
 use super::error::SpoolError;
 use super::format::{self, Parsed, SegmentKey};
-use super::io::{OpenMode, read_at_most};
+use super::io::{FileSystem, OpenMode, read_at_most};
 use super::segment::Frontier;
 use super::writer::{SharedCatalog, lock_catalog};
 
@@ -87,34 +89,44 @@ impl SpoolReader {
             age_drops: false,
         };
         for pass in 0..2 {
-            // Writers oldest first (by their oldest readable segment), each writer's segments in sequence order.
-            let mut writer_start: std::collections::HashMap<format::WriterId, u64> =
-                std::collections::HashMap::new();
-            for state in catalog
-                .segments
-                .values()
-                .filter(|state| state.read.offset < state.frontier.offset)
-            {
-                let start = writer_start.entry(state.key.writer).or_insert(u64::MAX);
-                *start = (*start).min(state.created_ms);
+            // Writers oldest first (by their oldest readable segment), each writer's segments in sequence order. The
+            // catalog is ordered by writer, then sequence: one pass finds each writer's start, only writers are
+            // sorted, and each writer's segments are visited in place.
+            let mut writers: Vec<(u64, format::WriterId)> = Vec::new();
+            for state in catalog.segments.values().filter(|state| readable(state)) {
+                match writers.last_mut() {
+                    Some((start, writer)) if *writer == state.key.writer => {
+                        *start = (*start).min(state.created_ms);
+                    }
+                    _ => writers.push((state.created_ms, state.key.writer)),
+                }
             }
-            let mut order: Vec<(u64, SegmentKey)> = catalog
-                .segments
-                .values()
-                .filter(|state| state.read.offset < state.frontier.offset)
-                .map(|state| {
-                    (
-                        writer_start.get(&state.key.writer).copied().unwrap_or(0),
-                        state.key,
-                    )
-                })
-                .collect();
-            order.sort_unstable();
-            for (_, key) in order {
+            writers.sort_unstable();
+            for (_, writer) in writers {
+                let mut from = SegmentKey { writer, seq: 0 };
+                while !out.is_full() {
+                    let Some(key) = catalog
+                        .segments
+                        .range(
+                            from..=SegmentKey {
+                                writer,
+                                seq: u64::MAX,
+                            },
+                        )
+                        .find(|(_, state)| readable(state))
+                        .map(|(key, _)| *key)
+                    else {
+                        break;
+                    };
+                    self.read_segment(&mut catalog, key, &mut out, cutoff)?;
+                    let Some(seq) = key.seq.checked_add(1) else {
+                        break;
+                    };
+                    from = SegmentKey { writer, seq };
+                }
                 if out.is_full() {
                     break;
                 }
-                self.read_segment(&mut catalog, key, &mut out, cutoff)?;
             }
             if !out.records.is_empty() || pass == 1 {
                 break;
@@ -152,30 +164,54 @@ impl SpoolReader {
     /// [`SpoolError::ForeignPosition`] for a position of another reader; the I/O variants if the acknowledgement
     /// file cannot be written (then nothing was acknowledged).
     pub fn ack(&mut self, position: &Position) -> Result<(), SpoolError> {
+        match self.begin_ack(position)? {
+            Some(pending) => {
+                let result = pending.run();
+                self.finish_ack(position, pending, result)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The first half of [`ack`](Self::ack): writes the acknowledgement and, unless its fsync is due now, settles it.
+    /// `Some`: the fsync is due; the caller runs it without holding any lock the writer needs (the catalog's is not
+    /// held), then calls [`finish_ack`](Self::finish_ack). Nothing is settled before.
+    pub(crate) fn begin_ack(
+        &mut self,
+        position: &Position,
+    ) -> Result<Option<PendingAck>, SpoolError> {
         if position.reader_id != self.reader_id {
             return Err(SpoolError::ForeignPosition);
         }
         let mut catalog = lock_catalog(&self.shared);
-        let updates: Vec<(SegmentKey, Frontier)> = position
-            .cursors
-            .iter()
-            .filter(|(key, cursor)| {
-                catalog
-                    .segments
-                    .get(key)
-                    .is_some_and(|state| cursor.offset > state.acked.offset)
-            })
-            .copied()
-            .collect();
+        let updates = updates(&catalog, position);
         if updates.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        // Invariant: the acknowledgement file is durable before anything it settles is removed or counted.
-        catalog.persist_acks(&updates)?;
-        for (key, cursor) in updates {
-            catalog.settle(key, cursor, Settle::Delivered);
+        // Invariant: the acknowledgement file is written (and fsynced, if the policy says so now) before anything it
+        // settles is removed or counted.
+        if let Some(sync) = catalog.write_acks(&updates)? {
+            return Ok(Some(PendingAck {
+                sync,
+                fs: Arc::clone(&catalog.fs),
+            }));
         }
-        catalog.remove_settled();
+        settle(&mut catalog, updates);
+        Ok(None)
+    }
+
+    /// The second half of [`ack`](Self::ack), after the fsync `begin_ack` asked for ran with `result`: settles the
+    /// acknowledgement if it succeeded.
+    pub(crate) fn finish_ack(
+        &mut self,
+        position: &Position,
+        pending: PendingAck,
+        result: std::io::Result<()>,
+    ) -> Result<(), SpoolError> {
+        let mut catalog = lock_catalog(&self.shared);
+        catalog.finish_acks_sync(pending.sync, result)?;
+        let updates = updates(&catalog, position);
+        settle(&mut catalog, updates);
         Ok(())
     }
 
@@ -344,6 +380,48 @@ impl SpoolReader {
     }
 }
 
+/// An acknowledgement written whose fsync is due: see [`SpoolReader::begin_ack`].
+#[derive(Debug)]
+pub(crate) struct PendingAck {
+    sync: AcksSync,
+    fs: Arc<dyn FileSystem>,
+}
+
+impl PendingAck {
+    /// Runs the fsync.
+    pub(crate) fn run(&self) -> std::io::Result<()> {
+        self.sync.run(self.fs.as_ref())
+    }
+}
+
+/// The cursors of `position` that move a segment's acknowledged cursor forward.
+fn updates(catalog: &Catalog, position: &Position) -> Vec<(SegmentKey, Frontier)> {
+    position
+        .cursors
+        .iter()
+        .filter(|(key, cursor)| {
+            catalog
+                .segments
+                .get(key)
+                .is_some_and(|state| cursor.offset > state.acked.offset)
+        })
+        .copied()
+        .collect()
+}
+
+/// Settles acknowledged cursors (durable as the policy asks) and removes the segments that are settled.
+fn settle(catalog: &mut Catalog, updates: Vec<(SegmentKey, Frontier)>) {
+    for (key, cursor) in updates {
+        catalog.settle(key, cursor, Settle::Delivered);
+    }
+    catalog.remove_settled();
+}
+
+/// Whether a segment has records not handed out yet.
+fn readable(state: &SegmentState) -> bool {
+    state.read.offset < state.frontier.offset
+}
+
 /// The batch being filled.
 struct Batch {
     records: Vec<Vec<u8>>,
@@ -363,6 +441,7 @@ impl Batch {
 impl Drop for SpoolReader {
     fn drop(&mut self) {
         let mut catalog = lock_catalog(&self.shared);
+        catalog.release_acks();
         catalog.delivering = false;
         for state in catalog.segments.values_mut() {
             state.read = state.acked;

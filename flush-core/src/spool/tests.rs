@@ -935,3 +935,311 @@ fn records_an_os_crash_took_before_their_fsync_are_the_loss_window_not_a_counted
     );
     assert_identity(&stats, 0);
 }
+
+/// The acknowledgement file's format version and inode.
+fn acks_file(dir: &Path) -> (u16, u64) {
+    let path = dir.join("acks");
+    let bytes = fs::read(&path).expect("read acks");
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    (version, fs::metadata(&path).expect("metadata").ino())
+}
+
+/// Hands out batches of `size` and acknowledges them, `batches` times.
+fn ack_batches(reader: &mut SpoolReader, size: usize, batches: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for _ in 0..batches {
+        let batch = reader
+            .next_batch(size, 1 << 20)
+            .expect("next")
+            .expect("batch");
+        out.extend(batch.records);
+        reader.ack(&batch.position).expect("ack");
+    }
+    out
+}
+
+#[test]
+fn acknowledgements_after_the_first_are_written_in_place() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let mut config = config(temporary.path());
+    config.sync = SyncPolicy::Always;
+    let mut spool = Spool::open(config).expect("open");
+    spool.append(&records(0..20)).expect("append");
+    let mut reader = spool.try_deliver().expect("try_deliver").expect("free");
+    ack_batches(&mut reader, 4, 1);
+    let first = acks_file(temporary.path());
+    assert_eq!(first.0, format::ACKS_VERSION);
+
+    ack_batches(&mut reader, 4, 3);
+
+    assert_eq!(
+        acks_file(temporary.path()),
+        first,
+        "the same file, not a new one"
+    );
+    drop(reader);
+    drop(spool);
+    let reopened = Spool::open(config_always(temporary.path())).expect("reopen");
+    assert_eq!(reopened.stats().pending_events, 4);
+    assert_eq!(drain(&reopened), records(16..20));
+}
+
+fn config_always(dir: &Path) -> SpoolConfig {
+    let mut config = config(dir);
+    config.sync = SyncPolicy::Always;
+    config
+}
+
+#[test]
+fn a_torn_acknowledgement_slot_keeps_the_previous_state() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let faults = Arc::new(PlannedFaults::default());
+    let mut config = faulty_config(temporary.path(), &faults);
+    config.sync = SyncPolicy::Always;
+    let mut spool = Spool::open(config).expect("open");
+    spool.append(&records(0..12)).expect("append");
+    let mut reader = spool.try_deliver().expect("try_deliver").expect("free");
+    // The first acknowledgement writes the file whole, the second in place: both fsynced.
+    ack_batches(&mut reader, 4, 2);
+    let batch = reader.next_batch(4, 1 << 20).expect("next").expect("batch");
+    // The third slot write is torn: a part of it reaches the file, then the write fails (as an OS crash would cut it).
+    faults.inject(Operation::Write, io::ErrorKind::Other, 60);
+    assert!(reader.ack(&batch.position).is_err());
+    drop(reader);
+    drop(spool);
+
+    let reopened = Spool::open(config_always(temporary.path())).expect("reopen");
+    let stats = reopened.stats();
+    assert_eq!(
+        (stats.pending_events, stats.damaged_acks),
+        (4, 0),
+        "{stats:?}"
+    );
+    assert_eq!(drain(&reopened), records(8..12));
+}
+
+#[test]
+fn a_torn_write_never_overwrites_the_last_fsynced_state_within_a_group_commit_window() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let faults = Arc::new(PlannedFaults::default());
+    let mut config = faulty_config(temporary.path(), &faults);
+    config.sync = SyncPolicy::GroupCommit(Duration::from_secs(3600));
+    let mut spool = Spool::open(config).expect("open");
+    spool.append(&records(0..12)).expect("append");
+    let mut reader = spool.try_deliver().expect("try_deliver").expect("free");
+    // Written whole and fsynced; then in place, not fsynced (the window is an hour).
+    ack_batches(&mut reader, 4, 2);
+    let batch = reader.next_batch(4, 1 << 20).expect("next").expect("batch");
+    faults.inject(Operation::Write, io::ErrorKind::Other, 60);
+    assert!(reader.ack(&batch.position).is_err());
+    // The process goes on: the acknowledgement is retried and goes through (the whole file is written again).
+    reader.ack(&batch.position).expect("retried ack");
+    drop(reader);
+    drop(spool);
+    let reopened = Spool::open(config_always(temporary.path())).expect("reopen");
+    assert_eq!(drain(&reopened), Vec::<Vec<u8>>::new());
+
+    // The same, with the torn write left as it is (an OS crash): the previous write of that slot was not fsynced,
+    // so the state falls back to the last fsynced one, never further.
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let mut config = faulty_config(temporary.path(), &faults);
+    config.sync = SyncPolicy::GroupCommit(Duration::from_secs(3600));
+    let mut spool = Spool::open(config).expect("open");
+    spool.append(&records(0..12)).expect("append");
+    let mut reader = spool.try_deliver().expect("try_deliver").expect("free");
+    ack_batches(&mut reader, 4, 2);
+    let batch = reader.next_batch(4, 1 << 20).expect("next").expect("batch");
+    faults.inject(Operation::Write, io::ErrorKind::Other, 60);
+    assert!(reader.ack(&batch.position).is_err());
+    std::mem::forget(reader);
+    std::mem::forget(spool);
+    let copy = tempfile::tempdir().expect("tempdir");
+    for entry in fs::read_dir(temporary.path()).expect("read_dir") {
+        let entry = entry.expect("entry");
+        if !entry.file_name().to_string_lossy().ends_with(".lock") {
+            fs::copy(entry.path(), copy.path().join(entry.file_name())).expect("copy");
+        }
+    }
+    let reopened = Spool::open(config_always(copy.path())).expect("reopen");
+    assert_eq!(drain(&reopened), records(4..12));
+}
+
+#[test]
+fn a_version_2_acks_file_is_still_read_and_replaced_by_the_current_version() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let mut spool = Spool::open(config(temporary.path())).expect("open");
+    spool.append(&records(0..10)).expect("append");
+    let (path, _) = spool.open_segment().expect("a segment");
+    drop(spool);
+    let key = format::SegmentKey::parse_file_name(
+        path.file_name()
+            .and_then(|name| name.to_str())
+            .expect("name"),
+    )
+    .expect("a segment name");
+    let frame = (format::FRAME_HEADER_LEN + records(0..1)[0].len()) as u64;
+    let settled = format::SEGMENT_HEADER_LEN + 4 * frame;
+    let entry = format::AckEntry {
+        key,
+        offset: settled,
+        valid: 4,
+        next_index: 4,
+        last_delta_ms: 0,
+        known_offset: format::SEGMENT_HEADER_LEN + 10 * frame,
+        known_valid: 10,
+        known_next_index: 10,
+    };
+    fs::write(
+        temporary.path().join("acks"),
+        format::encode_acks_block(&[entry]),
+    )
+    .expect("write a version 2 file");
+
+    let reopened = Spool::open(config(temporary.path())).expect("reopen");
+    assert_eq!(reopened.stats().pending_events, 6);
+    assert_eq!(drain(&reopened), records(4..10));
+    assert_eq!(acks_file(temporary.path()).0, format::ACKS_VERSION);
+}
+
+#[test]
+fn damaged_acks_entries_are_counted_and_their_records_delivered_again() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let mut spool = Spool::open(config_always(temporary.path())).expect("open");
+    spool.append(&records(0..12)).expect("append");
+    let mut reader = spool.try_deliver().expect("try_deliver").expect("free");
+    ack_batches(&mut reader, 4, 2);
+    drop(reader);
+    drop(spool);
+    // Both slots of the only pair damaged.
+    let path = temporary.path().join("acks");
+    let mut bytes = fs::read(&path).expect("read");
+    let pair = format::ACKS_SLOTS_HEADER_LEN as usize;
+    bytes[pair + 20] ^= 0xff;
+    bytes[pair + format::ACK_SLOT_LEN + 20] ^= 0xff;
+    fs::write(&path, &bytes).expect("write");
+
+    let reopened = Spool::open(config_always(temporary.path())).expect("reopen");
+    let stats = reopened.stats();
+    assert_eq!(
+        (stats.pending_events, stats.damaged_acks),
+        (12, 1),
+        "{stats:?}"
+    );
+    assert_eq!(drain(&reopened), records(0..12));
+
+    // A damaged header: the whole file is unreadable.
+    drop(reopened);
+    let mut bytes = fs::read(&path).expect("read");
+    bytes[3] ^= 0xff;
+    fs::write(&path, &bytes).expect("write");
+    let reopened = Spool::open(config_always(temporary.path())).expect("reopen");
+    assert_eq!(reopened.stats().damaged_acks, 1);
+}
+
+#[test]
+fn the_writer_with_the_oldest_readable_segment_is_delivered_first() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    // Writer ids sort by creation: `early` sorts first, but `late` creates its segment first.
+    let mut early = Spool::open(config(temporary.path())).expect("open");
+    let mut late = Spool::open(config(temporary.path())).expect("open");
+    late.append(&[b"late-0"]).expect("append");
+    let created = catalog::now_ms();
+    while catalog::now_ms() == created {
+        std::thread::yield_now();
+    }
+    early.append(&[b"early-0"]).expect("append");
+    late.append(&[b"late-1"]).expect("append");
+
+    let delivered = drain(&early);
+
+    assert_eq!(
+        delivered,
+        vec![b"late-0".to_vec(), b"late-1".to_vec(), b"early-0".to_vec()]
+    );
+}
+
+/// A file system whose fsyncs of the acknowledgement file wait until released, and say when one is waiting.
+#[derive(Debug, Default)]
+struct HeldAcksSync {
+    state: Mutex<(bool, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl FileSystem for HeldAcksSync {
+    fn sync_data(&self, file: &File) -> io::Result<()> {
+        let is_acks = fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(file)
+        ))
+        .is_ok_and(|path| path.file_name().is_some_and(|name| name == "acks"));
+        if is_acks {
+            let mut state = self.state.lock().expect("state");
+            state.0 = true;
+            self.changed.notify_all();
+            while !state.1 {
+                state = self.changed.wait(state).expect("state");
+            }
+        }
+        RealFileSystem.sync_data(file)
+    }
+}
+
+#[test]
+fn appends_and_stats_go_on_while_an_acknowledgement_is_fsynced() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let held = Arc::new(HeldAcksSync::default());
+    let mut config = config_always(temporary.path());
+    config = config.with_file_system(Arc::clone(&held) as Arc<dyn FileSystem>);
+    let mut spool = Spool::open(config).expect("open");
+    spool.append(&records(0..8)).expect("append");
+    let mut reader = spool.try_deliver().expect("try_deliver").expect("free");
+    // The first acknowledgement creates the file (its fsync is of the temporary file); the second is in place.
+    let first = reader.next_batch(4, 1 << 20).expect("next").expect("batch");
+    held.state.lock().expect("state").1 = true;
+    reader.ack(&first.position).expect("ack");
+    *held.state.lock().expect("state") = (false, false);
+    let second = reader.next_batch(4, 1 << 20).expect("next").expect("batch");
+    let acking = std::thread::spawn(move || {
+        reader.ack(&second.position).expect("ack");
+        reader
+    });
+    let release = || {
+        let mut state = held.state.lock().expect("state");
+        state.1 = true;
+        held.changed.notify_all();
+    };
+    let mut in_fsync = false;
+    for _ in 0..300 {
+        let state = held.state.lock().expect("state");
+        let (state, _) = held
+            .changed
+            .wait_timeout(state, Duration::from_millis(100))
+            .expect("state");
+        if state.0 {
+            in_fsync = true;
+            break;
+        }
+    }
+    assert!(in_fsync, "the acknowledgement never reached its fsync");
+
+    // The acknowledgement is inside its fsync: the writer and the statistics do not wait for it.
+    let (done, finished) = std::sync::mpsc::channel();
+    let appending = std::thread::spawn(move || {
+        spool.append(&records(8..10)).expect("append");
+        let stats = spool.stats();
+        let _ = done.send((stats.pending_events, stats.acknowledged_events));
+        spool
+    });
+    let during = finished.recv_timeout(Duration::from_secs(30));
+    release();
+    assert_eq!(
+        during,
+        Ok((6, 4)),
+        "an append waited for the fsync of an acknowledgement"
+    );
+    let spool = appending.join().expect("the append returns");
+    let reader = acking.join().expect("the ack returns");
+    assert_eq!(spool.stats().acknowledged_events, 8);
+    drop(reader);
+    assert_eq!(drain(&spool), records(8..10));
+}

@@ -66,6 +66,17 @@ pub struct Spool {
     /// When the limits were last applied by taking the delivery lock for a moment (rate-limited: it reads the
     /// directory).
     last_maintained: Option<Instant>,
+    /// The directory's size as last counted, and what this writer appended since.
+    size: SizeCount,
+}
+
+/// The directory's size as this process last counted it, and what its writer appended since (segments removed or
+/// found since are not in it until the next count, at most [`MAINTAIN_INTERVAL`] later).
+#[derive(Debug, Default)]
+struct SizeCount {
+    total: u64,
+    appended: u64,
+    counted_at: Option<Instant>,
 }
 
 /// How often an append over the size budget may take the delivery lock to apply the limits.
@@ -111,6 +122,7 @@ impl Spool {
             buffer: Vec::new(),
             unsynced_since: None,
             last_maintained: None,
+            size: SizeCount::default(),
         };
         spool.maintain();
         Ok(spool)
@@ -189,7 +201,17 @@ impl Spool {
             valid: segment.valid,
         };
         let key = segment.key;
-        let over_budget = {
+        // The directory's size is recounted (O(segments)) at most once per interval, or when this writer's appends
+        // since the last count would take it over the budget: an append costs the same whatever the backlog.
+        let max_total = self.config.max_total_bytes;
+        self.size.appended += self.buffer.len() as u64;
+        let recount = self
+            .size
+            .counted_at
+            .is_none_or(|at| at.elapsed() >= MAINTAIN_INTERVAL)
+            || (self.size.total <= max_total
+                && self.size.total.saturating_add(self.size.appended) > max_total);
+        {
             let mut catalog = lock_catalog(&self.shared);
             if let Some(state) = catalog.segments.get_mut(&key) {
                 state.frontier = frontier;
@@ -198,8 +220,15 @@ impl Spool {
                     state.vouched = frontier;
                 }
             }
-            catalog.total_bytes() > self.config.max_total_bytes
-        };
+            if recount {
+                self.size = SizeCount {
+                    total: catalog.total_bytes(),
+                    appended: 0,
+                    counted_at: Some(Instant::now()),
+                };
+            }
+        }
+        let over_budget = self.size.total.saturating_add(self.size.appended) > max_total;
         if self.config.sync != SyncPolicy::Always {
             self.unsynced_since.get_or_insert_with(Instant::now);
         }
@@ -237,6 +266,7 @@ impl Spool {
             mark_synced(&mut lock_catalog(&self.shared), segment.key);
         }
         self.unsynced_since = None;
+        self.sync_acks(true)?;
         if let Err(error) = self.fs.symlink_metadata(&self.config.dir)
             && error.kind() == io::ErrorKind::NotFound
         {
@@ -256,13 +286,27 @@ impl Spool {
     /// # Errors
     /// As [`Spool::sync`].
     pub fn sync_if_due(&mut self) -> Result<bool, SpoolError> {
+        let acks = self.sync_acks(false)?;
         match (self.config.sync, self.unsynced_since) {
             (SyncPolicy::GroupCommit(interval), Some(since)) if since.elapsed() >= interval => {
                 self.sync()?;
                 Ok(true)
             }
-            _ => Ok(false),
+            _ => Ok(acks),
         }
+    }
+
+    /// Fsyncs the acknowledgements this process's reader wrote in place and did not fsync yet, if that is due per the
+    /// sync policy (or whenever there are some, if `force`), with the catalog unlocked. Returns whether it fsynced.
+    fn sync_acks(&self, force: bool) -> Result<bool, SpoolError> {
+        let mut catalog = lock_catalog(&self.shared);
+        let Some(sync) = catalog.take_acks_sync(force) else {
+            return Ok(false);
+        };
+        drop(catalog);
+        let result = sync.run(self.fs.as_ref());
+        lock_catalog(&self.shared).finish_acks_sync(sync, result)?;
+        Ok(true)
     }
 
     /// Takes the cross-process delivery lock and returns a reader over every writer's segments in the directory;
@@ -452,6 +496,7 @@ fn remove_own_lock_file(fs: &dyn FileSystem, dir: &Path, writer: WriterId) {
 /// Makes the catalog that of the delivery-lock holder: takes in other processes' acknowledgements, restarts reading
 /// at the acknowledged cursors, removes stale temporary files, and applies the limits.
 pub(crate) fn acquire(catalog: &mut Catalog) -> Result<(), SpoolError> {
+    catalog.release_acks();
     catalog.refresh(View::Taking)?;
     catalog.delivering = true;
     for state in catalog.segments.values_mut() {

@@ -43,6 +43,10 @@ struct State {
     /// Failures returned, by operation.
     failures: HashMap<Op, u64>,
     writes_held: bool,
+    /// Fsyncs of files whose name is this wait until [`FaultyFs::heal`].
+    syncs_held: Option<String>,
+    /// Fsyncs waiting now.
+    syncs_waiting: u64,
 }
 
 /// See the module doc. Cheap to clone (clones share their state).
@@ -79,12 +83,23 @@ impl FaultyFs {
         let mut state = self.lock();
         state.rules.clear();
         state.writes_held = false;
+        state.syncs_held = None;
         self.state.1.notify_all();
     }
 
     /// Makes every write wait until [`heal`](Self::heal).
     pub(crate) fn hold_writes(&self) {
         self.lock().writes_held = true;
+    }
+
+    /// Makes every fsync of a file named `name` wait until [`heal`](Self::heal).
+    pub(crate) fn hold_syncs(&self, name: &str) {
+        self.lock().syncs_held = Some(name.to_owned());
+    }
+
+    /// How many fsyncs are waiting in [`hold_syncs`](Self::hold_syncs) now.
+    pub(crate) fn syncs_waiting(&self) -> u64 {
+        self.lock().syncs_waiting
     }
 
     /// How many times `op` was called.
@@ -176,6 +191,25 @@ impl FileSystem for FaultyFs {
 
     fn sync_data(&self, file: &File) -> io::Result<()> {
         self.check_file(Op::SyncData, file)?;
+        let path = path_of(file);
+        let (lock, released) = &*self.state;
+        let mut state = lock.lock().unwrap_or_else(|poison| poison.into_inner());
+        let held = |state: &State| {
+            state
+                .syncs_held
+                .as_ref()
+                .is_some_and(|name| path.file_name().is_some_and(|file| file == name.as_str()))
+        };
+        if held(&state) {
+            state.syncs_waiting += 1;
+            while held(&state) {
+                state = released
+                    .wait(state)
+                    .unwrap_or_else(|poison| poison.into_inner());
+            }
+            state.syncs_waiting -= 1;
+        }
+        drop(state);
         RealFileSystem.sync_data(file)
     }
 

@@ -270,7 +270,10 @@ fn a_directory_made_read_only_while_running_loses_nothing_silently_and_recovers(
     record(&reporter, 0..10);
     assert_eq!(reporter.flush(FLUSH), FlushOutcome::Acknowledged);
 
+    // A read-only remount: no file can be created, renamed or removed, and the open acknowledgement file (written
+    // in place) cannot be written either.
     fs.make_read_only();
+    fs.fail(Op::Write, "acks", ErrorKind::PermissionDenied);
     let started = Instant::now();
     record(&reporter, 10..40);
     assert_eq!(
@@ -335,5 +338,49 @@ fn a_directory_removed_while_running_is_counted_and_re_created() {
         .map(|event| event.event.properties["n"].as_u64().unwrap())
         .collect();
     assert!((20..25).all(|n| delivered.contains(&n)), "{delivered:?}");
+    server.shutdown();
+}
+
+#[test]
+fn a_checkpoint_does_not_wait_for_the_fsync_of_an_acknowledgement() {
+    let server = server("[]");
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::default();
+    let reporter = reporter(&server, dir.path(), &fs, SyncPolicy::Always);
+    // The first acknowledgement writes the acks file whole; later ones write it in place and fsync it.
+    record(&reporter, 0..10);
+    assert_eq!(reporter.flush(FLUSH), FlushOutcome::Acknowledged);
+    fs.hold_syncs("acks");
+    record(&reporter, 10..20);
+    assert!(
+        wait_until(Duration::from_secs(30), || fs.syncs_waiting() > 0),
+        "the sender never fsynced an acknowledgement"
+    );
+
+    // The sender is inside the fsync of an acknowledgement: recording and checkpointing (append, fsync of the
+    // segment) go on without waiting for it.
+    let (done, finished) = std::sync::mpsc::channel();
+    let recorder = reporter.clone();
+    let checkpointing = std::thread::spawn(move || {
+        record(&recorder, 20..21);
+        let _ = done.send(recorder.checkpoint().is_ok());
+    });
+    let during = finished.recv_timeout(Duration::from_secs(30));
+    fs.heal();
+    checkpointing.join().unwrap();
+    assert_eq!(
+        during,
+        Ok(true),
+        "a checkpoint waited for the fsync of an acknowledgement"
+    );
+
+    assert_eq!(reporter.flush(FLUSH), FlushOutcome::Acknowledged);
+    let stats = reporter.stats();
+    assert_eq!(
+        (stats.acknowledged, stats.pending.total()),
+        (21, 0),
+        "{stats:?}"
+    );
+    assert_balanced(&stats);
     server.shutdown();
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use flush_core::spool::{Spool, SpoolConfig};
 use flush_core::{DEAD_LETTER_FILE, Event, FlushOutcome, INSTALLATION_ID_FILE, ShutdownOutcome};
 
-use super::{server, spool_config, start};
+use super::{batch_size, server, spool_config, start, wait_until};
 
 const FLUSH: Duration = Duration::from_secs(20);
 
@@ -164,4 +164,27 @@ fn a_rejected_event_lands_in_the_dead_letter_file_with_the_reason() {
     assert!(stats.identity_holds(), "{stats:?}");
     let _ = reporter.shutdown(Duration::from_secs(1));
     server.shutdown();
+}
+
+#[test]
+fn the_sender_is_woken_when_records_are_stored_not_by_its_poll() {
+    let server = server("[]");
+    let dir = tempfile::tempdir().unwrap();
+    // Both threads would sleep an hour between polls: only record() waking the spooler (a full batch is queued) and
+    // the spooler waking the sender (records stored) can deliver within the wait below.
+    let reporter = start(
+        spool_config(&server, dir.path())
+            .poll_interval(Duration::from_secs(3600))
+            .batch_size(batch_size(10)),
+    );
+
+    (0..10).for_each(|n| reporter.record(Event::new("e").with("n", n)));
+
+    assert!(
+        wait_until(Duration::from_secs(30), || reporter.stats().acknowledged
+            == 10),
+        "{:?}",
+        reporter.stats()
+    );
+    assert_eq!(server.stats().events_unique, 10);
 }

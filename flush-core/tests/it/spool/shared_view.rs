@@ -95,7 +95,7 @@ fn records_appended_after_another_process_scanned_and_delivered_by_the_writer_ar
     let other = Spool::open(test_config(dir, SyncPolicy::Always)).unwrap();
     assert_eq!(other.stats().recovered_events, 1);
     // The writer appends two more, delivers all three and exits while delivering: its segment is settled and removed,
-    // and the acknowledgement file still names it, settled to its end.
+    // and its entry in the acknowledgement file is settled to its end (or freed with it).
     writer.append(&["a2", "a3"]).unwrap();
     let mut reader = deliver(&writer);
     assert_eq!(deliver_all(&mut reader), 3);
@@ -109,10 +109,12 @@ fn records_appended_after_another_process_scanned_and_delivered_by_the_writer_ar
     // The other process looks again: the segment vanished, settled by another process.
     let _reader = other.try_deliver().unwrap();
 
+    // Whatever it had seen of the segment (one record, or all three if the acknowledgement file still names the
+    // removed segment), it counts as settled elsewhere, and nothing as lost.
     let stats = other.stats();
     assert_eq!(stats.corrupt_records, 0, "nothing was lost: {stats:?}");
-    assert_eq!(stats.settled_elsewhere, 3, "{stats:?}");
-    assert_eq!(stats.recovered_events, 3, "{stats:?}");
+    assert!(stats.recovered_events >= 1, "{stats:?}");
+    assert_eq!(stats.settled_elsewhere, stats.recovered_events, "{stats:?}");
     assert_eq!(stats.pending_events, 0, "{stats:?}");
     assert_balances(&stats, 0);
 }
