@@ -25,7 +25,7 @@ pub(super) fn plan() -> FaultPlanJson {
 pub(super) fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut ingest = ctx.start_ingest(&plan())?;
     let spool = ctx.path("spool");
-    let kills = ctx.size(12_u32, 540);
+    let kills = ctx.size(12_u32, 560);
     let parallel = ctx.size(2, 3);
     let server_kill_every = ctx.size(6_u32, 25);
     let mut running = Vec::new();
