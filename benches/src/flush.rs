@@ -51,7 +51,7 @@ pub fn fill_spool(spool: &mut Spool, events: usize) {
     }
 }
 
-/// The state the reporter is measured in (issue 7: "the three must look the same").
+/// The state the reporter is measured in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReporterState {
     /// A fake-ingest that answers at once; the workers keep up.

@@ -1,4 +1,4 @@
-//! benches: the criterion benchmarks of flush-core and fake-ingest (issue 7), and the peers and floors they are
+//! benches: the criterion benchmarks of flush-core and fake-ingest, and the peers and floors they are
 //! measured beside.
 //!
 //! Every claim about speed is a ratio to something measured in the same run on the same machine, because this

@@ -1,5 +1,5 @@
 //! `bench-report`: turns several full benchmark runs into the tables of `docs/BENCHMARKS.md` (median and spread of
-//! every figure, and the ratios of issue 7's targets, each computed within one run) and a small SVG chart of the
+//! every figure, and the ratios of the targets, each computed within one run) and a small SVG chart of the
 //! ratios.
 //!
 //! Each run directory holds what one `cargo bench -p benches` left: `criterion/` (a copy of `target/criterion`)
@@ -67,7 +67,7 @@ enum Goal {
 /// A ratio for the chart: label, median ratio, target, goal.
 type ChartRow = (String, f64, f64, Goal);
 
-/// One target of issue 7, as a ratio between two benchmarks of the same run (ids matched by prefix).
+/// One target, as a ratio between two benchmarks of the same run (ids matched by prefix).
 struct Target {
     label: &'static str,
     ours: &'static str,
@@ -671,7 +671,7 @@ fn svg_chart(ratios: &[ChartRow]) -> String {
     );
     let _ = writeln!(
         svg,
-        r#"<text x="10" y="16" font-size="13">Ratios of issue 7 (median of runs; log scale; | = target)</text>"#
+        r#"<text x="10" y="16" font-size="13">Ratios against the targets (median of runs; log scale; | = target)</text>"#
     );
     for power in -2..=3 {
         let value = 10_f64.powi(power);
