@@ -72,6 +72,16 @@ impl SinkArg {
     /// Every sink, in the order the runner uses them.
     pub const ALL: [Self; 3] = [Self::Ingest, Self::Posthog, Self::OtlpLogs];
 
+    /// The fake-ingest route this sink posts to.
+    #[must_use]
+    pub fn route(self) -> &'static str {
+        match self {
+            Self::Ingest => "/ingest",
+            Self::Posthog => "/batch/",
+            Self::OtlpLogs => "/v1/logs",
+        }
+    }
+
     /// The name on the command line and in reports (`otlp-logs`).
     #[must_use]
     pub fn label(self) -> String {
@@ -583,7 +593,7 @@ impl App<'_> {
         Ok(())
     }
 
-    /// The fake server's `/ingest` request counter (chat mode with `--probe-requests`).
+    /// The fake server's request counter of the sink's route (chat mode with `--probe-requests`).
     fn probe(&self) -> Option<u64> {
         if !self.args.probe_requests {
             return None;
@@ -601,7 +611,7 @@ impl App<'_> {
         Some(
             stats
                 .routes
-                .get("/ingest")
+                .get(self.args.sink.route())
                 .map_or(stats.requests, |route| route.requests),
         )
     }

@@ -64,7 +64,7 @@ pub enum LedgerLine {
         phase: Phase,
         /// Wall-clock milliseconds since the Unix epoch.
         at_ms: u64,
-        /// The fake server's `/ingest` request counter sampled at the boundary, when the app probes it.
+        /// The fake server's request counter of the sink's route sampled at the boundary, when the app probes it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ingest_requests: Option<u64>,
     },

@@ -44,7 +44,7 @@ pub enum Promise {
     IdentityBalances,
     /// Events the server rejects are dead-lettered and counted, never stored.
     PoisonIsolated,
-    /// In idle-only mode, no `/ingest` request arrives while the app is streaming.
+    /// In idle-only mode, no delivery request arrives while the app is streaming.
     NoSendWhileBusy,
     /// A CLI invocation's `shutdown` returns by its deadline, measured inside the process.
     CliShutdownWithinDeadline,
@@ -72,7 +72,7 @@ impl Promise {
             }
             Self::PoisonIsolated => "rejected events are dead-lettered and counted, never stored",
             Self::NoSendWhileBusy => {
-                "no /ingest request while the app is streaming (idle-only mode)"
+                "no delivery request while the app is streaming (idle-only mode)"
             }
             Self::CliShutdownWithinDeadline => {
                 "a CLI's shutdown returns by its deadline (measured inside the process)"

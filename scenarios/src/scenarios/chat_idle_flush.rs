@@ -69,7 +69,7 @@ pub(super) fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     ctx.drain_and_judge(&ingest, &spool)?;
     ctx.require_everything_delivered();
     ctx.note(format!(
-        "{busy_checks} streaming phases checked for /ingest requests"
+        "{busy_checks} streaming phases checked for delivery requests"
     ));
     if let Some(killed) = ctx.runs().iter().find(|run| run.killed) {
         let last = killed.ledger.phases().last().map(|(phase, ..)| *phase);
@@ -96,7 +96,7 @@ fn check_no_send_while_busy(ctx: &mut Ctx) -> usize {
                     checked += 1;
                     if after != before {
                         violations.push(format!(
-                            "{} streaming phase {}: {} /ingest requests arrived",
+                            "{} streaming phase {}: {} delivery requests arrived",
                             run.label,
                             phase_index + 1,
                             after - before
