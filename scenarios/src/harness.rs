@@ -320,8 +320,13 @@ impl Ctx {
             .map(|(kind, count)| format!("{kind} {count}"))
             .collect();
         self.note(format!(
-            "server: {} /ingest requests, {} events received, {} stored{}",
+            "server: {} data requests ({} on {}), {} events received, {} stored{}",
             stats.requests,
+            stats
+                .routes
+                .get(self.sink.route())
+                .map_or(0, |route| route.requests),
+            self.sink.route(),
             stats.events_received,
             stats.events_unique,
             if injected.is_empty() {
