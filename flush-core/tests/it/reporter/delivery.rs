@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use fake_ingest::FaultPlan;
-use flush_core::{BreakerPolicy, BreakerState, Event, FlushOutcome, ShutdownOutcome};
+use flush_core::{BreakerPolicy, BreakerState, Event, FlushMode, FlushOutcome, ShutdownOutcome};
 
 use super::{batch_size, fast, memory_config, server, start, wait_for_sender_ticks, wait_until};
 
@@ -217,7 +217,13 @@ fn shutdown_returns_by_its_deadline_against_a_hanging_server() {
 #[test]
 fn a_bounded_shutdown_sends_at_most_its_limit() {
     let server = server("[]");
-    let reporter = start(memory_config(&server).batch_size(batch_size(25)));
+    // Idle-only mode: nothing is sent before the shutdown (the spooler would otherwise wake the sender for the
+    // first full batch), so every event the server has was sent by the bounded shutdown.
+    let reporter = start(
+        memory_config(&server)
+            .batch_size(batch_size(25))
+            .flush_mode(FlushMode::idle_only()),
+    );
     (0..60).for_each(|n| reporter.record(Event::new("e").with("n", n)));
 
     let outcome = reporter.shutdown_bounded(Duration::from_secs(10), 25);
