@@ -80,7 +80,7 @@ fn every_data_request_is_logged_with_its_fault_outcome_and_duplicates_and_can_be
             .iter()
             .map(without_latency)
             .collect::<Vec<_>>(),
-        vec![without_latency(&failed)]
+        vec![without_latency(failed)]
     );
     let without_fault: RequestsPage = get_json(&server.url(), "/_fake/requests?fault=none");
     assert_eq!(without_fault.total, 3);
