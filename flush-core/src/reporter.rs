@@ -366,6 +366,9 @@ impl Reporter {
         // storing what is queued may take longer, up to `STORE_GRACE`.
         let outcome = if self.inner.spooler.send(command).is_ok() {
             let _ = queue_stored.recv_deadline(deadline + STORE_GRACE);
+            self.inner
+                .counters
+                .record_shutdown_store_overrun(Instant::now().saturating_duration_since(deadline));
             answer
                 .recv_deadline(deadline)
                 .unwrap_or(ShutdownOutcome::DeadlineReached)

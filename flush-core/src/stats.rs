@@ -209,6 +209,9 @@ pub struct Stats {
     pub last_error: Option<String>,
     /// Explicit flush timings.
     pub flushes: FlushTimings,
+    /// How long past its deadline [`shutdown`](crate::Reporter::shutdown) waited for what was queued to reach the
+    /// store (zero when it was stored in time; at most a second, the one wait the deadline does not bound).
+    pub shutdown_store_overrun: Duration,
     /// Worker threads restarted after a panic.
     pub worker_restarts: u64,
     /// Spool events that another process delivering from the same directory acknowledged or dropped (zero when one
@@ -279,6 +282,7 @@ pub(crate) struct Counters {
     last_error: Mutex<Option<String>>,
     ack_error: Mutex<Option<String>>,
     flushes: Mutex<FlushTimings>,
+    shutdown_store_overrun_nanos: AtomicU64,
 }
 
 /// Adds `n` to a counter. Relaxed: counters order nothing; quiescence comes from the channels between threads.
@@ -321,6 +325,12 @@ impl Counters {
             self.set_last_error(message.clone());
         }
         *current = message;
+    }
+
+    pub(crate) fn record_shutdown_store_overrun(&self, overrun: Duration) {
+        let nanos = u64::try_from(overrun.as_nanos()).unwrap_or(u64::MAX);
+        self.shutdown_store_overrun_nanos
+            .store(nanos, Ordering::Relaxed);
     }
 
     pub(crate) fn record_flush(&self, took: Duration, completed: bool) {
@@ -380,6 +390,7 @@ impl Counters {
                 .flushes
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
+            shutdown_store_overrun: Duration::from_nanos(get(&self.shutdown_store_overrun_nanos)),
             worker_restarts: get(&self.worker_restarts),
             settled_elsewhere: get(&self.settled_elsewhere),
             acks: AckHealth {

@@ -723,6 +723,7 @@ impl App<'_> {
             stats: app_stats(&stats, self.breaker_opened),
             shutdown_ms: saturating_ms(took),
             shutdown_us: Some(saturating_us(took)),
+            store_overrun_us: Some(saturating_us(stats.shutdown_store_overrun)),
             record_ns,
             peak_rss_kib: Memory::of_self().map(|memory| memory.peak_rss_kib),
             baseline_rss_kib,

@@ -24,6 +24,9 @@ pub struct ShutdownTiming {
     pub deadline_ms: u64,
     /// From the `shutdown` call to its return, measured inside the process, microseconds.
     pub shutdown_us: u64,
+    /// Of that, how long past the deadline it waited for the queue to reach the spool (as the library reports it),
+    /// microseconds.
+    pub store_overrun_us: u64,
     /// From its last ledger line (written right after `shutdown` returned) to the moment the harness saw it gone,
     /// milliseconds: process teardown plus the harness's own polling and scheduling, which no library controls.
     pub teardown_ms: u64,
@@ -232,6 +235,7 @@ impl Ctx {
                 shutdown_us: report
                     .shutdown_us
                     .unwrap_or(report.shutdown_ms.saturating_mul(1_000)),
+                store_overrun_us: report.store_overrun_us.unwrap_or(0),
                 teardown_ms: exit.at_ms.saturating_sub(report.at_ms),
             });
         }

@@ -102,6 +102,10 @@ pub struct ExitReport {
     /// The same, in microseconds (the deadline check of the CLI scenario needs better than millisecond precision).
     #[serde(default)]
     pub shutdown_us: Option<u64>,
+    /// How long past its deadline `shutdown` waited for the queue to reach the spool (the library's
+    /// `Stats::shutdown_store_overrun`), microseconds.
+    #[serde(default)]
+    pub store_overrun_us: Option<u64>,
     /// `record()` latencies in nanoseconds, as `(value, count)` pairs of a histogram.
     #[serde(default)]
     pub record_ns: Vec<(u64, u64)>,

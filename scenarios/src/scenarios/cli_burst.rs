@@ -14,7 +14,9 @@
 //! scenario runs baseline processes (`cli-baseline` mode, one in every [`BASELINE_EVERY`] starts, at the same
 //! parallelism, so they see the same load): the same process without telemetry, doing a plain wait for the same
 //! deadline where an invocation calls `shutdown`. A `shutdown` counts as late only past the deadline plus
-//! [`TOLERANCE_FACTOR`] times the worst baseline overshoot of the run, and never less than [`TOLERANCE_FLOOR_MS`].
+//! [`TOLERANCE_FACTOR`] times the worst baseline overshoot of the run, and never less than [`TOLERANCE_FLOOR_MS`],
+//! plus the time the library reports it waited past the deadline for what was queued to reach the spool (the one
+//! wait its documentation exempts from the deadline, itself bounded by [`STORE_GRACE_MS`]).
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,11 @@ pub(crate) const BASELINE_EVERY: u32 = 4;
 
 /// One start in this many (of those with telemetry) is SIGKILLed at a random moment in its first 400 ms.
 pub(crate) const KILL_EVERY: u32 = 7;
+
+/// The one wait the deadline does not bound, as the library documents it: storing what is still queued may take
+/// up to a second past the deadline (returning earlier would lose it when the process exits). The library reports
+/// that wait (`Stats::shutdown_store_overrun`); it is added to the allowance, and is itself judged against this.
+const STORE_GRACE_MS: f64 = 1_000.0;
 
 /// The smallest tolerance over the deadline, milliseconds: the scale of one scheduler time slice on a busy machine.
 pub(crate) const TOLERANCE_FLOOR_MS: f64 = 50.0;
@@ -143,11 +150,14 @@ fn judge_deadlines(
     never_shut_down: &[String],
 ) {
     let millis = |timing: &ShutdownTiming| timing.shutdown_us as f64 / 1_000.0;
+    let overrun = |timing: &ShutdownTiming| timing.store_overrun_us as f64 / 1_000.0;
     let worst_baseline_ms = baselines.iter().map(millis).fold(0.0, f64::max);
     let allowed_ms = allowed_shutdown_ms(DEADLINE_MS, worst_baseline_ms);
     let late: Vec<String> = shutdowns
         .iter()
-        .filter(|(_, timing)| millis(timing) > allowed_ms)
+        .filter(|(_, timing)| {
+            overrun(timing) > STORE_GRACE_MS || millis(timing) > allowed_ms + overrun(timing)
+        })
         .map(|(label, timing)| format!("{label}: {:.1} ms", millis(timing)))
         .collect();
     ctx.report.cli = Some(CliDeadlineReport {
@@ -160,6 +170,10 @@ fn judge_deadlines(
         baselines: baselines.len() as u64,
         worst_baseline_ms,
         allowed_ms,
+        worst_store_overrun_ms: shutdowns
+            .iter()
+            .map(|(_, timing)| overrun(timing))
+            .fold(0.0, f64::max),
         worst_teardown_ms: shutdowns
             .iter()
             .map(|(_, timing)| timing.teardown_ms)
