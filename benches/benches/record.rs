@@ -1,7 +1,8 @@
 //! Group `record`: what recording one event costs the application, ours beside the floor.
 //!
 //! - `ours/{idle,backlog_1m,server_slow_500ms,server_hanging}`: flush-core's `Reporter::record` with the sample
-//!   event, in the three states of issue 7 (the slow-or-down server split in two). Backlog: 1 million events (10 000
+//!   event, in the three states it must cost the same in (idle with delivery running, a large backlog, a slow or down
+//!   server; the last split in two). Backlog: 1 million events (10 000
 //!   in smoke mode) spooled before the reporter starts, no server (connections refused), so the backlog stays.
 //! - `floor/std_sync_channel`, `floor/crossbeam_channel`: a bare `try_send` of the same event (the same
 //!   `flush_core::Event` value) into a bounded channel of 8192 slots (flush-core's default queue bound) whose

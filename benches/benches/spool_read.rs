@@ -8,8 +8,8 @@
 //!   rewrites the slots of the segments it moves in place; with `group_commit_200ms` (the reporter's default) they
 //!   are fsynced at most once per 200 ms, with `never` never.
 //! - `floor_framed/read`: read one framed file sequentially and check every CRC (no acknowledgements at all).
-//! - `peer_sqlite_wal/read_delete`: `SELECT` the oldest rows, then `DELETE` them (design 001).
-//! - `peer_json_files/read_delete`: list, parse, sort, then delete each file (design 003). Its backlog is smaller
+//! - `peer_sqlite_wal/read_delete`: `SELECT` the oldest rows, then `DELETE` them (the SQLite WAL peer).
+//! - `peer_json_files/read_delete`: list, parse, sort, then delete each file (the one-file-per-event peer). Its backlog is smaller
 //!   (every read lists and parses the whole directory, so the cost grows with the square of the backlog).
 //!
 //! Opening a large backlog (throughput in bytes; 100 MiB, 2 MiB in smoke mode), with the page cache warm:

@@ -3,7 +3,7 @@
 //!
 //! The consumer (the spooler) polls on a short tick; a producer wakes it only when the queue crosses a threshold
 //! (a batch worth of events, or half the capacity). Waking a blocked consumer costs the producer ~1–14 µs, ten to a
-//! hundred times a `try_send` (see DEPENDENCIES.md), so it must not happen per event.
+//! hundred times a `try_send` (measured when the queue was chosen), so it must not happen per event.
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 

@@ -3,9 +3,9 @@
 //!
 //! | mode | plays | flush mode | ends with |
 //! |---|---|---|---|
-//! | `service` | a service: tool calls in sessions (`001`, `004`) | background (size + delay) | `flush`, `shutdown` |
-//! | `chat` | a chat REPL: streaming (busy) phases, idle prompts (`000`) | idle-only | `flush`, `shutdown` |
-//! | `cli` | one short CLI invocation: 1–3 events, a bounded send (`003`) | background | bounded `shutdown` |
+//! | `service` | a service: tool calls in sessions | background (size + delay) | `flush`, `shutdown` |
+//! | `chat` | a chat REPL: streaming (busy) phases, idle prompts | idle-only | `flush`, `shutdown` |
+//! | `cli` | one short CLI invocation: 1–3 events, a bounded send | background | bounded `shutdown` |
 //! | `drain` | a run that records nothing and delivers the spool's backlog | background | `flush`, `shutdown` |
 //! | `overhead` | a CPU-bound workload, one event per unit, with and without telemetry | background | `shutdown` |
 //! | `cli-baseline` | the same CLI invocation without telemetry: no reporter; a plain wait for the deadline stands in for `shutdown` | — | the wait |

@@ -1,4 +1,5 @@
-//! The "one JSON file per event" peer, from the design in `../shared/seeds/003_055d418e4b835958.txt`.
+//! The "one JSON file per event" peer: how a CLI that writes each event to its own file and posts them later
+//! keeps telemetry.
 //!
 //! That design keeps each telemetry event as its own file `telemetry-{date}-{id}.json` in a directory; a flush lists
 //! the directory, keeps the files not yet flushed, parses them, sorts them oldest first, sends up to a limit and then

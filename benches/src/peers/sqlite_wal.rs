@@ -1,4 +1,4 @@
-//! The "SQLite in WAL mode" peer, from the design in `../shared/seeds/001_23f7b34e757062b0.txt`.
+//! The "SQLite in WAL mode" peer: a local SQLite table as the buffer, one row per event.
 //!
 //! That design records each tool call as a row of a SQLite table (WAL mode, so readers do not block the writer),
 //! batching writes 50 records at a time. This module models it with `rusqlite`'s bundled SQLite and the same sample

@@ -1,4 +1,4 @@
-//! chat-idle-flush (`000`): a chat REPL in idle-only mode. Each message streams a few events (the busy phase), then
+//! chat-idle-flush: a chat REPL in idle-only mode. Each message streams a few events (the busy phase), then
 //! the app reaches its prompt: `checkpoint()`, `idle()`, and the user "types". The app samples the fake server's
 //! `/ingest` request counter at every phase boundary and writes it to its ledger, so the harness can check that no
 //! request arrived while it was streaming. The harness SIGKILLs it mid-conversation (during a busy phase), restarts

@@ -1,4 +1,4 @@
-//! cli-burst (`003`): hundreds of short CLI invocations share one spool directory, a few at a time. Each records
+//! cli-burst: hundreds of short CLI invocations share one spool directory, a few at a time. Each records
 //! 1–3 events and shuts down sending at most 25 events within a small deadline, against a slow, flaky server
 //! (long-tailed latency and 503s); one in [`KILL_EVERY`] is SIGKILLed at a random moment instead of exiting. In the
 //! end every event is delivered exactly once (but those a kill caught before they reached the spool), and no

@@ -1,4 +1,4 @@
-//! Reporter integration tests (issue 5): the whole pipeline against the real fake-ingest server, over loopback.
+//! Reporter integration tests: the whole pipeline against the real fake-ingest server, over loopback.
 //!
 //! Every test owns its server (port 0) and its temporary directory. Timing assertions are generous correctness
 //! bounds only; waits are bounded.

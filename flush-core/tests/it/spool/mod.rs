@@ -1,4 +1,4 @@
-//! Spool integration tests (issue 4): real processes killed with SIGKILL, random damage on disk, several processes
+//! Spool integration tests: real processes killed with SIGKILL, random damage on disk, several processes
 //! sharing one directory. Child processes are this test binary re-executed on [`child_process`] with an environment
 //! variable naming their role.
 
