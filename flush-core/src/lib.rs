@@ -162,6 +162,7 @@ mod memory_store;
 mod outcome;
 mod queue;
 mod reporter;
+mod resolver;
 mod retry;
 mod sender;
 mod shared_store;
