@@ -15,10 +15,12 @@
 //!   same pair through the PostHog sink (`/batch/`) and the OTLP logs sink (`/v1/logs`, protobuf); the floor encodes
 //!   each batch with the same sink (`benches::floors::sink_post_loop`), so both sides pay the same encoding.
 //!
-//! Both talk to the same in-process fake-ingest (faults off, dedupe on), which shares the two cores with them.
+//! - `peer_posthog_rs/plain/50` and `peer_otel_batch_logs/plain/50`: the clients a user would pick instead, delivering
+//!   the same events to the same routes as `ours_sink/{posthog,otlp_logs}` in batches of 50 (`benches::peers`). One
+//!   iteration is one event, captured or emitted; at the end of the sample a flush, timed. They keep events in memory
+//!   only (queues sized so that none is dropped here); every sample checks that the server received every event.
 //!
-//! The OpenTelemetry Rust SDK's batch processor is not measured: it needs an async exporter and runtime, and its
-//! OTLP wire format is not our protocol, so it would not compare the same work (see `docs/BENCHMARKS.md`).
+//! All talk to the same in-process fake-ingest (faults off, dedupe on), which shares the two cores with them.
 
 mod common;
 
@@ -28,6 +30,8 @@ use std::time::{Duration, Instant};
 use benches::floors::post_loop::PostLoop;
 use benches::floors::sink_post_loop::SinkPostLoop;
 use benches::flush::sample_flush_event;
+use benches::peers::otel_batch_logs::OtelBatchLogsPeer;
+use benches::peers::posthog_rs::PostHogRsPeer;
 use benches::sample::{SAMPLE_DISTINCT_ID, sample_event};
 use benches::util::{print_load, selected, temp_dir};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -243,6 +247,61 @@ fn floor_post_loop(c: &mut Criterion) {
     server.shutdown();
 }
 
+/// The peers' in-memory queue bound: far above what one sample records, so that no event is dropped.
+const PEER_QUEUE: usize = 1 << 20;
+
+fn peers(c: &mut Criterion) {
+    let server = fake_ingest::Server::start_blocking(fake_ingest::Config::default())
+        .expect("start fake-ingest");
+    let mut group = c.benchmark_group("end_to_end");
+    group.throughput(Throughput::Elements(1));
+    let sample = sample_event();
+    let received = || server.stats().events_received;
+    if selected("end_to_end/peer_posthog_rs/plain/50") {
+        let peer = PostHogRsPeer::start(&server.url(), 50, PEER_QUEUE).expect("posthog-rs");
+        group.bench_function(BenchmarkId::new("peer_posthog_rs/plain", 50), |b| {
+            b.iter_custom(|iters| {
+                let before = received();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    peer.capture(PostHogRsPeer::event(&sample));
+                }
+                peer.flush();
+                let elapsed = start.elapsed();
+                assert!(
+                    received() - before >= iters,
+                    "posthog-rs delivered every event"
+                );
+                elapsed
+            });
+        });
+        peer.shutdown();
+    }
+    if selected("end_to_end/peer_otel_batch_logs/plain/50") {
+        let peer = OtelBatchLogsPeer::start(&server.url(), 50, PEER_QUEUE).expect("otel");
+        let records = peer.record_maker();
+        group.bench_function(BenchmarkId::new("peer_otel_batch_logs/plain", 50), |b| {
+            b.iter_custom(|iters| {
+                let before = received();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    peer.emit(records.record(&sample));
+                }
+                peer.flush();
+                let elapsed = start.elapsed();
+                assert!(
+                    received() - before >= iters,
+                    "the batch processor delivered every record"
+                );
+                elapsed
+            });
+        });
+        peer.shutdown();
+    }
+    group.finish();
+    server.shutdown();
+}
+
 fn start(_: &mut Criterion) {
     print_load("end_to_end start");
 }
@@ -254,6 +313,6 @@ fn end(_: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = common::criterion();
-    targets = start, ours, floor_post_loop, end
+    targets = start, ours, floor_post_loop, peers, end
 }
 criterion_main!(benches);

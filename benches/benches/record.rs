@@ -10,8 +10,12 @@
 //! - `floor_with_wake/crossbeam_channel_wake_at_50`: the crossbeam floor whose producer also wakes the consumer when
 //!   the queue reaches 50 events, as flush-core's queue does (its default batch size): the price of that design.
 //!
-//! - `parts/uuid_now_v7`, `parts/system_time_now`: what stamping an event costs (the id and the clock), measured
-//!   alone, to read the ratio against.
+//! - `peer/posthog_rs_capture`, `peer/otel_batch_logs_emit`: what the clients a user would pick instead cost per
+//!   call (`benches::peers`): posthog-rs's `capture` of a prepared event (its UUID v7 minted when the event is built,
+//!   untimed) and the OpenTelemetry SDK's `emit` of a prepared log record into its batch log processor, both
+//!   delivering to an in-process fake-ingest; between chunks, untimed, each flushes.
+//! - `parts/system_time_now`: the one clock read `record()` takes; `parts/uuid_v7_thread_context`: minting a UUID v7
+//!   from a per-thread context, which flush-core's spooler does per event, off the caller's thread.
 //!
 //! Every implementation is timed the same way: events are built outside the timing, then handed over in timed
 //! chunks of [`CHUNK`] events; between chunks, untimed, the consumer drains (the floor's consumer is woken and
@@ -32,6 +36,9 @@ use std::time::{Duration, Instant};
 
 use benches::floors::channels::{ChannelFloor, ChannelKind};
 use benches::flush::{ReporterState, ReporterUnderTest, sample_flush_event};
+use benches::peers::otel_batch_logs::OtelBatchLogsPeer;
+use benches::peers::posthog_rs::PostHogRsPeer;
+use benches::sample::sample_event;
 use benches::util::{
     latency_histogram, print_load, print_percentiles, record_latencies, selected, size,
     time_in_chunks, timer_overhead_nanos,
@@ -187,12 +194,61 @@ fn ours(c: &mut Criterion) {
     group.finish();
 }
 
-/// The parts of `record()`'s cost that any implementation with the same promises pays: the idempotency key and the
-/// wall-clock time (for comparison with the ratio to the floor).
+/// The peers' in-memory queue bound: above what is recorded between two flushes, so that none is dropped.
+const PEER_QUEUE: usize = 1 << 16;
+
+fn peers(c: &mut Criterion) {
+    let server = fake_ingest::Server::start_blocking(fake_ingest::Config::default())
+        .expect("start fake-ingest");
+    let mut group = c.benchmark_group("record");
+    group.throughput(Throughput::Elements(1));
+    let sample = sample_event();
+    if selected("record/peer/posthog_rs_capture") {
+        let mut peer = PostHogRsPeer::start(&server.url(), 50, PEER_QUEUE).expect("posthog-rs");
+        group.bench_function("peer/posthog_rs_capture", |b| {
+            b.iter_custom(|iters| {
+                time_in_chunks(
+                    &mut peer,
+                    iters,
+                    CHUNK,
+                    |n| (0..n).map(|_| PostHogRsPeer::event(&sample)).collect(),
+                    |peer, event| peer.capture(event),
+                    |peer| peer.flush(),
+                )
+            });
+        });
+        peer.shutdown();
+    }
+    if selected("record/peer/otel_batch_logs_emit") {
+        let mut peer = OtelBatchLogsPeer::start(&server.url(), 50, PEER_QUEUE).expect("otel");
+        let records = peer.record_maker();
+        group.bench_function("peer/otel_batch_logs_emit", |b| {
+            b.iter_custom(|iters| {
+                time_in_chunks(
+                    &mut peer,
+                    iters,
+                    CHUNK,
+                    |n| (0..n).map(|_| records.record(&sample)).collect(),
+                    |peer, record| peer.emit(record),
+                    |peer| peer.flush(),
+                )
+            });
+        });
+        peer.shutdown();
+    }
+    group.finish();
+    server.shutdown();
+}
+
+/// The parts of stamping an event, measured alone: the clock read `record()` takes, and minting the UUID v7 key,
+/// which the spooler does off the caller's thread.
 fn parts(c: &mut Criterion) {
     let mut group = c.benchmark_group("record");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("parts/uuid_now_v7", |b| b.iter(uuid::Uuid::now_v7));
+    let context = uuid::ContextV7::new();
+    group.bench_function("parts/uuid_v7_thread_context", |b| {
+        b.iter(|| uuid::Uuid::new_v7(uuid::Timestamp::now(&context)))
+    });
     group.bench_function("parts/system_time_now", |b| {
         b.iter(std::time::SystemTime::now)
     });
@@ -211,6 +267,6 @@ fn end(_: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = common::criterion();
-    targets = start, floor, ours, parts, end
+    targets = start, floor, ours, peers, parts, end
 }
 criterion_main!(benches);
