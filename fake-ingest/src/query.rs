@@ -33,7 +33,7 @@ pub struct EventsQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equals: Option<String>,
     /// `ndjson`: every matching event (`offset` and `limit` ignored), one JSON object a line, streamed, instead of
-    /// a page.
+    /// a page; `otlp-json`: the matching OTLP records as OTLP/JSON export requests, one a line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<EventsFormat>,
 }
@@ -44,6 +44,10 @@ pub struct EventsQuery {
 pub enum EventsFormat {
     /// Newline-delimited JSON: one [`CapturedEvent`] a line.
     Ndjson,
+    /// The OTLP records only, as OTLP/JSON export requests ([`crate::otlp_json_requests`]), one a line: a line
+    /// per signal per 1 000 events, in arrival order.
+    #[serde(rename = "otlp-json", alias = "otlp_json")]
+    OtlpJson,
 }
 
 impl EventsQuery {

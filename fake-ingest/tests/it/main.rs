@@ -8,6 +8,7 @@ mod control;
 mod determinism;
 mod eviction;
 mod export;
+mod export_otlp;
 mod faults;
 mod ingest;
 mod otlp_client;
