@@ -4,9 +4,10 @@
 //! |---|---|
 //! | `GET /_fake/health` | `{"status": "ok"}` |
 //! | `GET /_fake/stats` | [`crate::Stats`] |
-//! | `GET /_fake/events?offset=&limit=&protocol=&route=&name=&property=&equals=` | [`crate::EventsPage`]; with `format=ndjson` every matching event, one JSON line each, streamed; with `format=otlp-json` the OTLP records as OTLP/JSON export requests, one a line |
+//! | `GET /_fake/events?offset=&limit=&protocol=&route=&name=&property=&equals=&search=&request_id=` | [`crate::EventsPage`]; with `format=ndjson` every matching event, one JSON line each, streamed; with `format=otlp-json` the OTLP records as OTLP/JSON export requests, one a line |
 //! | `GET /_fake/requests?offset=&limit=&route=&status=&fault=` | [`RequestsPage`]: the request log |
 //! | `GET /_fake/wait?min=&timeout_ms=&protocol=&route=&name=&property=&equals=` | [`WaitOutcome`]: long-polls until enough events match |
+//! | `GET /_fake/history` | [`RateHistory`]: events received and errors answered per interval since start, bounded |
 //! | `GET /_fake/faults` | the current [`crate::FaultPlan`] |
 //! | `PUT /_fake/faults` | replaces the plan (`400` with `{"error"}` when invalid) |
 //! | `POST /_fake/reset` | forgets events, counters, the request log, the request index and the clock; truncates the log |
@@ -34,6 +35,7 @@ use crate::otlp::otlp_json_requests;
 use crate::query::{
     EventsFormat, EventsQuery, RequestsPage, RequestsQuery, WaitOutcome, WaitQuery,
 };
+use crate::rate_history::RateHistory;
 use crate::state::AppState;
 
 /// The `/_fake/` routes.
@@ -44,6 +46,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/_fake/events", get(events))
         .route("/_fake/requests", get(requests))
         .route("/_fake/wait", get(wait))
+        .route("/_fake/history", get(history))
         .route("/_fake/faults", get(get_faults).put(put_faults))
         .route("/_fake/reset", post(reset))
 }
@@ -146,6 +149,10 @@ async fn wait(
         .wait_until(timeout, |events, _| expect::look(events, &filter, min))
         .await;
     Ok(Json(outcome))
+}
+
+async fn history(State(state): State<Arc<AppState>>) -> Json<RateHistory> {
+    Json(state.store.history())
 }
 
 async fn get_faults(State(state): State<Arc<AppState>>) -> Json<FaultPlan> {

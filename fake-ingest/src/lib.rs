@@ -46,6 +46,7 @@
 //! - `query`: which captured events and logged requests a reader asks for and gets ([`EventsQuery`],
 //!   [`EventsPage`], [`RequestsQuery`], [`RequestsPage`]).
 //! - `expect`: waiting for events (`GET /_fake/wait`, [`Server::wait_for_events`]) and [`Expectation`]s.
+//! - `rate_history`: events and errors per interval since start, bounded ([`RateHistory`], the page's chart).
 //! - `request_log`: the bounded log of requests to data routes (`GET /_fake/requests`, [`RequestRecord`]).
 //! - `control`: the `/_fake/` control API.
 //! - `connection`: the per-connection handle that lets a handler reset its TCP connection.
@@ -70,6 +71,7 @@ mod metrics;
 mod otlp;
 mod posthog;
 mod query;
+mod rate_history;
 mod request_log;
 mod server;
 mod state;
@@ -92,6 +94,7 @@ pub use query::{
     EventFilter, EventsFormat, EventsPage, EventsQuery, RequestRecord, RequestsPage, RequestsQuery,
     WaitOutcome, WaitQuery,
 };
+pub use rate_history::{MAX_BUCKETS as MAX_RATE_BUCKETS, RateBucket, RateHistory};
 pub use request_log::DEFAULT_MAX_REQUESTS_KEPT;
 pub use server::{CrashMode, Server, app};
 pub use stats::{MAX_UNKNOWN_ROUTES, OTHER_UNKNOWN_ROUTES, RouteStats, Stats};

@@ -1,6 +1,6 @@
 //! The live page (`GET /`) in a real headless Chromium, driven over WebDriver (`fantoccini` + Debian's
 //! `chromium-driver`): it loads, shows events posted through the API in its counters and table, expands an event's
-//! properties, changes the fault plan so that the next request gets the fault, and resets.
+//! properties, changes the fault plan so that the next request gets the fault, and resets after a confirmation.
 //!
 //! Without Chromium and chromedriver (Debian: `apt-get install chromium chromium-driver`, which `.ci/run` does) the
 //! test fails with a message saying so: it never passes without a browser.
@@ -88,7 +88,7 @@ fn browser_paths() -> (String, String) {
     (chromium, chromedriver)
 }
 
-async fn connect(driver: &Driver, chromium: &str, profile: &Path) -> Client {
+async fn connect(driver: &Driver, chromium: &str, profile: &Path, downloads: &Path) -> Client {
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".to_owned(),
@@ -99,6 +99,10 @@ async fn connect(driver: &Driver, chromium: &str, profile: &Path) -> Client {
                 "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--window-size=1280,1000", format!("--user-data-dir={}", profile.display()),
             ],
+            "prefs": {
+                "download.default_directory": downloads.display().to_string(),
+                "download.prompt_for_download": false,
+            },
         }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -158,16 +162,16 @@ fn the_page_shows_live_counters_and_events_and_changes_the_fault_plan() {
     let server = SpawnedServer::start();
     let driver = Driver::start(&chromedriver);
     let profile = tempfile::tempdir().expect("a temporary profile directory");
+    let downloads = tempfile::tempdir().expect("a temporary download directory");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
 
     runtime.block_on(async {
-        let client = connect(&driver, &chromium, profile.path()).await;
-        let result = drive_the_page(&client, &server).await;
+        let client = connect(&driver, &chromium, profile.path(), downloads.path()).await;
+        drive_the_page(&client, &server).await;
         let _ = client.close().await;
-        result
     });
 }
 
@@ -271,14 +275,26 @@ async fn drive_the_page(client: &Client, server: &SpawnedServer) {
     })
     .await;
 
-    // Reset empties the counters and the table.
-    client
+    // Reset asks first: cancelled, nothing is forgotten; confirmed, the counters and the table empty.
+    let reset_button = client
         .find(Locator::Id("reset"))
         .await
-        .expect("the reset button")
-        .click()
+        .expect("the reset button");
+    reset_button.click().await.expect("clicked");
+    client
+        .dismiss_alert()
         .await
-        .expect("reset");
+        .expect("a confirmation was asked");
+    wait_for_text(client, "fault-message", "the cancellation", |text| {
+        text == "reset cancelled"
+    })
+    .await;
+    assert_eq!(server.stats()["events_unique"], 3, "nothing was reset");
+    reset_button.click().await.expect("clicked");
+    client
+        .accept_alert()
+        .await
+        .expect("a confirmation was asked");
     wait_for_text(client, "events-unique", "0 after the reset", |text| {
         text == "0"
     })

@@ -12,6 +12,7 @@ mod export_otlp;
 mod faults;
 mod ingest;
 mod otlp_client;
+mod page_api;
 mod persistence;
 mod posthog_client;
 mod protocols;
