@@ -32,6 +32,7 @@
 //! - `fault_kinds`: the one list of fault kinds ([`FaultKind`], [`FaultCounts`], the plain action names).
 //! - `faults`: the fault plan ([`FaultPlan`]) and the deterministic per-request decision ([`FaultPlan::decide`]).
 //! - `dedupe_key`: the compact, exact form of a stored idempotency key.
+//! - `compact_event`: how the store keeps a captured event (its own fields as JSON, what it shares by pointer).
 //! - `store`: capture, dedupe, persistence and counters shared by every front door.
 //! - `log`: the on-disk batch log behind `--data-dir` (its module doc is the format spec).
 //! - `stats`: the [`Stats`] shape served at `/_fake/stats`.
@@ -55,6 +56,7 @@
 //! - `error`: [`Error`], the library's error type.
 
 pub mod cli;
+mod compact_event;
 mod config;
 mod connection;
 mod control;

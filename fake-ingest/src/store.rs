@@ -4,17 +4,21 @@
 //! [`Protocol`] and route; the store appends it to the batch log (when there is one) and syncs it, then applies it in
 //! memory: each event whose idempotency key is new gets the next `seq` and is captured, the others count as
 //! duplicates. Counters of requests, responses and injected faults live here too, so `/_fake/stats` is one snapshot.
+//! Events are kept in their compact form ([`CompactEvent`]: a few hundred bytes for a 300-byte event instead of
+//! the ~1.2 KB its decoded tree takes) and decoded for readers; filters on protocol, route and request need no
+//! decoding.
 //!
 //! Invariant: one mutex guards the events, the dedupe keys, the counters and the log, so the log order is the `seq`
 //! order, a batch is applied whole or not at all, and a duplicate is only ever answered once the original is durable.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+use crate::compact_event::{BatchOrigin, CompactEvent};
 use crate::dedupe_key::DedupeKey;
 use crate::error::Error;
 use crate::event::{CapturedEvent, IncomingEvent, Protocol};
@@ -42,8 +46,8 @@ pub(crate) struct Store {
 
 #[derive(Debug)]
 struct Inner {
-    /// The captured events still kept, oldest first (at most `max_events_kept`).
-    events: VecDeque<CapturedEvent>,
+    /// The captured events still kept, oldest first (at most `max_events_kept`), in their compact form.
+    events: VecDeque<CompactEvent>,
     /// Every stored idempotency key, evicted events' included, so dedupe stays exact, with the `seq` of the event
     /// stored under it.
     keys: HashMap<DedupeKey, u64>,
@@ -163,7 +167,7 @@ impl Store {
                 record.duplicates,
             );
         }
-        Ok(inner.events.into())
+        Ok(inner.decoded())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -328,8 +332,7 @@ impl Store {
         let deadline = Instant::now() + timeout;
         let mut inner = self.lock();
         loop {
-            let inner_ref = &mut *inner;
-            let (held, answer) = check(inner_ref.events.make_contiguous(), &inner_ref.stats);
+            let (held, answer) = check(&inner.decoded(), &inner.stats);
             let now = Instant::now();
             if held || now >= deadline {
                 return (held, answer);
@@ -353,9 +356,8 @@ impl Store {
         let mut changes = self.version.subscribe();
         loop {
             let (held, answer) = {
-                let mut inner = self.lock();
-                let inner = &mut *inner;
-                check(inner.events.make_contiguous(), &inner.stats)
+                let inner = self.lock();
+                check(&inner.decoded(), &inner.stats)
             };
             if held {
                 return (true, answer);
@@ -364,9 +366,8 @@ impl Store {
                 Ok(Ok(())) => {}
                 // Timed out, or the store is gone: answer with the last look.
                 Ok(Err(_)) | Err(_) => {
-                    let mut inner = self.lock();
-                    let inner = &mut *inner;
-                    return check(inner.events.make_contiguous(), &inner.stats);
+                    let inner = self.lock();
+                    return check(&inner.decoded(), &inner.stats);
                 }
             }
         }
@@ -384,23 +385,46 @@ impl Store {
 
     /// Every captured event, in arrival order.
     pub(crate) fn events(&self) -> Vec<CapturedEvent> {
-        self.lock().events.iter().cloned().collect()
+        self.lock().decoded()
     }
 
     /// One page of captured events.
     pub(crate) fn page(&self, query: &EventsQuery) -> EventsPage {
         let inner = self.lock();
         let filter = query.filter();
-        let matching = inner.events.iter().filter(|event| filter.matches(event));
+        // The protocol, route and request are in the compact form; the other conditions need the event's fields.
+        let origin_matches = |event: &&CompactEvent| {
+            filter
+                .protocol
+                .is_none_or(|protocol| event.protocol == protocol)
+                && filter
+                    .route
+                    .as_deref()
+                    .is_none_or(|route| event.batch.route == route)
+                && filter
+                    .request_id
+                    .is_none_or(|request_id| event.batch.request_id == request_id)
+        };
+        let needs_fields =
+            filter.name.is_some() || filter.property.is_some() || filter.search.is_some();
         let offset = query.offset.unwrap_or(0);
         let limit = query.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE);
         let mut total = 0;
         let mut events = Vec::new();
-        for (position, event) in matching.enumerate() {
-            total += 1;
-            if position >= offset && events.len() < limit {
-                events.push(event.clone());
+        for event in inner.events.iter().filter(origin_matches) {
+            let on_page = total >= offset && events.len() < limit;
+            if needs_fields {
+                let decoded = event.decode();
+                if !filter.matches(&decoded) {
+                    continue;
+                }
+                if on_page {
+                    events.push(decoded);
+                }
+            } else if on_page {
+                events.push(event.decode());
             }
+            total += 1;
         }
         let next_offset = (offset + events.len() < total).then_some(offset + events.len());
         EventsPage {
@@ -436,6 +460,11 @@ impl Store {
 }
 
 impl Inner {
+    /// Every kept event, decoded, in arrival order.
+    fn decoded(&self) -> Vec<CapturedEvent> {
+        self.events.iter().map(CompactEvent::decode).collect()
+    }
+
     /// Splits a batch into the events whose key is new (in request order) and, for each of the others (keys
     /// already stored, or seen earlier in the same batch), the `seq` of the event it repeats (for one seen earlier
     /// in the batch, the `seq` that event is about to get). Changes nothing: the batch may still fail to persist.
@@ -481,7 +510,7 @@ impl Inner {
                 .checked_sub(first_kept)
                 .and_then(|position| self.events.get_mut(position as usize))
             {
-                event.resent += 1;
+                event.resent = event.resent.saturating_add(1);
             }
         }
     }
@@ -503,6 +532,11 @@ impl Inner {
             duplicates,
             duplicate_seqs: Vec::new(),
         };
+        let batch = Arc::new(BatchOrigin {
+            request_id,
+            route: route.to_owned(),
+            received_at: received_at.to_owned(),
+        });
         for event in events {
             self.stats.events_received += 1;
             let seq = self.stats.events_unique + outcome.accepted + 1;
@@ -527,15 +561,9 @@ impl Inner {
                 self.events.pop_front();
                 self.stats.events_evicted += 1;
             }
-            self.events.push_back(CapturedEvent {
-                seq,
-                resent: 0,
-                request_id,
-                protocol,
-                route: route.to_owned(),
-                received_at: received_at.to_owned(),
-                event,
-            });
+            let mut compact = CompactEvent::new(protocol, &batch, &event);
+            compact.seq = seq;
+            self.events.push_back(compact);
         }
         self.stats.events_unique += outcome.accepted;
         self.stats.duplicates += outcome.duplicates;
