@@ -121,7 +121,8 @@ impl Serialize for IncomingEvent {
     }
 }
 
-/// An event the store holds: the incoming event plus where and when it arrived.
+/// A captured event as readers get it (the store keeps it compact and decodes it): the incoming event plus where
+/// and when it arrived.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CapturedEvent {
     /// Arrival order among stored (unique) events, starting at 1.
