@@ -127,8 +127,8 @@ impl Serialize for IncomingEvent {
 pub struct CapturedEvent {
     /// Arrival order among stored (unique) events, starting at 1.
     pub seq: u64,
-    /// How many times the event was received again (and answered as a duplicate) while this server kept it, since
-    /// start or the last reset (resends before a restart are not replayed). Absent from JSON when 0.
+    /// How many times the event was received again in a stored batch (counted as a duplicate) while this server
+    /// kept it, since start or the last reset (resends before a restart are not replayed). Absent from JSON when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub resent: u64,
     /// The request that carried it (the server's request counter, starting at 1).
