@@ -4,7 +4,7 @@
 //! Exit codes: 0 after a clean stop, 2 for a bad flag or a bad fault-plan file, 1 for any other startup failure.
 //!
 //! `fake-ingest export --data-dir DIR` prints the events captured in a (stopped) server's data directory as NDJSON
-//! instead of serving (exit code 1 when the directory cannot be read).
+//! (`--format otlp-json`: its OTLP records as OTLP/JSON export requests) instead of serving (exit code 1 when the directory cannot be read).
 //!
 //! It lives in the library, not only in `main.rs`, so that other binaries can run the very same server as a
 //! separate process: the `scenarios` harness is one multi-call executable whose `ingest` subcommand calls [`run`].
@@ -92,7 +92,20 @@ enum Command {
         /// The server's --data-dir.
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+        /// ndjson: one captured event a line; otlp-json: the OTLP records as OTLP/JSON export requests, one a line
+        /// (as GET /_fake/events?format=otlp-json).
+        #[arg(long, value_enum, default_value_t = ExportFormat::Ndjson)]
+        format: ExportFormat,
     },
+}
+
+/// What `fake-ingest export` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormat {
+    /// One captured event a line.
+    Ndjson,
+    /// The OTLP records as OTLP/JSON export requests, one a line.
+    OtlpJson,
 }
 
 /// Runs the `fake-ingest` command line with these arguments (the first is the program name, as in
@@ -105,8 +118,8 @@ where
     T: Into<OsString> + Clone,
 {
     let cli = Cli::try_parse_from(args).unwrap_or_else(|error| error.exit());
-    if let Some(Command::Export { data_dir }) = &cli.command {
-        return match export(data_dir) {
+    if let Some(Command::Export { data_dir, format }) = &cli.command {
+        return match export(data_dir, *format) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("error: {error:#}");
@@ -131,13 +144,28 @@ where
     }
 }
 
-fn export(data_dir: &std::path::Path) -> anyhow::Result<()> {
+fn export(data_dir: &std::path::Path, format: ExportFormat) -> anyhow::Result<()> {
+    /// As many events per OTLP/JSON line as the server's `format=otlp-json` stream puts in one.
+    const CHUNK: usize = 1_000;
     let events = crate::store::Store::export(data_dir)
         .with_context(|| format!("cannot export {}", data_dir.display()))?;
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    for event in &events {
-        serde_json::to_writer(&mut stdout, event).context("cannot encode an event")?;
-        stdout.write_all(b"\n").context("cannot write to stdout")?;
+    match format {
+        ExportFormat::Ndjson => {
+            for event in &events {
+                serde_json::to_writer(&mut stdout, event).context("cannot encode an event")?;
+                stdout.write_all(b"\n").context("cannot write to stdout")?;
+            }
+        }
+        ExportFormat::OtlpJson => {
+            for chunk in events.chunks(CHUNK) {
+                for request in crate::otlp::otlp_json_requests(chunk) {
+                    serde_json::to_writer(&mut stdout, &request)
+                        .context("cannot encode an export request")?;
+                    stdout.write_all(b"\n").context("cannot write to stdout")?;
+                }
+            }
+        }
     }
     stdout.flush().context("cannot write to stdout")?;
     Ok(())

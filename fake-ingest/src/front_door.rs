@@ -111,7 +111,7 @@ impl Logged<'_> {
         state: &AppState,
         fault: Option<FaultKind>,
         outcome: String,
-        duplicates: Option<u64>,
+        stored: Option<&StoreOutcome>,
         answered: bool,
     ) {
         let fault = fault.or(self.delayed.then_some(FaultKind::Latency));
@@ -125,7 +125,10 @@ impl Logged<'_> {
             content_encoding: self.facts.content_encoding.clone(),
             body_bytes: self.facts.body_bytes,
             events: self.events,
-            duplicates,
+            duplicates: stored.map(|stored| stored.duplicates),
+            duplicate_seqs: stored
+                .map(|stored| stored.duplicate_seqs.clone())
+                .unwrap_or_default(),
             fault: fault.map(|kind| kind.name().to_owned()),
             rule: self.rule,
             outcome,
@@ -374,7 +377,7 @@ pub(crate) async fn serve_batch(
                 response
             }
             Ok(outcome) => {
-                let duplicates = Some(outcome.duplicates);
+                let duplicates = Some(&outcome);
                 match action {
                     Action::ResetAfterStore => {
                         state.store.count_fault(FaultKind::ResetAfterStore);
@@ -390,7 +393,7 @@ pub(crate) async fn serve_batch(
                     }
                     _ => {
                         state.store.count_rejected(intake.rejected);
-                        let response = answers.stored(outcome);
+                        let response = answers.stored(outcome.clone());
                         logged.log(state, None, status_of(&response), duplicates, true);
                         response
                     }
@@ -552,6 +555,7 @@ pub(crate) fn method_not_allowed(
         body_bytes: None,
         events: None,
         duplicates: None,
+        duplicate_seqs: Vec::new(),
         fault: None,
         rule: None,
         outcome: response.status().as_u16().to_string(),

@@ -22,8 +22,8 @@
 //!
 //! # Map of the module
 //! `walk` is the one walk over resources and scopes every signal shares; `logs`, `traces` and `metrics` turn one
-//! record into events; `key` is the dedupe-key hash, `values` the OTLP-to-JSON conversions, `response` the answers
-//! and `http` the axum routes.
+//! record into events; `key` is the dedupe-key hash, `values` the OTLP-to-JSON conversions, `response` the answers,
+//! `http` the axum routes and `export` the way back out, captured records as OTLP/JSON.
 //!
 //! # Dedupe keys
 //! OTLP records carry no idempotency key field, so one is read from the `log.record.uid` attribute or derived; a
@@ -56,6 +56,7 @@ use serde_json::Value;
 
 use crate::event::{IncomingEvent, Protocol, SharedProperties};
 
+mod export;
 pub(crate) mod http;
 mod key;
 mod logs;
@@ -65,6 +66,7 @@ mod traces;
 mod values;
 mod walk;
 
+pub use export::otlp_json_requests;
 pub(crate) use response::{Response, error_response, success_response};
 
 /// The three OTLP signals, one route each.

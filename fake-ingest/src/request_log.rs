@@ -100,6 +100,7 @@ mod tests {
             body_bytes: None,
             events: None,
             duplicates: None,
+            duplicate_seqs: Vec::new(),
             fault: (outcome != "202").then(|| "status".to_owned()),
             rule: None,
             outcome: outcome.to_owned(),

@@ -27,7 +27,10 @@ use crate::event::CapturedEvent;
 use crate::expect::{self, Expectation, ExpectationFailed};
 use crate::faults::FaultPlan;
 use crate::front_door::Rejection;
-use crate::query::{EventFilter, RequestsPage, RequestsQuery, WaitOutcome};
+use crate::query::{
+    EventFilter, EventsPage, EventsQuery, RequestsPage, RequestsQuery, WaitOutcome,
+};
+use crate::rate_history::RateHistory;
 use crate::state::{AppState, CrashBehavior};
 use crate::stats::Stats;
 use crate::{control, ingest, otlp, posthog, web};
@@ -229,6 +232,17 @@ impl Server {
     /// Every captured event, in arrival order.
     pub fn events(&self) -> Vec<CapturedEvent> {
         self.state.store.events()
+    }
+
+    /// One page of the captured events that match `query` (as `GET /_fake/events`: paging, filters, search, the
+    /// events of one request).
+    pub fn events_page(&self, query: &EventsQuery) -> EventsPage {
+        self.state.store.page(query)
+    }
+
+    /// Events received and errors answered per interval since start or the last reset (as `GET /_fake/history`).
+    pub fn history(&self) -> RateHistory {
+        self.state.store.history()
     }
 
     /// Waits until at least `min` captured events match `filter`, or `timeout` passes; answers what matched either
