@@ -1,5 +1,6 @@
 //! The `fake-ingest` command line: parses the flags, starts the server, prints `listening on http://HOST:PORT` on
-//! stdout (then `otlp listening on http://HOST:PORT` with `--otlp-listen`) and serves until Ctrl-C or SIGTERM. Logs go to stderr (`RUST_LOG` filters them; default `info`).
+//! stdout (then `otlp listening on http://HOST:PORT` with `--otlp-listen` and `otlp grpc listening on
+//! http://HOST:PORT` with `--otlp-grpc-listen`) and serves until Ctrl-C or SIGTERM. Logs go to stderr (`RUST_LOG` filters them; default `info`).
 //!
 //! Exit codes: 0 after a clean stop, 2 for a bad flag or a bad fault-plan file, 1 for any other startup failure.
 //!
@@ -50,6 +51,10 @@ struct Cli {
     /// second line, `otlp listening on http://HOST:PORT`.
     #[arg(long, value_name = "ADDR")]
     otlp_listen: Option<SocketAddr>,
+    /// Serve the OTLP/gRPC logs, traces and metrics services on this address (conventionally 127.0.0.1:4317); prints
+    /// a line `otlp grpc listening on http://HOST:PORT`.
+    #[arg(long, value_name = "ADDR")]
+    otlp_grpc_listen: Option<SocketAddr>,
     /// How many requests the request log (GET /_fake/requests) keeps; older ones are dropped and counted.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REQUESTS_KEPT)]
     max_requests_kept: usize,
@@ -175,6 +180,7 @@ fn config_from(cli: &Cli) -> anyhow::Result<Config> {
         data_dir: cli.data_dir.clone(),
         max_body_bytes: cli.max_body_bytes,
         otlp_listen: cli.otlp_listen,
+        otlp_grpc_listen: cli.otlp_grpc_listen,
         max_requests_kept: cli.max_requests_kept,
         max_events_kept: cli.max_events_kept,
     };
@@ -266,6 +272,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         println!("listening on {}", server.url());
         if let Some(otlp_url) = server.otlp_url() {
             println!("otlp listening on {otlp_url}");
+        }
+        if let Some(grpc_url) = server.otlp_grpc_url() {
+            println!("otlp grpc listening on {grpc_url}");
         }
         std::io::stdout()
             .flush()

@@ -29,6 +29,9 @@ pub struct Config {
     /// A second address serving the same routes and state, for OTLP/HTTP exporters (whose conventional port is
     /// 4318); `None`: only `listen`. Port 0 picks a free port.
     pub otlp_listen: Option<SocketAddr>,
+    /// An address serving the OTLP/gRPC logs, traces and metrics services (conventionally 4317) with the same
+    /// state; `None`: no gRPC. Port 0 picks a free port.
+    pub otlp_grpc_listen: Option<SocketAddr>,
     /// How many requests the request log (`GET /_fake/requests`) keeps; the oldest are dropped (and counted) past
     /// it. 0 keeps none.
     pub max_requests_kept: usize,
@@ -46,6 +49,7 @@ impl Default for Config {
             data_dir: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             otlp_listen: None,
+            otlp_grpc_listen: None,
             max_requests_kept: DEFAULT_MAX_REQUESTS_KEPT,
             max_events_kept: None,
         }

@@ -161,6 +161,18 @@ pub(crate) trait Answers {
         (status, Json(json!({ "error": "injected fault" }))).into_response()
     }
 
+    /// The answer of an injected status that asks the client to wait `retry_after_secs` before retrying; by
+    /// default [`Answers::injected`] (the HTTP front doors add `Retry-After` to it in `serve_batch`).
+    fn injected_retry_after(&self, status: StatusCode, retry_after_secs: Option<u64>) -> Response {
+        let _ = retry_after_secs;
+        self.injected(status)
+    }
+
+    /// What the request log records as the outcome of an answer; by default its HTTP status code.
+    fn outcome(&self, response: &Response) -> String {
+        response.status().as_u16().to_string()
+    }
+
     /// The answer when a `reject` fault rejects every one of the `records` decoded; by default an injected `400`
     /// (only OTLP has a way to say "accepted, but these records were rejected").
     fn all_rejected(&self, records: usize) -> Response {
@@ -304,7 +316,7 @@ pub(crate) async fn serve_batch(
         delayed: decision.latency.is_some(),
         events: decoded.as_ref().ok().map(|events| events.len() as u64),
     };
-    let status_of = |response: &Response| response.status().as_u16().to_string();
+    let status_of = |response: &Response| answers.outcome(response);
     let response = match (decision.action, decoded) {
         (
             Action::Status {
@@ -450,7 +462,7 @@ fn injected_status(
     retry_after_as_date: bool,
 ) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = answers.injected(code);
+    let mut response = answers.injected_retry_after(code, retry_after_secs);
     let headers = response.headers_mut();
     headers.insert(FAULT_HEADER, HeaderValue::from_static("status"));
     let retry_after = match retry_after_secs {

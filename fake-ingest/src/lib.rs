@@ -39,6 +39,8 @@
 //! - `ingest`: the strict `POST /ingest` decoder.
 //! - `otlp`: the OTLP/HTTP front door (`/v1/logs`, `/v1/traces`, `/v1/metrics`, and PostHog's `/i/v1/...`): one walk
 //!   over resources and scopes, a file per signal, the derived dedupe keys.
+//! - `grpc`: the OTLP/gRPC front door (`--otlp-grpc-listen`): `opentelemetry-proto`'s generated services on the
+//!   shared pipeline, faults worded as gRPC statuses.
 //! - `posthog`: the PostHog capture front door (`/batch`, `/capture`, `/e`, `/i/v0/e`).
 //! - `web_body`: bounded gzip decompression shared by the front doors.
 //! - `web`: the live page at `GET /` and the Prometheus text at `GET /metrics` (rendered by `metrics`).
@@ -63,6 +65,7 @@ mod expect;
 mod fault_kinds;
 mod faults;
 mod front_door;
+mod grpc;
 mod ingest;
 mod log;
 mod metrics;

@@ -11,6 +11,7 @@ mod export;
 mod faults;
 mod ingest;
 mod otlp_client;
+mod otlp_grpc_client;
 mod persistence;
 mod posthog_client;
 mod protocols;
