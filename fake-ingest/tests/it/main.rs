@@ -12,6 +12,7 @@ mod faults;
 mod ingest;
 mod otlp_client;
 mod otlp_grpc_client;
+mod otlp_grpc_python;
 mod persistence;
 mod posthog_client;
 mod protocols;
