@@ -17,8 +17,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::{
-    Action, Config, CrashMode, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_REQUESTS_KEPT, FaultPlan,
-    Latency, MAX_LATENCY_MS, MAX_RETRY_AFTER_SECS, Rule, Server, When,
+    Action, Config, CrashMode, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_REQUESTS_KEPT,
+    DEFAULT_UPSTREAM_TIMEOUT, FaultPlan, Latency, MAX_LATENCY_MS, MAX_RETRY_AFTER_SECS, Rule,
+    Server, When,
 };
 use anyhow::Context;
 use clap::Parser;
@@ -55,6 +56,14 @@ struct Cli {
     /// a line `otlp grpc listening on http://HOST:PORT`.
     #[arg(long, value_name = "ADDR")]
     otlp_grpc_listen: Option<SocketAddr>,
+    /// Proxy mode: forward each data request the fault plan lets through to storage to this backend
+    /// (http://HOST:PORT[/prefix]) and relay its answer; injected statuses, resets before storing and hangs never
+    /// reach it.
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// Proxy mode: how long to wait for the upstream's answer before answering 504.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_UPSTREAM_TIMEOUT.as_millis() as u64)]
+    upstream_timeout_ms: u64,
     /// How many requests the request log (GET /_fake/requests) keeps; older ones are dropped and counted.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REQUESTS_KEPT)]
     max_requests_kept: usize,
@@ -181,6 +190,8 @@ fn config_from(cli: &Cli) -> anyhow::Result<Config> {
         max_body_bytes: cli.max_body_bytes,
         otlp_listen: cli.otlp_listen,
         otlp_grpc_listen: cli.otlp_grpc_listen,
+        upstream: cli.upstream.clone(),
+        upstream_timeout: std::time::Duration::from_millis(cli.upstream_timeout_ms),
         max_requests_kept: cli.max_requests_kept,
         max_events_kept: cli.max_events_kept,
     };

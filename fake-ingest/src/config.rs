@@ -2,10 +2,14 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::faults::FaultPlan;
 use crate::request_log::DEFAULT_MAX_REQUESTS_KEPT;
+
+/// How long proxy mode waits for the upstream's answer by default.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default body limit (4 MiB), applied to the body as sent and again after decompression.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -32,6 +36,11 @@ pub struct Config {
     /// An address serving the OTLP/gRPC logs, traces and metrics services (conventionally 4317) with the same
     /// state; `None`: no gRPC. Port 0 picks a free port.
     pub otlp_grpc_listen: Option<SocketAddr>,
+    /// Proxy mode: forward every data request the fault plan lets through to storage to this backend
+    /// (`http://host:port`, optionally with a path prefix) and relay its answer; `None`: answer locally.
+    pub upstream: Option<String>,
+    /// Proxy mode: how long to wait for the upstream's answer before answering `504`.
+    pub upstream_timeout: Duration,
     /// How many requests the request log (`GET /_fake/requests`) keeps; the oldest are dropped (and counted) past
     /// it. 0 keeps none.
     pub max_requests_kept: usize,
@@ -50,6 +59,8 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             otlp_listen: None,
             otlp_grpc_listen: None,
+            upstream: None,
+            upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_requests_kept: DEFAULT_MAX_REQUESTS_KEPT,
             max_events_kept: None,
         }
@@ -71,6 +82,14 @@ impl Config {
             return Err(Error::InvalidConfig(
                 "max_events_kept must be at least 1".to_owned(),
             ));
+        }
+        if let Some(url) = &self.upstream
+            && crate::proxy::Upstream::new(url, self.upstream_timeout, self.max_body_bytes)
+                .is_none()
+        {
+            return Err(Error::InvalidConfig(format!(
+                "upstream {url:?} is not an http://host:port URL (https is not supported)"
+            )));
         }
         self.faults.validate()?;
         Ok(())

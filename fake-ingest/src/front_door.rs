@@ -26,6 +26,7 @@ use crate::connection::ConnectionHandle;
 use crate::event::{IncomingEvent, Protocol};
 use crate::fault_kinds::FaultKind;
 use crate::faults::{Action, FaultContext};
+use crate::proxy::{self, Forward};
 use crate::query::RequestRecord;
 use crate::state::{AppState, CrashBehavior};
 use crate::store::{RequestTicket, StoreOutcome};
@@ -70,16 +71,41 @@ impl IntoResponse for Rejection {
     }
 }
 
-/// What the request log keeps of a request's headers and body.
+/// What the request log keeps of a request's headers and body, and what proxy mode forwards of it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RequestFacts {
     pub(crate) content_type: Option<String>,
     pub(crate) content_encoding: Option<String>,
     /// The body's size as sent, once it was read.
     pub(crate) body_bytes: Option<u64>,
+    /// The path, query and headers to forward in proxy mode (`None`: the request is never forwarded).
+    pub(crate) forward: Option<Forward>,
+    /// The body as sent, once it was read (under the body limit), for proxy mode.
+    pub(crate) raw_body: Option<Bytes>,
 }
 
 impl RequestFacts {
+    /// The facts of an HTTP request, forwardable as it was sent.
+    pub(crate) fn from_parts(parts: &axum::http::request::Parts) -> Self {
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string);
+        Self {
+            forward: Some(Forward {
+                path_and_query,
+                headers: parts.headers.clone(),
+            }),
+            ..Self::from_headers(&parts.headers)
+        }
+    }
+
+    /// Notes the body as sent: its size, and the bytes for forwarding.
+    pub(crate) fn note_body(&mut self, body: &Bytes) {
+        self.body_bytes = Some(body.len() as u64);
+        self.raw_body = Some(body.clone());
+    }
+
     pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         let text = |name| {
             headers
@@ -91,6 +117,8 @@ impl RequestFacts {
             content_type: text(header::CONTENT_TYPE),
             content_encoding: text(header::CONTENT_ENCODING),
             body_bytes: None,
+            forward: None,
+            raw_body: None,
         }
     }
 }
@@ -102,6 +130,8 @@ struct Logged<'a> {
     rule: Option<usize>,
     delayed: bool,
     events: Option<u64>,
+    /// Proxy mode: what the upstream answered.
+    upstream: Option<String>,
 }
 
 impl Logged<'_> {
@@ -131,6 +161,7 @@ impl Logged<'_> {
             outcome,
             latency_ms: answered
                 .then(|| self.intake.ticket.arrived.elapsed().as_secs_f64() * 1000.0),
+            upstream: self.upstream.clone(),
         });
     }
 }
@@ -236,7 +267,7 @@ pub(crate) async fn read_body(
         }
     };
     let bytes = read_raw_body(headers, body, limit).await?;
-    facts.body_bytes = Some(bytes.len() as u64);
+    facts.note_body(&bytes);
     if !gzip {
         return Ok(bytes);
     }
@@ -305,6 +336,24 @@ pub(crate) async fn serve_batch(
             events: decoded.as_deref().ok(),
         },
     );
+    // Proxy mode: a request on its way to storage goes to the upstream first; the delay is added on the way back.
+    let upstream = match (&state.upstream, &decision.action, &decoded, &facts) {
+        (
+            Some(upstream),
+            Action::Store | Action::ResetAfterStore | Action::CrashAfterStore,
+            Ok(_),
+            RequestFacts {
+                forward: Some(forward),
+                raw_body: Some(body),
+                ..
+            },
+        ) => {
+            let answer = upstream.forward(forward, body.clone()).await;
+            state.store.count_upstream(&proxy::label(&answer));
+            Some(answer)
+        }
+        _ => None,
+    };
     if let Some(delay) = decision.latency {
         state.store.count_fault(FaultKind::Latency);
         tokio::time::sleep(delay).await;
@@ -315,6 +364,7 @@ pub(crate) async fn serve_batch(
         rule: decision.rule,
         delayed: decision.latency.is_some(),
         events: decoded.as_ref().ok().map(|events| events.len() as u64),
+        upstream: upstream.as_ref().map(proxy::label),
     };
     let status_of = |response: &Response| answers.outcome(response);
     let response = match (decision.action, decoded) {
@@ -387,7 +437,16 @@ pub(crate) async fn serve_batch(
             }
             Ok(outcome) => {
                 let duplicates = Some(outcome.duplicates);
+                let upstream_success = upstream
+                    .as_ref()
+                    .is_none_or(|answer| answer.as_ref().is_ok_and(|a| a.status.is_success()));
                 match action {
+                    // The upstream did not acknowledge: there is no acknowledgement to lose, so its answer is relayed.
+                    Action::ResetAfterStore if !upstream_success => {
+                        let response = relay(answers, upstream);
+                        logged.log(state, None, status_of(&response), duplicates, true);
+                        response
+                    }
                     Action::ResetAfterStore => {
                         state.store.count_fault(FaultKind::ResetAfterStore);
                         let kind = Some(FaultKind::ResetAfterStore);
@@ -399,6 +458,11 @@ pub(crate) async fn serve_batch(
                         let kind = Some(FaultKind::CrashAfterStore);
                         logged.log(state, kind, "crash".to_owned(), duplicates, true);
                         crash(state, connection, "crash_after_store").await
+                    }
+                    _ if upstream.is_some() => {
+                        let response = relay(answers, upstream);
+                        logged.log(state, None, status_of(&response), duplicates, true);
+                        response
                     }
                     _ => {
                         state.store.count_rejected(intake.rejected);
@@ -414,6 +478,28 @@ pub(crate) async fn serve_batch(
         .store
         .count_response(intake.route, response.status().as_u16());
     response
+}
+
+/// The answer relayed from the upstream: its own, or the front door's `502`/`504` when it gave none.
+fn relay(
+    answers: &impl Answers,
+    upstream: Option<Result<proxy::Answered, proxy::UpstreamError>>,
+) -> Response {
+    match upstream {
+        Some(Ok(answered)) => answered.into_response(),
+        Some(Err(error)) => {
+            tracing::warn!(error = %error_chain(&error), "the upstream gave no answer");
+            let header = proxy::failure_header(&error);
+            let mut response = answers.refused(Rejection::new(error.status(), error_chain(&error)));
+            response
+                .headers_mut()
+                .insert(proxy::UPSTREAM_HEADER, header);
+            response
+        }
+        None => {
+            Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "nothing to relay").into_response()
+        }
+    }
 }
 
 /// Stores a batch, off the async runtime when it waits for a disk sync.
@@ -568,6 +654,7 @@ pub(crate) fn method_not_allowed(
         rule: None,
         outcome: response.status().as_u16().to_string(),
         latency_ms: None,
+        upstream: None,
     });
     response
 }

@@ -104,6 +104,8 @@ impl GrpcDoor {
             content_type: metadata("content-type"),
             content_encoding: metadata("grpc-encoding"),
             body_bytes: None,
+            forward: None,
+            raw_body: None,
         };
         let message = request.into_inner();
         facts.body_bytes = Some(encoded_len(&message));

@@ -41,6 +41,8 @@
 //!   over resources and scopes, a file per signal, the derived dedupe keys.
 //! - `grpc`: the OTLP/gRPC front door (`--otlp-grpc-listen`): `opentelemetry-proto`'s generated services on the
 //!   shared pipeline, faults worded as gRPC statuses.
+//! - `proxy`: proxy mode (`--upstream`): forwarding what the fault plan lets through to a real backend and
+//!   relaying its answer.
 //! - `posthog`: the PostHog capture front door (`/batch`, `/capture`, `/e`, `/i/v0/e`).
 //! - `web_body`: bounded gzip decompression shared by the front doors.
 //! - `web`: the live page at `GET /` and the Prometheus text at `GET /metrics` (rendered by `metrics`).
@@ -71,6 +73,7 @@ mod log;
 mod metrics;
 mod otlp;
 mod posthog;
+mod proxy;
 mod query;
 mod request_log;
 mod server;
@@ -80,7 +83,7 @@ mod store;
 mod web;
 mod web_body;
 
-pub use config::{Config, DEFAULT_MAX_BODY_BYTES};
+pub use config::{Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_UPSTREAM_TIMEOUT};
 pub use error::Error;
 pub use event::{CapturedEvent, IncomingEvent, Protocol, SharedProperties};
 pub use expect::{Expectation, ExpectationFailed};

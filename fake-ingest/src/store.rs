@@ -219,6 +219,16 @@ impl Store {
             .or_default() += 1;
     }
 
+    /// Counts an answer of the upstream (proxy mode): its status code or how forwarding failed.
+    pub(crate) fn count_upstream(&self, outcome: &str) {
+        *self
+            .lock()
+            .stats
+            .upstream
+            .entry(outcome.to_owned())
+            .or_default() += 1;
+    }
+
     /// Counts an injected fault.
     pub(crate) fn count_fault(&self, kind: FaultKind) {
         self.lock().stats.faults.count(kind);

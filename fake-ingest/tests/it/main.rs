@@ -17,6 +17,7 @@ mod persistence;
 mod posthog_client;
 mod protocols;
 mod protocols_props;
+mod proxy;
 mod requests;
 mod robustness;
 mod server;

@@ -1,0 +1,307 @@
+//! Proxy mode: a fake-ingest in front of another (the upstream, a real server here) forwards what the fault plan
+//! lets through to storage, relays the upstream's answers, and keeps its injected faults and the upstream's
+//! failures apart.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use fake_ingest::{Config, FaultPlan, RequestRecord, RequestsQuery, Server};
+
+use crate::support::{
+    batch, client, client_with_timeout, fresh_uuid, is_connection_reset, post_ingest,
+};
+
+fn upstream(plan: &str) -> Server {
+    Server::start_blocking(Config {
+        faults: FaultPlan::from_json(plan).expect("a valid plan"),
+        ..Config::default()
+    })
+    .expect("the upstream starts")
+}
+
+fn proxy_to(upstream_url: &str, plan: &str) -> Server {
+    Server::start_blocking(Config {
+        faults: FaultPlan::from_json(plan).expect("a valid plan"),
+        upstream: Some(upstream_url.to_owned()),
+        upstream_timeout: Duration::from_secs(2),
+        ..Config::default()
+    })
+    .expect("the proxy starts")
+}
+
+fn requests(server: &Server) -> Vec<RequestRecord> {
+    server.requests(&RequestsQuery::default()).requests
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).expect("in memory");
+    encoder.finish().expect("in memory")
+}
+
+/// One request of each protocol: route, content type, content encoding, body.
+fn one_request_per_protocol() -> Vec<(&'static str, &'static str, Option<&'static str>, Vec<u8>)> {
+    let otlp = r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"1763895310123000000","body":{"stringValue":"proxied log"}}]}]}]}"#;
+    let posthog = format!(
+        r#"{{"api_key":"phc_test","batch":[{{"event":"proxied","distinct_id":"u1","uuid":"{}"}}]}}"#,
+        fresh_uuid()
+    );
+    vec![
+        (
+            "/ingest",
+            "application/json",
+            None,
+            batch(&[&fresh_uuid()]).into_bytes(),
+        ),
+        (
+            "/v1/logs",
+            "application/json",
+            Some("gzip"),
+            gzip(otlp.as_bytes()),
+        ),
+        ("/batch/", "application/json", None, posthog.into_bytes()),
+    ]
+}
+
+#[test]
+fn every_protocol_is_forwarded_as_sent_and_the_upstream_answer_is_relayed() {
+    let backend = upstream(r#"{"rules": []}"#);
+    let proxy = proxy_to(&backend.url(), r#"{"rules": []}"#);
+    let agent = client();
+
+    for (route, content_type, encoding, body) in one_request_per_protocol() {
+        let mut request = agent
+            .post(format!("{}{route}", proxy.url()))
+            .header("content-type", content_type);
+        if let Some(encoding) = encoding {
+            request = request.header("content-encoding", encoding);
+        }
+        let mut response = request.send(&body[..]).expect("answered");
+        let relayed = response.body_mut().read_to_string().expect("a body");
+        let expected_status = if route == "/ingest" { 202 } else { 200 };
+        assert_eq!(response.status(), expected_status, "{route}: {relayed}");
+        let upstream_record = requests(&backend)
+            .into_iter()
+            .find(|record| record.route == route)
+            .expect("the upstream got the request");
+        assert_eq!(
+            upstream_record.body_bytes,
+            Some(body.len() as u64),
+            "{route}: forwarded as sent"
+        );
+        assert_eq!(
+            upstream_record.content_encoding.as_deref(),
+            encoding,
+            "{route}"
+        );
+    }
+
+    // Both servers captured the same events; the proxy's request log says what the upstream answered.
+    let names = |server: &Server| {
+        let mut names: Vec<String> = server
+            .events()
+            .into_iter()
+            .map(|captured| captured.event.name)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&proxy), ["cli_invocation", "proxied", "proxied log"]);
+    assert_eq!(names(&proxy), names(&backend));
+    let upstream_answers: Vec<Option<String>> = requests(&proxy)
+        .into_iter()
+        .map(|record| record.upstream)
+        .collect();
+    assert_eq!(
+        upstream_answers,
+        [
+            Some("202".to_owned()),
+            Some("200".to_owned()),
+            Some("200".to_owned())
+        ]
+    );
+    let stats = proxy.stats();
+    assert_eq!(
+        stats.upstream,
+        [("200".to_owned(), 2), ("202".to_owned(), 1)]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(stats.faults, fake_ingest::FaultCounts::default());
+}
+
+#[test]
+fn injected_statuses_resets_before_storing_and_hangs_never_reach_the_upstream() {
+    let backend = upstream(r#"{"rules": []}"#);
+    let proxy = proxy_to(
+        &backend.url(),
+        r#"{"rules": [
+            {"when": {"nth": 1}, "then": {"status": 503, "retry_after_secs": 1}},
+            {"when": {"nth": 2}, "then": "reset_before_store"},
+            {"when": {"nth": 3}, "then": "reject"},
+            {"when": {"nth": 4}, "then": "hang"}
+        ]}"#,
+    );
+    let body = batch(&[&fresh_uuid()]);
+
+    let injected = post_ingest(&client(), &proxy.url(), &body).expect("answered");
+    let reset = post_ingest(&client(), &proxy.url(), &body).expect_err("reset");
+    let rejected = post_ingest(&client(), &proxy.url(), &body).expect("answered");
+    let hung = post_ingest(
+        &client_with_timeout(Duration::from_millis(300)),
+        &proxy.url(),
+        &body,
+    )
+    .expect_err("no answer");
+
+    assert_eq!(
+        (injected.status, injected.retry_after.as_deref()),
+        (503, Some("1"))
+    );
+    assert!(is_connection_reset(&reset), "{reset:?}");
+    assert_eq!(rejected.status, 400);
+    assert!(matches!(hung, ureq::Error::Timeout(_)), "{hung:?}");
+    let outcomes: Vec<String> = requests(&proxy)
+        .into_iter()
+        .map(|record| record.outcome)
+        .collect();
+    assert_eq!(outcomes, ["503", "reset", "400", "hang"]);
+    assert!(
+        requests(&proxy)
+            .iter()
+            .all(|record| record.upstream.is_none())
+    );
+    assert_eq!(backend.stats().requests, 0, "nothing reached the upstream");
+    assert!(proxy.stats().upstream.is_empty());
+}
+
+#[test]
+fn reset_after_store_resets_the_client_only_after_the_upstream_acknowledged() {
+    let backend = upstream(r#"{"rules": []}"#);
+    let proxy = proxy_to(
+        &backend.url(),
+        r#"{"rules": [{"when": {"nth": 1}, "then": "reset_after_store"}]}"#,
+    );
+    let uuid = fresh_uuid();
+    let body = batch(&[&uuid]);
+
+    let lost = post_ingest(&client(), &proxy.url(), &body).expect_err("reset");
+    let retried = post_ingest(&client(), &proxy.url(), &body).expect("answered");
+
+    assert!(is_connection_reset(&lost), "{lost:?}");
+    // The upstream stored the batch on the first request; the retry is its duplicate, and its answer is relayed.
+    assert_eq!(retried.body, r#"{"accepted":0,"duplicates":1}"#);
+    assert_eq!(backend.stats().events_unique, 1);
+    assert_eq!(backend.stats().duplicates, 1);
+    let log = requests(&proxy);
+    assert_eq!(
+        (log[0].outcome.as_str(), log[0].upstream.as_deref()),
+        ("reset", Some("202"))
+    );
+    assert_eq!(proxy.stats().faults.reset_after_store, 1);
+}
+
+#[test]
+fn upstream_5xx_and_timeouts_are_relayed_and_counted_apart_from_injected_faults() {
+    let backend = upstream(
+        r#"{"rules": [
+            {"when": {"nth": 1}, "then": {"status": 503, "retry_after_secs": 2}},
+            {"when": {"nth": 2}, "then": "hang"}
+        ]}"#,
+    );
+    let proxy = Server::start_blocking(Config {
+        upstream: Some(backend.url()),
+        upstream_timeout: Duration::from_millis(300),
+        ..Config::default()
+    })
+    .expect("the proxy starts");
+    let body = batch(&[&fresh_uuid()]);
+
+    let unavailable = post_ingest(&client(), &proxy.url(), &body).expect("answered");
+    let timed_out = post_ingest(&client(), &proxy.url(), &body).expect("answered");
+    let stored = post_ingest(&client(), &proxy.url(), &body).expect("answered");
+
+    assert_eq!(
+        (unavailable.status, unavailable.retry_after.as_deref()),
+        (503, Some("2")),
+        "relayed as it is"
+    );
+    assert_eq!(timed_out.status, 504, "{}", timed_out.body);
+    assert!(
+        timed_out.body.contains("did not answer"),
+        "{}",
+        timed_out.body
+    );
+    assert_eq!(stored.status, 202);
+    let stats = proxy.stats();
+    assert_eq!(
+        stats.faults,
+        fake_ingest::FaultCounts::default(),
+        "no injected fault"
+    );
+    assert_eq!(
+        stats.upstream,
+        [
+            ("202".to_owned(), 1),
+            ("503".to_owned(), 1),
+            ("timeout".to_owned(), 1)
+        ]
+        .into_iter()
+        .collect()
+    );
+    let metrics = client()
+        .get(format!("{}/metrics", proxy.url()))
+        .call()
+        .expect("answered")
+        .body_mut()
+        .read_to_string()
+        .expect("text");
+    assert!(
+        metrics.contains("fake_ingest_upstream_answers_total{outcome=\"timeout\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_crashed_upstream_is_answered_502_and_counted_as_refused_after_it_stopped() {
+    let backend = upstream(r#"{"rules": [{"when": {"nth": 1}, "then": "crash_before_store"}]}"#);
+    let proxy = proxy_to(&backend.url(), r#"{"rules": []}"#);
+    let body = batch(&[&fresh_uuid()]);
+
+    let crashed = post_ingest(&client(), &proxy.url(), &body).expect("answered");
+    let refused = post_ingest(&client(), &proxy.url(), &body).expect("answered");
+
+    assert_eq!(crashed.status, 502, "{}", crashed.body);
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    assert!(
+        refused.body.contains("cannot connect to the upstream"),
+        "{}",
+        refused.body
+    );
+    let upstream_answers: Vec<Option<String>> = requests(&proxy)
+        .into_iter()
+        .map(|record| record.upstream)
+        .collect();
+    assert_eq!(
+        upstream_answers,
+        [Some("failed".to_owned()), Some("refused".to_owned())]
+    );
+    // The proxy still captured what the client sent.
+    assert_eq!(proxy.stats().events_unique, 1);
+}
+
+#[test]
+fn an_upstream_that_is_not_an_http_url_is_refused_at_start() {
+    for url in [
+        "https://example.com",
+        "localhost:4318",
+        "http://host/path?query",
+    ] {
+        let error = Server::start_blocking(Config {
+            upstream: Some(url.to_owned()),
+            ..Config::default()
+        })
+        .expect_err("an invalid upstream");
+        assert!(error.to_string().contains("upstream"), "{url}: {error}");
+    }
+}
