@@ -61,6 +61,10 @@ struct Cli {
     /// reach it.
     #[arg(long, value_name = "URL")]
     upstream: Option<String>,
+    /// Proxy mode for --otlp-grpc-listen: forward its calls the fault plan lets through to storage to this
+    /// OTLP/gRPC backend (http://HOST:PORT) and relay its answer.
+    #[arg(long, value_name = "URL")]
+    upstream_grpc: Option<String>,
     /// Proxy mode: how long to wait for the upstream's answer before answering 504.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_UPSTREAM_TIMEOUT.as_millis() as u64)]
     upstream_timeout_ms: u64,
@@ -191,6 +195,7 @@ fn config_from(cli: &Cli) -> anyhow::Result<Config> {
         otlp_listen: cli.otlp_listen,
         otlp_grpc_listen: cli.otlp_grpc_listen,
         upstream: cli.upstream.clone(),
+        upstream_grpc: cli.upstream_grpc.clone(),
         upstream_timeout: std::time::Duration::from_millis(cli.upstream_timeout_ms),
         max_requests_kept: cli.max_requests_kept,
         max_events_kept: cli.max_events_kept,

@@ -39,7 +39,10 @@ pub struct Config {
     /// Proxy mode: forward every data request the fault plan lets through to storage to this backend
     /// (`http://host:port`, optionally with a path prefix) and relay its answer; `None`: answer locally.
     pub upstream: Option<String>,
-    /// Proxy mode: how long to wait for the upstream's answer before answering `504`.
+    /// Proxy mode for the OTLP/gRPC listener: forward its calls that the fault plan lets through to storage to this
+    /// OTLP/gRPC backend (`http://host:port`) and relay its answer; `None`: answer them locally.
+    pub upstream_grpc: Option<String>,
+    /// Proxy mode: how long to wait for the upstream's answer before answering `504` (gRPC: `DEADLINE_EXCEEDED`).
     pub upstream_timeout: Duration,
     /// How many requests the request log (`GET /_fake/requests`) keeps; the oldest are dropped (and counted) past
     /// it. 0 keeps none.
@@ -60,6 +63,7 @@ impl Default for Config {
             otlp_listen: None,
             otlp_grpc_listen: None,
             upstream: None,
+            upstream_grpc: None,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_requests_kept: DEFAULT_MAX_REQUESTS_KEPT,
             max_events_kept: None,
@@ -83,13 +87,17 @@ impl Config {
                 "max_events_kept must be at least 1".to_owned(),
             ));
         }
-        if let Some(url) = &self.upstream
-            && crate::proxy::Upstream::new(url, self.upstream_timeout, self.max_body_bytes)
-                .is_none()
-        {
-            return Err(Error::InvalidConfig(format!(
-                "upstream {url:?} is not an http://host:port URL (https is not supported)"
-            )));
+        for (name, url) in [
+            ("upstream", &self.upstream),
+            ("upstream_grpc", &self.upstream_grpc),
+        ] {
+            if let Some(url) = url
+                && !crate::proxy::is_upstream_url(url)
+            {
+                return Err(Error::InvalidConfig(format!(
+                    "{name} {url:?} is not an http://host:port URL (https is not supported)"
+                )));
+            }
         }
         self.faults.validate()?;
         Ok(())

@@ -199,6 +199,12 @@ pub(crate) trait Answers {
         self.injected(status)
     }
 
+    /// Proxy mode, for a front door that forwards requests itself (gRPC): forwards this request to its upstream and
+    /// gives the answer; `None` (the default) when it does not, and the HTTP forwarding of [`RequestFacts`] applies.
+    fn forward_upstream(&self) -> impl Future<Output = Option<proxy::Relayed>> + Send + '_ {
+        std::future::ready(None)
+    }
+
     /// What the request log records as the outcome of an answer; by default its HTTP status code.
     fn outcome(&self, response: &Response) -> String {
         response.status().as_u16().to_string()
@@ -337,23 +343,29 @@ pub(crate) async fn serve_batch(
         },
     );
     // Proxy mode: a request on its way to storage goes to the upstream first; the delay is added on the way back.
-    let upstream = match (&state.upstream, &decision.action, &decoded, &facts) {
+    let on_its_way_to_storage = decoded.is_ok()
+        && matches!(
+            decision.action,
+            Action::Store | Action::ResetAfterStore | Action::CrashAfterStore
+        );
+    let upstream = match (on_its_way_to_storage, &state.upstream, &facts) {
+        (false, _, _) => None,
         (
+            true,
             Some(upstream),
-            Action::Store | Action::ResetAfterStore | Action::CrashAfterStore,
-            Ok(_),
             RequestFacts {
                 forward: Some(forward),
                 raw_body: Some(body),
                 ..
             },
-        ) => {
-            let answer = upstream.forward(forward, body.clone()).await;
-            state.store.count_upstream(&proxy::label(&answer));
-            Some(answer)
-        }
-        _ => None,
+        ) => Some(proxy::Relayed::Http(
+            upstream.forward(forward, body.clone()).await,
+        )),
+        (true, _, _) => answers.forward_upstream().await,
     };
+    if let Some(relayed) = &upstream {
+        state.store.count_upstream(&relayed.label());
+    }
     if let Some(delay) = decision.latency {
         state.store.count_fault(FaultKind::Latency);
         tokio::time::sleep(delay).await;
@@ -364,7 +376,7 @@ pub(crate) async fn serve_batch(
         rule: decision.rule,
         delayed: decision.latency.is_some(),
         events: decoded.as_ref().ok().map(|events| events.len() as u64),
-        upstream: upstream.as_ref().map(proxy::label),
+        upstream: upstream.as_ref().map(proxy::Relayed::label),
     };
     let status_of = |response: &Response| answers.outcome(response);
     let response = match (decision.action, decoded) {
@@ -437,9 +449,7 @@ pub(crate) async fn serve_batch(
             }
             Ok(outcome) => {
                 let duplicates = Some(outcome.duplicates);
-                let upstream_success = upstream
-                    .as_ref()
-                    .is_none_or(|answer| answer.as_ref().is_ok_and(|a| a.status.is_success()));
+                let upstream_success = upstream.as_ref().is_none_or(proxy::Relayed::is_success);
                 match action {
                     // The upstream did not acknowledge: there is no acknowledgement to lose, so its answer is relayed.
                     Action::ResetAfterStore if !upstream_success => {
@@ -481,13 +491,11 @@ pub(crate) async fn serve_batch(
 }
 
 /// The answer relayed from the upstream: its own, or the front door's `502`/`504` when it gave none.
-fn relay(
-    answers: &impl Answers,
-    upstream: Option<Result<proxy::Answered, proxy::UpstreamError>>,
-) -> Response {
+fn relay(answers: &impl Answers, upstream: Option<proxy::Relayed>) -> Response {
     match upstream {
-        Some(Ok(answered)) => answered.into_response(),
-        Some(Err(error)) => {
+        Some(proxy::Relayed::Worded { response, .. }) => response,
+        Some(proxy::Relayed::Http(Ok(answered))) => answered.into_response(),
+        Some(proxy::Relayed::Http(Err(error))) => {
             tracing::warn!(error = %error_chain(&error), "the upstream gave no answer");
             let header = proxy::failure_header(&error);
             let mut response = answers.refused(Rejection::new(error.status(), error_chain(&error)));

@@ -45,8 +45,10 @@ use crate::otlp::{self, Decoded, ExportRequest, Signal};
 use crate::state::AppState;
 
 mod answers;
+mod upstream;
 
 use answers::{GrpcAnswers, PartialSuccess};
+pub(crate) use upstream::GrpcUpstream;
 
 /// The method path a signal's export is called on, which is also its route in stats, the request log and fault
 /// rules.
@@ -58,10 +60,13 @@ pub(crate) fn route(signal: Signal) -> &'static str {
     }
 }
 
-/// The three services as one router, to serve over HTTP/2.
-pub(crate) fn router(state: Arc<AppState>) -> axum::Router {
+/// The three services as one router, to serve over HTTP/2; with an upstream, in proxy mode.
+pub(crate) fn router(state: Arc<AppState>, upstream: Option<GrpcUpstream>) -> axum::Router {
     let limit = state.max_body_bytes;
-    let door = GrpcDoor { state };
+    let door = GrpcDoor {
+        state,
+        upstream: upstream.map(Arc::new),
+    };
     let logs = LogsServiceServer::new(door.clone())
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(limit);
@@ -81,6 +86,8 @@ pub(crate) fn router(state: Arc<AppState>) -> axum::Router {
 #[derive(Debug, Clone)]
 struct GrpcDoor {
     state: Arc<AppState>,
+    /// Proxy mode: where calls on their way to storage are forwarded.
+    upstream: Option<Arc<GrpcUpstream>>,
 }
 
 impl GrpcDoor {
@@ -109,6 +116,11 @@ impl GrpcDoor {
         };
         let message = request.into_inner();
         facts.body_bytes = Some(encoded_len(&message));
+        // Kept whole for forwarding: as large as the message itself, which the decoding limit bounds.
+        let forward = self
+            .upstream
+            .as_ref()
+            .map(|upstream| (Arc::clone(upstream), message.clone()));
         let Decoded { events, rejected } = otlp::decode_request(message, None);
         let intake = Intake {
             route,
@@ -116,7 +128,7 @@ impl GrpcDoor {
             ticket,
             rejected: rejected.count,
         };
-        let answers = GrpcAnswers::new(signal, rejected);
+        let answers = GrpcAnswers::new(signal, rejected, forward);
         let response =
             front_door::serve_batch(&self.state, connection, intake, facts, Ok(events), &answers)
                 .await;

@@ -1,5 +1,7 @@
 //! Proxy mode (`--upstream URL`): a data request whose fault decision lets it through to storage is also forwarded,
-//! as it was sent, to a real backend, and the backend's answer is relayed to the client.
+//! as it was sent, to a real backend, and the backend's answer is relayed to the client. The HTTP front doors are
+//! forwarded here ([`Upstream`]); the gRPC front door forwards its calls itself (`--upstream-grpc`,
+//! `crate::grpc`'s upstream) through `Answers::forward_upstream`, and both come back as a [`Relayed`].
 //!
 //! What each decision does with an upstream (the fault plan decides first, as without one):
 //! - store: forward, store locally, relay the upstream's answer (status, headers, body);
@@ -117,8 +119,7 @@ impl Answered {
 impl Upstream {
     /// An upstream at `url` (`http://host:port`, optionally with a path prefix); `None` when it is not such a URL.
     pub(crate) fn new(url: &str, timeout: Duration, max_body_bytes: usize) -> Option<Upstream> {
-        let uri: Uri = url.parse().ok()?;
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() || uri.query().is_some() {
+        if !is_upstream_url(url) {
             return None;
         }
         let client = Client::builder(TokioExecutor::new()).build_http();
@@ -189,12 +190,48 @@ fn without_hop_by_hop(mut headers: HeaderMap) -> HeaderMap {
     headers
 }
 
-/// The label of an upstream answer in the stats and the request log.
-pub(crate) fn label(answer: &Result<Answered, UpstreamError>) -> String {
-    match answer {
-        Ok(answered) => answered.status.as_u16().to_string(),
-        Err(error) => error.label().to_owned(),
+/// What the upstream answered a forwarded request, or how forwarding failed.
+#[derive(Debug)]
+pub(crate) enum Relayed {
+    /// Forwarded over HTTP by [`Upstream::forward`].
+    Http(Result<Answered, UpstreamError>),
+    /// Forwarded by the front door itself (the gRPC services), its answer already worded for the client.
+    Worded {
+        /// The label in the stats and the request log (`OK`, `UNAVAILABLE`, `refused`, `timeout`, ...).
+        label: String,
+        /// Whether the upstream acknowledged the request.
+        success: bool,
+        /// The answer to relay.
+        response: Response,
+    },
+}
+
+impl Relayed {
+    /// The label of the answer in the stats and the request log: the status, or how forwarding failed.
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Relayed::Http(Ok(answered)) => answered.status.as_u16().to_string(),
+            Relayed::Http(Err(error)) => error.label().to_owned(),
+            Relayed::Worded { label, .. } => label.clone(),
+        }
     }
+
+    /// Whether the upstream acknowledged the request (a 2xx, or gRPC `OK`).
+    pub(crate) fn is_success(&self) -> bool {
+        match self {
+            Relayed::Http(answer) => answer
+                .as_ref()
+                .is_ok_and(|answered| answered.status.is_success()),
+            Relayed::Worded { success, .. } => *success,
+        }
+    }
+}
+
+/// Whether `url` is an upstream proxy mode can forward to: `http://host:port`, optionally with a path, no query.
+pub(crate) fn is_upstream_url(url: &str) -> bool {
+    url.parse::<Uri>().is_ok_and(|uri| {
+        uri.scheme_str() == Some("http") && uri.authority().is_some() && uri.query().is_none()
+    })
 }
 
 /// The header a relayed upstream failure carries, naming it (as the fault header names an injected fault).

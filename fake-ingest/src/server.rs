@@ -149,7 +149,11 @@ impl Server {
             tokio::spawn(serving);
         }
         if let Some((grpc_listener, _)) = grpc_listener {
-            let grpc_router = grpc::router(Arc::clone(&state));
+            let upstream = config
+                .upstream_grpc
+                .as_deref()
+                .map(|url| grpc::GrpcUpstream::new(url, config.upstream_timeout));
+            let grpc_router = grpc::router(Arc::clone(&state), upstream);
             tokio::spawn(accept_loop(
                 grpc_listener,
                 grpc_router,

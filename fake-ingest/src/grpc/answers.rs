@@ -15,6 +15,7 @@
 //!
 //! With `retry_after_secs`, the status carries a `google.rpc.RetryInfo` detail with that delay.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -22,8 +23,10 @@ use axum::response::{IntoResponse, Response};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
+use super::upstream::{Failure, GrpcUpstream};
 use crate::front_door::{self, Answers, Rejection};
-use crate::otlp::{self, Rejections, Signal};
+use crate::otlp::{self, ExportRequest, Rejections, Signal};
+use crate::proxy::Relayed;
 use crate::store::StoreOutcome;
 
 /// The partial success of a successful export: rejected records and the message, when any were.
@@ -43,11 +46,65 @@ pub(super) struct GrpcAnswers {
     signal: Signal,
     /// The records rejected while decoding, reported in a successful answer.
     rejected: Rejections,
+    /// Proxy mode: the upstream and the call to forward to it.
+    forward: Option<(Arc<GrpcUpstream>, ExportRequest)>,
 }
 
 impl GrpcAnswers {
-    pub(super) fn new(signal: Signal, rejected: Rejections) -> Self {
-        Self { signal, rejected }
+    pub(super) fn new(
+        signal: Signal,
+        rejected: Rejections,
+        forward: Option<(Arc<GrpcUpstream>, ExportRequest)>,
+    ) -> Self {
+        Self {
+            signal,
+            rejected,
+            forward,
+        }
+    }
+
+    /// Words the upstream's answer (or the failure to get one) for the client.
+    fn relayed(upstream: &GrpcUpstream, answer: Result<PartialSuccess, Failure>) -> Relayed {
+        let (label, success, status, reply_to_send) = match answer {
+            Ok(partial_success) => (
+                "OK".to_owned(),
+                true,
+                StatusCode::OK,
+                GrpcReply::Ok(partial_success),
+            ),
+            Err(Failure::Answered(status)) => (
+                code_name(status.code()).to_owned(),
+                false,
+                http_status_for(status.code()),
+                GrpcReply::Failed(status),
+            ),
+            Err(Failure::Unreachable { label, status }) => {
+                let message = format!("cannot reach the upstream {}: {status}", upstream.url());
+                (
+                    label.to_owned(),
+                    false,
+                    StatusCode::BAD_GATEWAY,
+                    GrpcReply::Failed(Status::unavailable(message)),
+                )
+            }
+            Err(Failure::Timeout(timeout)) => {
+                let message = format!(
+                    "the upstream {} did not answer within {timeout:?}",
+                    upstream.url()
+                );
+                (
+                    "timeout".to_owned(),
+                    false,
+                    StatusCode::GATEWAY_TIMEOUT,
+                    GrpcReply::Failed(Status::deadline_exceeded(message)),
+                )
+            }
+        };
+        Relayed::Worded {
+            label,
+            success,
+            response: reply(status, reply_to_send),
+        }
     }
 }
 
@@ -79,6 +136,12 @@ impl Answers for GrpcAnswers {
             None => Status::new(code, "injected fault"),
         };
         reply(status, GrpcReply::Failed(grpc_status))
+    }
+
+    async fn forward_upstream(&self) -> Option<Relayed> {
+        let (upstream, message) = self.forward.as_ref()?;
+        let answer = upstream.export(message.clone()).await;
+        Some(Self::relayed(upstream, answer))
     }
 
     fn outcome(&self, response: &Response) -> String {
@@ -139,6 +202,22 @@ pub(crate) fn code_for(status: StatusCode) -> Code {
     }
 }
 
+/// The HTTP status the stats count a relayed gRPC status under (the reverse of [`code_for`], roughly).
+fn http_status_for(code: Code) -> StatusCode {
+    match code {
+        Code::Ok => StatusCode::OK,
+        Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 /// The canonical name of a gRPC code, as the request log shows it.
 fn code_name(code: Code) -> &'static str {
     match code {
@@ -183,7 +262,7 @@ mod tests {
 
     #[test]
     fn an_injected_status_with_retry_after_carries_retry_info() {
-        let answers = GrpcAnswers::new(Signal::Logs, Rejections::default());
+        let answers = GrpcAnswers::new(Signal::Logs, Rejections::default(), None);
         let response = answers.injected_retry_after(StatusCode::SERVICE_UNAVAILABLE, Some(3));
         assert_eq!(answers.outcome(&response), "UNAVAILABLE");
         let status = into_result(response).expect_err("an error status");
@@ -198,7 +277,7 @@ mod tests {
 
     #[test]
     fn rejected_records_are_a_partial_success() {
-        let answers = GrpcAnswers::new(Signal::Traces, Rejections::default());
+        let answers = GrpcAnswers::new(Signal::Traces, Rejections::default(), None);
         let response = answers.all_rejected(3);
         assert_eq!(answers.outcome(&response), "OK");
         let (rejected, message) = into_result(response)

@@ -21,7 +21,8 @@ fn help_lists_the_flags_and_shorthands() {
         .stdout(predicate::str::contains("--reset-after-store <RATE>"))
         .stdout(predicate::str::contains("--crash-after <N>"))
         .stdout(predicate::str::contains("--otlp-grpc-listen <ADDR>"))
-        .stdout(predicate::str::contains("--upstream <URL>"));
+        .stdout(predicate::str::contains("--upstream <URL>"))
+        .stdout(predicate::str::contains("--upstream-grpc <URL>"));
 }
 
 #[test]

@@ -305,3 +305,181 @@ fn an_upstream_that_is_not_an_http_url_is_refused_at_start() {
         assert!(error.to_string().contains("upstream"), "{url}: {error}");
     }
 }
+
+mod grpc {
+    //! Proxy mode for the OTLP/gRPC listener (`upstream_grpc`), driven by a tonic client.
+
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use fake_ingest::{Config, FaultPlan, Server};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use tonic::Code;
+    use tonic_types::StatusExt as _;
+
+    use super::requests;
+
+    const TRACES: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+    fn grpc_server(plan: &str, upstream_grpc: Option<String>) -> Server {
+        Server::start_blocking(Config {
+            faults: FaultPlan::from_json(plan).expect("a valid plan"),
+            otlp_grpc_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+            upstream_grpc,
+            upstream_timeout: std::time::Duration::from_secs(2),
+            ..Config::default()
+        })
+        .expect("the server starts")
+    }
+
+    fn span_request(name: &str) -> ExportTraceServiceRequest {
+        let span = Span {
+            trace_id: vec![3; 16],
+            span_id: vec![4; 8],
+            name: name.to_owned(),
+            start_time_unix_nano: 1_763_895_310_000_000_000,
+            end_time_unix_nano: 1_763_895_310_500_000_000,
+            ..Span::default()
+        };
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span],
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        }
+    }
+
+    /// Sends the same span `times` times to `server`'s gRPC listener, each on a fresh connection; the codes.
+    fn send(server: &Server, times: usize) -> Vec<Result<(), tonic::Status>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let endpoint = server.otlp_grpc_url().expect("a gRPC listener");
+        runtime.block_on(async {
+            let mut results = Vec::new();
+            for _ in 0..times {
+                let mut client = TraceServiceClient::connect(endpoint.clone())
+                    .await
+                    .expect("connects");
+                results.push(
+                    client
+                        .export(span_request("proxied span"))
+                        .await
+                        .map(|_| ()),
+                );
+            }
+            results
+        })
+    }
+
+    fn upstream_labels(server: &Server) -> Vec<Option<String>> {
+        requests(server)
+            .into_iter()
+            .map(|record| record.upstream)
+            .collect()
+    }
+
+    #[test]
+    fn calls_are_forwarded_and_the_upstream_status_is_relayed_with_its_details() {
+        let backend = grpc_server(
+            &format!(
+                r#"{{"rules": [{{"when": {{"route": "{TRACES}", "nth": 1}}, "then": {{"status": 503, "retry_after_secs": 3}}}}]}}"#
+            ),
+            None,
+        );
+        let proxy = grpc_server(r#"{"rules": []}"#, backend.otlp_grpc_url());
+
+        let results = send(&proxy, 2);
+
+        let unavailable = results[0].as_ref().expect_err("relayed UNAVAILABLE");
+        assert_eq!(unavailable.code(), Code::Unavailable);
+        let retry_info = unavailable
+            .get_details_retry_info()
+            .expect("RetryInfo relayed");
+        assert_eq!(
+            retry_info.retry_delay,
+            Some(std::time::Duration::from_secs(3))
+        );
+        results[1].as_ref().expect("relayed OK");
+        assert_eq!(backend.stats().events_unique, 1);
+        assert_eq!(
+            upstream_labels(&proxy),
+            [Some("UNAVAILABLE".to_owned()), Some("OK".to_owned())]
+        );
+        let stats = proxy.stats();
+        assert_eq!(stats.faults, fake_ingest::FaultCounts::default());
+        assert_eq!(
+            stats.upstream,
+            [("OK".to_owned(), 1), ("UNAVAILABLE".to_owned(), 1)]
+                .into_iter()
+                .collect()
+        );
+    }
+
+    #[test]
+    fn injected_statuses_never_reach_the_upstream_and_reset_after_store_waits_for_its_ok() {
+        let backend = grpc_server(r#"{"rules": []}"#, None);
+        let proxy = grpc_server(
+            r#"{"rules": [
+                {"when": {"nth": 1}, "then": {"status": 503}},
+                {"when": {"nth": 2}, "then": "reset_after_store"}
+            ]}"#,
+            backend.otlp_grpc_url(),
+        );
+
+        let results = send(&proxy, 3);
+
+        assert_eq!(
+            results[0].as_ref().expect_err("injected").code(),
+            Code::Unavailable
+        );
+        assert_eq!(
+            results[1].as_ref().expect_err("reset").code(),
+            Code::Unknown
+        );
+        results[2].as_ref().expect("relayed OK");
+        assert_eq!(
+            upstream_labels(&proxy),
+            [None, Some("OK".to_owned()), Some("OK".to_owned())]
+        );
+        let backend_stats = backend.stats();
+        assert_eq!(
+            backend_stats.requests, 2,
+            "the injected status was not forwarded"
+        );
+        assert_eq!(
+            (backend_stats.events_unique, backend_stats.duplicates),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn a_crashed_upstream_is_answered_unavailable_and_counted_apart() {
+        let backend = grpc_server(
+            r#"{"rules": [{"when": {"nth": 1}, "then": "crash_before_store"}]}"#,
+            None,
+        );
+        let proxy = grpc_server(r#"{"rules": []}"#, backend.otlp_grpc_url());
+
+        let results = send(&proxy, 2);
+
+        for result in &results {
+            let status = result.as_ref().expect_err("no upstream answer");
+            assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        }
+        let labels = upstream_labels(&proxy);
+        assert_eq!(labels[1].as_deref(), Some("refused"), "{labels:?}");
+        let stats = proxy.stats();
+        assert_eq!(stats.faults, fake_ingest::FaultCounts::default());
+        assert_eq!(stats.upstream.values().sum::<u64>(), 2);
+        assert_eq!(
+            stats.events_unique, 1,
+            "the proxy still captured what the client sent"
+        );
+    }
+}
