@@ -8,8 +8,9 @@
 //! 3. calls [`serve_batch`] with an [`Intake`] and its [`Answers`], which word every answer in its protocol (the
 //!    success body, refusals, injected statuses).
 //!
-//! [`serve_batch`] decides the request's fault ([`crate::FaultPlan::decide`]), applies the delay, then stores,
-//! answers, resets, hangs or crashes, and counts the response and the fault. Invalid requests still go through the
+//! [`serve_batch`] decides the request's fault ([`crate::FaultPlan::decide`]), in proxy mode forwards a request on
+//! its way to storage to the upstream (`crate::proxy`), applies the delay, then stores, answers (or relays the
+//! upstream's answer), resets, hangs or crashes, and counts the response and the fault. Invalid requests still go through the
 //! decision (an outage answers `503` whatever the body), but actions that need a stored batch (`store`,
 //! `reset_after_store`, `crash_after_store`) answer the rejection instead.
 
@@ -449,32 +450,35 @@ pub(crate) async fn serve_batch(
             }
             Ok(outcome) => {
                 let duplicates = Some(outcome.duplicates);
-                let upstream_success = upstream.as_ref().is_none_or(proxy::Relayed::is_success);
-                match action {
-                    // The upstream did not acknowledge: there is no acknowledgement to lose, so its answer is relayed.
-                    Action::ResetAfterStore if !upstream_success => {
-                        let response = relay(answers, upstream);
+                // Proxy mode: the upstream's answer is the client's, after a plain store and after a
+                // `reset_after_store` the upstream did not acknowledge (there is no acknowledgement to lose).
+                let relayed = match (&action, upstream) {
+                    (Action::Store, Some(relayed)) => Some(relayed),
+                    (Action::ResetAfterStore, Some(relayed)) if !relayed.is_success() => {
+                        Some(relayed)
+                    }
+                    _ => None,
+                };
+                match (action, relayed) {
+                    (_, Some(relayed)) => {
+                        state.store.count_rejected(intake.rejected);
+                        let response = relay(answers, relayed);
                         logged.log(state, None, status_of(&response), duplicates, true);
                         response
                     }
-                    Action::ResetAfterStore => {
+                    (Action::ResetAfterStore, None) => {
                         state.store.count_fault(FaultKind::ResetAfterStore);
                         let kind = Some(FaultKind::ResetAfterStore);
                         logged.log(state, kind, "reset".to_owned(), duplicates, true);
                         reset(connection, "reset_after_store").await
                     }
-                    Action::CrashAfterStore => {
+                    (Action::CrashAfterStore, None) => {
                         state.store.count_fault(FaultKind::CrashAfterStore);
                         let kind = Some(FaultKind::CrashAfterStore);
                         logged.log(state, kind, "crash".to_owned(), duplicates, true);
                         crash(state, connection, "crash_after_store").await
                     }
-                    _ if upstream.is_some() => {
-                        let response = relay(answers, upstream);
-                        logged.log(state, None, status_of(&response), duplicates, true);
-                        response
-                    }
-                    _ => {
+                    (_, None) => {
                         state.store.count_rejected(intake.rejected);
                         let response = answers.stored(outcome);
                         logged.log(state, None, status_of(&response), duplicates, true);
@@ -491,11 +495,11 @@ pub(crate) async fn serve_batch(
 }
 
 /// The answer relayed from the upstream: its own, or the front door's `502`/`504` when it gave none.
-fn relay(answers: &impl Answers, upstream: Option<proxy::Relayed>) -> Response {
+fn relay(answers: &impl Answers, upstream: proxy::Relayed) -> Response {
     match upstream {
-        Some(proxy::Relayed::Worded { response, .. }) => response,
-        Some(proxy::Relayed::Http(Ok(answered))) => answered.into_response(),
-        Some(proxy::Relayed::Http(Err(error))) => {
+        proxy::Relayed::Worded { response, .. } => response,
+        proxy::Relayed::Http(Ok(answered)) => answered.into_response(),
+        proxy::Relayed::Http(Err(error)) => {
             tracing::warn!(error = %error_chain(&error), "the upstream gave no answer");
             let header = proxy::failure_header(&error);
             let mut response = answers.refused(Rejection::new(error.status(), error_chain(&error)));
@@ -503,9 +507,6 @@ fn relay(answers: &impl Answers, upstream: Option<proxy::Relayed>) -> Response {
                 .headers_mut()
                 .insert(proxy::UPSTREAM_HEADER, header);
             response
-        }
-        None => {
-            Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "nothing to relay").into_response()
         }
     }
 }

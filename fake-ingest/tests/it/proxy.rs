@@ -202,6 +202,59 @@ fn reset_after_store_resets_the_client_only_after_the_upstream_acknowledged() {
 }
 
 #[test]
+fn a_rules_latency_is_added_after_the_upstream_answered() {
+    let backend = upstream(r#"{"rules": []}"#);
+    // A delay far longer than the wait below: had it come before forwarding, the upstream would see nothing.
+    let proxy = proxy_to(
+        &backend.url(),
+        r#"{"rules": [{"latency": {"fixed_ms": 120000}}]}"#,
+    );
+    let body = batch(&[&fresh_uuid()]);
+
+    let delayed = post_ingest(
+        &client_with_timeout(Duration::from_millis(200)),
+        &proxy.url(),
+        &body,
+    )
+    .expect_err("still delayed");
+    let seen = backend.wait_for_events(
+        &fake_ingest::EventFilter::default(),
+        1,
+        crate::support::PATIENCE,
+    );
+
+    assert!(matches!(delayed, ureq::Error::Timeout(_)), "{delayed:?}");
+    assert!(
+        seen.satisfied,
+        "the upstream got the request while the client waited: {seen:?}"
+    );
+}
+
+#[test]
+fn crash_after_store_forwards_before_crashing_and_crash_before_store_never_forwards() {
+    let backend = upstream(r#"{"rules": []}"#);
+    let after = proxy_to(
+        &backend.url(),
+        r#"{"rules": [{"then": "crash_after_store"}]}"#,
+    );
+    let before = proxy_to(
+        &backend.url(),
+        r#"{"rules": [{"then": "crash_before_store"}]}"#,
+    );
+    let forwarded = fresh_uuid();
+    let kept_back = fresh_uuid();
+
+    let crashed_after = post_ingest(&client(), &after.url(), &batch(&[&forwarded]));
+    let crashed_before = post_ingest(&client(), &before.url(), &batch(&[&kept_back]));
+
+    assert!(crashed_after.is_err() && crashed_before.is_err());
+    let stored: Vec<String> = crate::support::dedupe_keys(backend.events());
+    assert_eq!(stored, [forwarded]);
+    assert_eq!(requests(&after)[0].upstream.as_deref(), Some("202"));
+    assert_eq!(requests(&before)[0].upstream, None);
+}
+
+#[test]
 fn upstream_5xx_and_timeouts_are_relayed_and_counted_apart_from_injected_faults() {
     let backend = upstream(
         r#"{"rules": [
