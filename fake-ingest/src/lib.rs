@@ -1,8 +1,9 @@
 //! fake-ingest: a fake telemetry ingest server that captures, dedupes and injects faults, deterministically.
 //!
 //! It is the stand-in for a real ingest service: strict about the protocols (`docs/PROTOCOL.md`: our own
-//! `POST /ingest`, OTLP/HTTP and PostHog's capture API), honest about what it received (`/_fake/stats`,
-//! `/_fake/events`, the live page at `/`, `/metrics`), and able to misbehave on purpose (`docs/FAULTS.md`). Run it
+//! `POST /ingest`, OTLP/HTTP, OTLP/gRPC and PostHog's capture API), honest about what it received (`/_fake/stats`,
+//! `/_fake/events`, the live page at `/`, `/metrics`), and able to misbehave on purpose (`docs/FAULTS.md`), also in
+//! front of a real backend (proxy mode, `Config::upstream`). Run it
 //! as the `fake-ingest` binary, or embed it in tests:
 //!
 //! ```no_run

@@ -322,6 +322,7 @@ fn a_crashed_upstream_is_answered_502_and_counted_as_refused_after_it_stopped() 
     let body = batch(&[&fresh_uuid()]);
 
     let crashed = post_ingest(&client(), &proxy.url(), &body).expect("answered");
+    wait_until_closed(backend.addr());
     let refused = post_ingest(&client(), &proxy.url(), &body).expect("answered");
 
     assert_eq!(crashed.status, 502, "{}", crashed.body);
@@ -341,6 +342,16 @@ fn a_crashed_upstream_is_answered_502_and_counted_as_refused_after_it_stopped() 
     );
     // The proxy still captured what the client sent.
     assert_eq!(proxy.stats().events_unique, 1);
+}
+
+/// Waits (bounded) until nothing listens on `addr` any more: a crashed server closes its port just after it drops
+/// its connections.
+fn wait_until_closed(addr: std::net::SocketAddr) {
+    let deadline = std::time::Instant::now() + crate::support::PATIENCE;
+    while std::net::TcpStream::connect(addr).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "{addr} still listens");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -406,8 +417,13 @@ mod grpc {
         }
     }
 
-    /// Sends the same span `times` times to `server`'s gRPC listener, each on a fresh connection; the codes.
-    fn send(server: &Server, times: usize) -> Vec<Result<(), tonic::Status>> {
+    /// Sends the same span `times` times to `server`'s gRPC listener, each on a fresh connection, calling
+    /// `between` after each; the results.
+    fn send_with(
+        server: &Server,
+        times: usize,
+        between: impl Fn(),
+    ) -> Vec<Result<(), tonic::Status>> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -425,9 +441,14 @@ mod grpc {
                         .await
                         .map(|_| ()),
                 );
+                between();
             }
             results
         })
+    }
+
+    fn send(server: &Server, times: usize) -> Vec<Result<(), tonic::Status>> {
+        send_with(server, times, || {})
     }
 
     fn upstream_labels(server: &Server) -> Vec<Option<String>> {
@@ -519,7 +540,7 @@ mod grpc {
         );
         let proxy = grpc_server(r#"{"rules": []}"#, backend.otlp_grpc_url());
 
-        let results = send(&proxy, 2);
+        let results = send_with(&proxy, 2, || super::wait_until_closed(backend.addr()));
 
         for result in &results {
             let status = result.as_ref().expect_err("no upstream answer");
