@@ -375,3 +375,52 @@ fn the_rust_exporter_does_not_retry_a_call_whose_connection_was_reset() {
     assert_eq!(requests.len(), 1, "{requests:?}");
     assert_eq!(requests[0].outcome, "reset");
 }
+
+#[test]
+fn a_message_over_the_body_limit_is_refused_and_the_listener_keeps_serving() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    let server = Server::start_blocking(Config {
+        otlp_grpc_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+        max_body_bytes: 300,
+        ..Config::default()
+    })
+    .expect("the server starts");
+    let request = |name: String| ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![1; 16],
+                    span_id: vec![2; 8],
+                    name,
+                    start_time_unix_nano: 1,
+                    end_time_unix_nano: 2,
+                    ..Span::default()
+                }],
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+
+    let (too_large, small) = runtime.block_on(async {
+        let endpoint = server.otlp_grpc_url().expect("a gRPC listener");
+        let mut client = TraceServiceClient::connect(endpoint)
+            .await
+            .expect("connects");
+        let too_large = client.export(request("x".repeat(1_000))).await;
+        let small = client.export(request("small".to_owned())).await;
+        (too_large, small)
+    });
+
+    let refused = too_large.expect_err("refused");
+    assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused:?}");
+    small.expect("a message within the limit is stored");
+    assert_eq!(names(&server.events()), ["small"]);
+}
