@@ -146,62 +146,50 @@ fn encoded_len(message: &ExportRequest) -> u64 {
     len as u64
 }
 
-#[tonic::async_trait]
-impl LogsService for GrpcDoor {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let partial_success = self
-            .serve(Signal::Logs, request.map(ExportRequest::Logs))
-            .await?;
-        Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: partial_success.map(|(rejected_log_records, error_message)| {
-                ExportLogsPartialSuccess {
-                    rejected_log_records,
-                    error_message,
-                }
-            }),
-        }))
-    }
+// The three services differ only in their types, their signal and the name of the rejected count.
+macro_rules! service {
+    ($service:ident, $signal:ident, $request:ident, $response:ident, $partial:ident, $rejected:ident) => {
+        #[tonic::async_trait]
+        impl $service for GrpcDoor {
+            async fn export(
+                &self,
+                request: Request<$request>,
+            ) -> Result<Response<$response>, Status> {
+                let partial_success = self
+                    .serve(Signal::$signal, request.map(ExportRequest::$signal))
+                    .await?;
+                Ok(Response::new($response {
+                    partial_success: partial_success.map(|($rejected, error_message)| $partial {
+                        $rejected,
+                        error_message,
+                    }),
+                }))
+            }
+        }
+    };
 }
 
-#[tonic::async_trait]
-impl TraceService for GrpcDoor {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let partial_success = self
-            .serve(Signal::Traces, request.map(ExportRequest::Traces))
-            .await?;
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: partial_success.map(|(rejected_spans, error_message)| {
-                ExportTracePartialSuccess {
-                    rejected_spans,
-                    error_message,
-                }
-            }),
-        }))
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for GrpcDoor {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let partial_success = self
-            .serve(Signal::Metrics, request.map(ExportRequest::Metrics))
-            .await?;
-        Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: partial_success.map(|(rejected_data_points, error_message)| {
-                ExportMetricsPartialSuccess {
-                    rejected_data_points,
-                    error_message,
-                }
-            }),
-        }))
-    }
-}
+service!(
+    LogsService,
+    Logs,
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+    ExportLogsPartialSuccess,
+    rejected_log_records
+);
+service!(
+    TraceService,
+    Traces,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+    ExportTracePartialSuccess,
+    rejected_spans
+);
+service!(
+    MetricsService,
+    Metrics,
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+    ExportMetricsPartialSuccess,
+    rejected_data_points
+);
