@@ -1,5 +1,6 @@
 //! The `fake-ingest` command line: parses the flags, starts the server, prints `listening on http://HOST:PORT` on
-//! stdout (then `otlp listening on http://HOST:PORT` with `--otlp-listen`) and serves until Ctrl-C or SIGTERM. Logs go to stderr (`RUST_LOG` filters them; default `info`).
+//! stdout (then `otlp listening on http://HOST:PORT` with `--otlp-listen` and `otlp grpc listening on
+//! http://HOST:PORT` with `--otlp-grpc-listen`) and serves until Ctrl-C or SIGTERM. Logs go to stderr (`RUST_LOG` filters them; default `info`).
 //!
 //! Exit codes: 0 after a clean stop, 2 for a bad flag or a bad fault-plan file, 1 for any other startup failure.
 //!
@@ -16,8 +17,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::{
-    Action, Config, CrashMode, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_REQUESTS_KEPT, FaultPlan,
-    Latency, MAX_LATENCY_MS, MAX_RETRY_AFTER_SECS, Rule, Server, When,
+    Action, Config, CrashMode, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_REQUESTS_KEPT,
+    DEFAULT_UPSTREAM_TIMEOUT, FaultPlan, Latency, MAX_LATENCY_MS, MAX_RETRY_AFTER_SECS, Rule,
+    Server, When,
 };
 use anyhow::Context;
 use clap::Parser;
@@ -50,6 +52,22 @@ struct Cli {
     /// second line, `otlp listening on http://HOST:PORT`.
     #[arg(long, value_name = "ADDR")]
     otlp_listen: Option<SocketAddr>,
+    /// Serve the OTLP/gRPC logs, traces and metrics services on this address (conventionally 127.0.0.1:4317); prints
+    /// a line `otlp grpc listening on http://HOST:PORT`.
+    #[arg(long, value_name = "ADDR")]
+    otlp_grpc_listen: Option<SocketAddr>,
+    /// Proxy mode: forward each data request the fault plan lets through to storage to this backend
+    /// (http://HOST:PORT[/prefix]) and relay its answer; injected statuses, resets before storing and hangs never
+    /// reach it.
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// Proxy mode for --otlp-grpc-listen: forward its calls the fault plan lets through to storage to this
+    /// OTLP/gRPC backend (http://HOST:PORT) and relay its answer.
+    #[arg(long, value_name = "URL")]
+    upstream_grpc: Option<String>,
+    /// Proxy mode: how long to wait for the upstream's answer before answering 504.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_UPSTREAM_TIMEOUT.as_millis() as u64)]
+    upstream_timeout_ms: u64,
     /// How many requests the request log (GET /_fake/requests) keeps; older ones are dropped and counted.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REQUESTS_KEPT)]
     max_requests_kept: usize,
@@ -203,6 +221,10 @@ fn config_from(cli: &Cli) -> anyhow::Result<Config> {
         data_dir: cli.data_dir.clone(),
         max_body_bytes: cli.max_body_bytes,
         otlp_listen: cli.otlp_listen,
+        otlp_grpc_listen: cli.otlp_grpc_listen,
+        upstream: cli.upstream.clone(),
+        upstream_grpc: cli.upstream_grpc.clone(),
+        upstream_timeout: std::time::Duration::from_millis(cli.upstream_timeout_ms),
         max_requests_kept: cli.max_requests_kept,
         max_events_kept: cli.max_events_kept,
     };
@@ -294,6 +316,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         println!("listening on {}", server.url());
         if let Some(otlp_url) = server.otlp_url() {
             println!("otlp listening on {otlp_url}");
+        }
+        if let Some(grpc_url) = server.otlp_grpc_url() {
+            println!("otlp grpc listening on {grpc_url}");
         }
         std::io::stdout()
             .flush()

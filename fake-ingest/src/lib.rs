@@ -1,8 +1,9 @@
 //! fake-ingest: a fake telemetry ingest server that captures, dedupes and injects faults, deterministically.
 //!
 //! It is the stand-in for a real ingest service: strict about the protocols (`docs/PROTOCOL.md`: our own
-//! `POST /ingest`, OTLP/HTTP and PostHog's capture API), honest about what it received (`/_fake/stats`,
-//! `/_fake/events`, the live page at `/`, `/metrics`), and able to misbehave on purpose (`docs/FAULTS.md`). Run it
+//! `POST /ingest`, OTLP/HTTP, OTLP/gRPC and PostHog's capture API), honest about what it received (`/_fake/stats`,
+//! `/_fake/events`, the live page at `/`, `/metrics`), and able to misbehave on purpose (`docs/FAULTS.md`), also in
+//! front of a real backend (proxy mode, `Config::upstream`). Run it
 //! as the `fake-ingest` binary, or embed it in tests:
 //!
 //! ```no_run
@@ -41,6 +42,10 @@
 //! - `otlp`: the OTLP/HTTP front door (`/v1/logs`, `/v1/traces`, `/v1/metrics`, and PostHog's `/i/v1/...`): one walk
 //!   over resources and scopes, a file per signal, the derived dedupe keys; [`otlp_json_requests`], captured records
 //!   back out as OTLP/JSON.
+//! - `grpc`: the OTLP/gRPC front door (`--otlp-grpc-listen`): `opentelemetry-proto`'s generated services on the
+//!   shared pipeline, faults worded as gRPC statuses.
+//! - `proxy`: proxy mode (`--upstream`): forwarding what the fault plan lets through to a real backend and
+//!   relaying its answer.
 //! - `posthog`: the PostHog capture front door (`/batch`, `/capture`, `/e`, `/i/v0/e`).
 //! - `web_body`: bounded gzip decompression shared by the front doors.
 //! - `web`: the live page at `GET /` and the Prometheus text at `GET /metrics` (rendered by `metrics`).
@@ -67,11 +72,13 @@ mod expect;
 mod fault_kinds;
 mod faults;
 mod front_door;
+mod grpc;
 mod ingest;
 mod log;
 mod metrics;
 mod otlp;
 mod posthog;
+mod proxy;
 mod query;
 mod rate_history;
 mod request_log;
@@ -82,7 +89,7 @@ mod store;
 mod web;
 mod web_body;
 
-pub use config::{Config, DEFAULT_MAX_BODY_BYTES};
+pub use config::{Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_UPSTREAM_TIMEOUT};
 pub use error::Error;
 pub use event::{CapturedEvent, IncomingEvent, Protocol, SharedProperties};
 pub use expect::{Expectation, ExpectationFailed};

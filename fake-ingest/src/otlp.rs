@@ -67,7 +67,7 @@ mod values;
 mod walk;
 
 pub use export::otlp_json_requests;
-pub(crate) use response::{Response, error_response, success_response};
+pub(crate) use response::{Response, error_response, grpc_code, partial_success, success_response};
 
 /// The three OTLP signals, one route each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,22 +259,43 @@ pub(crate) fn decode_for(
     body: &[u8],
     request: Option<Arc<SharedProperties>>,
 ) -> Result<Decoded, DecodeError> {
-    match signal {
+    let message = match signal {
         Signal::Logs => {
-            let message: ExportLogsServiceRequest =
-                decode_message(encoding, body, "ExportLogsServiceRequest")?;
-            Ok(logs::decode(message, request))
+            ExportRequest::Logs(decode_message(encoding, body, "ExportLogsServiceRequest")?)
         }
         Signal::Traces => {
-            let message: ExportTraceServiceRequest =
-                decode_message(encoding, body, "ExportTraceServiceRequest")?;
-            Ok(traces::decode(message, request))
+            ExportRequest::Traces(decode_message(encoding, body, "ExportTraceServiceRequest")?)
         }
-        Signal::Metrics => {
-            let message: ExportMetricsServiceRequest =
-                decode_message(encoding, body, "ExportMetricsServiceRequest")?;
-            Ok(metrics::decode(message, request))
-        }
+        Signal::Metrics => ExportRequest::Metrics(decode_message(
+            encoding,
+            body,
+            "ExportMetricsServiceRequest",
+        )?),
+    };
+    Ok(decode_request(message, request))
+}
+
+/// An export request of any signal, as decoded from an OTLP/HTTP body or received by the gRPC services.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ExportRequest {
+    /// `ExportLogsServiceRequest`.
+    Logs(ExportLogsServiceRequest),
+    /// `ExportTraceServiceRequest`.
+    Traces(ExportTraceServiceRequest),
+    /// `ExportMetricsServiceRequest`.
+    Metrics(ExportMetricsServiceRequest),
+}
+
+/// Turns a decoded export request into the events to store and the records rejected: the one conversion OTLP/HTTP
+/// and OTLP/gRPC share; `request` is as for [`decode_for`].
+pub(crate) fn decode_request(
+    message: ExportRequest,
+    request: Option<Arc<SharedProperties>>,
+) -> Decoded {
+    match message {
+        ExportRequest::Logs(message) => logs::decode(message, request),
+        ExportRequest::Traces(message) => traces::decode(message, request),
+        ExportRequest::Metrics(message) => metrics::decode(message, request),
     }
 }
 

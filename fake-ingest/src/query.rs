@@ -201,6 +201,10 @@ pub struct RequestRecord {
     pub outcome: String,
     /// Milliseconds from arrival to the answer (absent for a hang).
     pub latency_ms: Option<f64>,
+    /// Proxy mode: what the upstream answered the forwarded request, its status code or `refused`, `timeout` or
+    /// `failed`; absent when the request was not forwarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 /// The query of `GET /_fake/requests`: which logged requests, how many.

@@ -105,6 +105,7 @@ mod tests {
             rule: None,
             outcome: outcome.to_owned(),
             latency_ms: None,
+            upstream: None,
         }
     }
 

@@ -239,6 +239,16 @@ impl Store {
             .or_default() += 1;
     }
 
+    /// Counts an answer of the upstream (proxy mode): its status code or how forwarding failed.
+    pub(crate) fn count_upstream(&self, outcome: &str) {
+        *self
+            .lock()
+            .stats
+            .upstream
+            .entry(outcome.to_owned())
+            .or_default() += 1;
+    }
+
     /// Counts an injected fault (a reset, hang or crash is an error answer in the rate history too).
     pub(crate) fn count_fault(&self, kind: FaultKind) {
         let mut inner = self.lock();

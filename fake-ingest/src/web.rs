@@ -97,6 +97,11 @@ fn counters(stats: &Stats) -> Counters {
         events,
         faults,
         unknown_routes,
+        upstream: stats
+            .upstream
+            .iter()
+            .map(|(outcome, count)| (outcome.clone(), *count))
+            .collect(),
     }
 }
 
