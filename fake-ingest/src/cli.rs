@@ -1,10 +1,11 @@
 //! The `fake-ingest` command line: parses the flags, starts the server, prints `listening on http://HOST:PORT` on
-//! stdout (then `otlp listening on http://HOST:PORT` with `--otlp-listen`) and serves until Ctrl-C or SIGTERM. Logs go to stderr (`RUST_LOG` filters them; default `info`).
+//! stdout (then `otlp listening on http://HOST:PORT` with `--otlp-listen` and `otlp grpc listening on
+//! http://HOST:PORT` with `--otlp-grpc-listen`) and serves until Ctrl-C or SIGTERM. Logs go to stderr (`RUST_LOG` filters them; default `info`).
 //!
 //! Exit codes: 0 after a clean stop, 2 for a bad flag or a bad fault-plan file, 1 for any other startup failure.
 //!
 //! `fake-ingest export --data-dir DIR` prints the events captured in a (stopped) server's data directory as NDJSON
-//! instead of serving (exit code 1 when the directory cannot be read).
+//! (`--format otlp-json`: its OTLP records as OTLP/JSON export requests) instead of serving (exit code 1 when the directory cannot be read).
 //!
 //! It lives in the library, not only in `main.rs`, so that other binaries can run the very same server as a
 //! separate process: the `scenarios` harness is one multi-call executable whose `ingest` subcommand calls [`run`].
@@ -16,8 +17,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::{
-    Action, Config, CrashMode, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_REQUESTS_KEPT, FaultPlan,
-    Latency, MAX_LATENCY_MS, MAX_RETRY_AFTER_SECS, Rule, Server, When,
+    Action, Config, CrashMode, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_REQUESTS_KEPT,
+    DEFAULT_UPSTREAM_TIMEOUT, FaultPlan, Latency, MAX_LATENCY_MS, MAX_RETRY_AFTER_SECS, Rule,
+    Server, When,
 };
 use anyhow::Context;
 use clap::Parser;
@@ -50,6 +52,22 @@ struct Cli {
     /// second line, `otlp listening on http://HOST:PORT`.
     #[arg(long, value_name = "ADDR")]
     otlp_listen: Option<SocketAddr>,
+    /// Serve the OTLP/gRPC logs, traces and metrics services on this address (conventionally 127.0.0.1:4317); prints
+    /// a line `otlp grpc listening on http://HOST:PORT`.
+    #[arg(long, value_name = "ADDR")]
+    otlp_grpc_listen: Option<SocketAddr>,
+    /// Proxy mode: forward each data request the fault plan lets through to storage to this backend
+    /// (http://HOST:PORT[/prefix]) and relay its answer; injected statuses, resets before storing and hangs never
+    /// reach it.
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// Proxy mode for --otlp-grpc-listen: forward its calls the fault plan lets through to storage to this
+    /// OTLP/gRPC backend (http://HOST:PORT) and relay its answer.
+    #[arg(long, value_name = "URL")]
+    upstream_grpc: Option<String>,
+    /// Proxy mode: how long to wait for the upstream's answer before answering 504.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_UPSTREAM_TIMEOUT.as_millis() as u64)]
+    upstream_timeout_ms: u64,
     /// How many requests the request log (GET /_fake/requests) keeps; older ones are dropped and counted.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REQUESTS_KEPT)]
     max_requests_kept: usize,
@@ -92,7 +110,20 @@ enum Command {
         /// The server's --data-dir.
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+        /// ndjson: one captured event a line; otlp-json: the OTLP records as OTLP/JSON export requests, one a line
+        /// (as GET /_fake/events?format=otlp-json).
+        #[arg(long, value_enum, default_value_t = ExportFormat::Ndjson)]
+        format: ExportFormat,
     },
+}
+
+/// What `fake-ingest export` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormat {
+    /// One captured event a line.
+    Ndjson,
+    /// The OTLP records as OTLP/JSON export requests, one a line.
+    OtlpJson,
 }
 
 /// Runs the `fake-ingest` command line with these arguments (the first is the program name, as in
@@ -105,8 +136,8 @@ where
     T: Into<OsString> + Clone,
 {
     let cli = Cli::try_parse_from(args).unwrap_or_else(|error| error.exit());
-    if let Some(Command::Export { data_dir }) = &cli.command {
-        return match export(data_dir) {
+    if let Some(Command::Export { data_dir, format }) = &cli.command {
+        return match export(data_dir, *format) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("error: {error:#}");
@@ -131,13 +162,28 @@ where
     }
 }
 
-fn export(data_dir: &std::path::Path) -> anyhow::Result<()> {
+fn export(data_dir: &std::path::Path, format: ExportFormat) -> anyhow::Result<()> {
+    /// As many events per OTLP/JSON line as the server's `format=otlp-json` stream puts in one.
+    const CHUNK: usize = 1_000;
     let events = crate::store::Store::export(data_dir)
         .with_context(|| format!("cannot export {}", data_dir.display()))?;
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    for event in &events {
-        serde_json::to_writer(&mut stdout, event).context("cannot encode an event")?;
-        stdout.write_all(b"\n").context("cannot write to stdout")?;
+    match format {
+        ExportFormat::Ndjson => {
+            for event in &events {
+                serde_json::to_writer(&mut stdout, event).context("cannot encode an event")?;
+                stdout.write_all(b"\n").context("cannot write to stdout")?;
+            }
+        }
+        ExportFormat::OtlpJson => {
+            for chunk in events.chunks(CHUNK) {
+                for request in crate::otlp::otlp_json_requests(chunk) {
+                    serde_json::to_writer(&mut stdout, &request)
+                        .context("cannot encode an export request")?;
+                    stdout.write_all(b"\n").context("cannot write to stdout")?;
+                }
+            }
+        }
     }
     stdout.flush().context("cannot write to stdout")?;
     Ok(())
@@ -175,6 +221,10 @@ fn config_from(cli: &Cli) -> anyhow::Result<Config> {
         data_dir: cli.data_dir.clone(),
         max_body_bytes: cli.max_body_bytes,
         otlp_listen: cli.otlp_listen,
+        otlp_grpc_listen: cli.otlp_grpc_listen,
+        upstream: cli.upstream.clone(),
+        upstream_grpc: cli.upstream_grpc.clone(),
+        upstream_timeout: std::time::Duration::from_millis(cli.upstream_timeout_ms),
         max_requests_kept: cli.max_requests_kept,
         max_events_kept: cli.max_events_kept,
     };
@@ -266,6 +316,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         println!("listening on {}", server.url());
         if let Some(otlp_url) = server.otlp_url() {
             println!("otlp listening on {otlp_url}");
+        }
+        if let Some(grpc_url) = server.otlp_grpc_url() {
+            println!("otlp grpc listening on {grpc_url}");
         }
         std::io::stdout()
             .flush()

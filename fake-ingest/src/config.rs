@@ -2,10 +2,14 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::faults::FaultPlan;
 use crate::request_log::DEFAULT_MAX_REQUESTS_KEPT;
+
+/// How long proxy mode waits for the upstream's answer by default.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default body limit (4 MiB), applied to the body as sent and again after decompression.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -29,6 +33,17 @@ pub struct Config {
     /// A second address serving the same routes and state, for OTLP/HTTP exporters (whose conventional port is
     /// 4318); `None`: only `listen`. Port 0 picks a free port.
     pub otlp_listen: Option<SocketAddr>,
+    /// An address serving the OTLP/gRPC logs, traces and metrics services (conventionally 4317) with the same
+    /// state; `None`: no gRPC. Port 0 picks a free port.
+    pub otlp_grpc_listen: Option<SocketAddr>,
+    /// Proxy mode: forward every data request the fault plan lets through to storage to this backend
+    /// (`http://host:port`, optionally with a path prefix) and relay its answer; `None`: answer locally.
+    pub upstream: Option<String>,
+    /// Proxy mode for the OTLP/gRPC listener: forward its calls that the fault plan lets through to storage to this
+    /// OTLP/gRPC backend (`http://host:port`) and relay its answer; `None`: answer them locally.
+    pub upstream_grpc: Option<String>,
+    /// Proxy mode: how long to wait for the upstream's answer before answering `504` (gRPC: `DEADLINE_EXCEEDED`).
+    pub upstream_timeout: Duration,
     /// How many requests the request log (`GET /_fake/requests`) keeps; the oldest are dropped (and counted) past
     /// it. 0 keeps none.
     pub max_requests_kept: usize,
@@ -46,6 +61,10 @@ impl Default for Config {
             data_dir: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             otlp_listen: None,
+            otlp_grpc_listen: None,
+            upstream: None,
+            upstream_grpc: None,
+            upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_requests_kept: DEFAULT_MAX_REQUESTS_KEPT,
             max_events_kept: None,
         }
@@ -67,6 +86,18 @@ impl Config {
             return Err(Error::InvalidConfig(
                 "max_events_kept must be at least 1".to_owned(),
             ));
+        }
+        for (name, url) in [
+            ("upstream", &self.upstream),
+            ("upstream_grpc", &self.upstream_grpc),
+        ] {
+            if let Some(url) = url
+                && !crate::proxy::is_upstream_url(url)
+            {
+                return Err(Error::InvalidConfig(format!(
+                    "{name} {url:?} is not an http://host:port URL (https is not supported)"
+                )));
+            }
         }
         self.faults.validate()?;
         Ok(())

@@ -4,9 +4,10 @@
 //! |---|---|
 //! | `GET /_fake/health` | `{"status": "ok"}` |
 //! | `GET /_fake/stats` | [`crate::Stats`] |
-//! | `GET /_fake/events?offset=&limit=&protocol=&route=&name=&property=&equals=` | [`crate::EventsPage`]; with `format=ndjson` every matching event, one JSON line each, streamed |
+//! | `GET /_fake/events?offset=&limit=&protocol=&route=&name=&property=&equals=&search=&request_id=` | [`crate::EventsPage`]; with `format=ndjson` every matching event, one JSON line each, streamed; with `format=otlp-json` the OTLP records as OTLP/JSON export requests, one a line |
 //! | `GET /_fake/requests?offset=&limit=&route=&status=&fault=` | [`RequestsPage`]: the request log |
 //! | `GET /_fake/wait?min=&timeout_ms=&protocol=&route=&name=&property=&equals=` | [`WaitOutcome`]: long-polls until enough events match |
+//! | `GET /_fake/history` | [`RateHistory`]: events received and errors answered per interval since start, bounded |
 //! | `GET /_fake/faults` | the current [`crate::FaultPlan`] |
 //! | `PUT /_fake/faults` | replaces the plan (`400` with `{"error"}` when invalid) |
 //! | `POST /_fake/reset` | forgets events, counters, the request log, the request index and the clock; truncates the log |
@@ -26,12 +27,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
+use crate::event::CapturedEvent;
 use crate::expect;
 use crate::faults::FaultPlan;
 use crate::front_door::{Rejection, error_chain};
+use crate::otlp::otlp_json_requests;
 use crate::query::{
     EventsFormat, EventsQuery, RequestsPage, RequestsQuery, WaitOutcome, WaitQuery,
 };
+use crate::rate_history::RateHistory;
 use crate::state::AppState;
 
 /// The `/_fake/` routes.
@@ -42,6 +46,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/_fake/events", get(events))
         .route("/_fake/requests", get(requests))
         .route("/_fake/wait", get(wait))
+        .route("/_fake/history", get(history))
         .route("/_fake/faults", get(get_faults).put(put_faults))
         .route("/_fake/reset", post(reset))
 }
@@ -61,12 +66,36 @@ async fn events(
     let Query(query) = query.map_err(|rejection| Rejection::bad_request(rejection.body_text()))?;
     match query.format {
         None => Ok(Json(state.store.page(&query)).into_response()),
-        Some(EventsFormat::Ndjson) => Ok(ndjson(state, query)),
+        Some(EventsFormat::Ndjson) => Ok(streamed(state, query, write_ndjson)),
+        Some(EventsFormat::OtlpJson) => Ok(streamed(state, query, write_otlp_json)),
     }
 }
 
-/// Every matching event, one JSON line each, streamed a page at a time (the store's lock is held per page only).
-fn ndjson(state: Arc<AppState>, query: EventsQuery) -> Response {
+/// Writes each event as one JSON line.
+fn write_ndjson(events: &[CapturedEvent], lines: &mut Vec<u8>) -> serde_json::Result<()> {
+    for event in events {
+        serde_json::to_writer(&mut *lines, event)?;
+        lines.push(b'\n');
+    }
+    Ok(())
+}
+
+/// Writes the OTLP records among `events` as OTLP/JSON export requests, one a line.
+fn write_otlp_json(events: &[CapturedEvent], lines: &mut Vec<u8>) -> serde_json::Result<()> {
+    for request in otlp_json_requests(events) {
+        serde_json::to_writer(&mut *lines, &request)?;
+        lines.push(b'\n');
+    }
+    Ok(())
+}
+
+/// Every matching event, written a page at a time by `write`, streamed as NDJSON (the store's lock is held per
+/// page only).
+fn streamed(
+    state: Arc<AppState>,
+    query: EventsQuery,
+    write: fn(&[CapturedEvent], &mut Vec<u8>) -> serde_json::Result<()>,
+) -> Response {
     const CHUNK: usize = 1_000;
     let pages = futures_util::stream::unfold(Some(0), move |offset| {
         let state = Arc::clone(&state);
@@ -78,15 +107,12 @@ fn ndjson(state: Arc<AppState>, query: EventsQuery) -> Response {
                 limit: Some(CHUNK),
                 ..query
             });
-            let mut lines = Vec::new();
-            for event in &page.events {
-                if let Err(error) = serde_json::to_writer(&mut lines, event) {
-                    return Some((Err(std::io::Error::other(error)), None));
-                }
-                lines.push(b'\n');
-            }
             if page.events.is_empty() {
                 return None;
+            }
+            let mut lines = Vec::new();
+            if let Err(error) = write(&page.events, &mut lines) {
+                return Some((Err(std::io::Error::other(error)), None));
             }
             let next = page.next_offset;
             Some((Ok::<_, std::io::Error>(Bytes::from(lines)), next))
@@ -123,6 +149,10 @@ async fn wait(
         .wait_until(timeout, |events, _| expect::look(events, &filter, min))
         .await;
     Ok(Json(outcome))
+}
+
+async fn history(State(state): State<Arc<AppState>>) -> Json<RateHistory> {
+    Json(state.store.history())
 }
 
 async fn get_faults(State(state): State<Arc<AppState>>) -> Json<FaultPlan> {

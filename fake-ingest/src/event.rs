@@ -121,11 +121,16 @@ impl Serialize for IncomingEvent {
     }
 }
 
-/// An event the store holds: the incoming event plus where and when it arrived.
+/// A captured event as readers get it (the store keeps it compact and decodes it): the incoming event plus where
+/// and when it arrived.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CapturedEvent {
     /// Arrival order among stored (unique) events, starting at 1.
     pub seq: u64,
+    /// How many times the event was received again in a stored batch (counted as a duplicate) while this server
+    /// kept it, since start or the last reset (resends before a restart are not replayed). Absent from JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resent: u64,
     /// The request that carried it (the server's request counter, starting at 1).
     pub request_id: u64,
     /// The protocol it came through.
@@ -137,6 +142,10 @@ pub struct CapturedEvent {
     /// The decoded event.
     #[serde(flatten)]
     pub event: IncomingEvent,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 #[cfg(test)]

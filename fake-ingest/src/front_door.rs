@@ -8,8 +8,9 @@
 //! 3. calls [`serve_batch`] with an [`Intake`] and its [`Answers`], which word every answer in its protocol (the
 //!    success body, refusals, injected statuses).
 //!
-//! [`serve_batch`] decides the request's fault ([`crate::FaultPlan::decide`]), applies the delay, then stores,
-//! answers, resets, hangs or crashes, and counts the response and the fault. Invalid requests still go through the
+//! [`serve_batch`] decides the request's fault ([`crate::FaultPlan::decide`]), in proxy mode forwards a request on
+//! its way to storage to the upstream (`crate::proxy`), applies the delay, then stores, answers (or relays the
+//! upstream's answer), resets, hangs or crashes, and counts the response and the fault. Invalid requests still go through the
 //! decision (an outage answers `503` whatever the body), but actions that need a stored batch (`store`,
 //! `reset_after_store`, `crash_after_store`) answer the rejection instead.
 
@@ -26,6 +27,7 @@ use crate::connection::ConnectionHandle;
 use crate::event::{IncomingEvent, Protocol};
 use crate::fault_kinds::FaultKind;
 use crate::faults::{Action, FaultContext};
+use crate::proxy::{self, Forward};
 use crate::query::RequestRecord;
 use crate::state::{AppState, CrashBehavior};
 use crate::store::{RequestTicket, StoreOutcome};
@@ -70,16 +72,41 @@ impl IntoResponse for Rejection {
     }
 }
 
-/// What the request log keeps of a request's headers and body.
+/// What the request log keeps of a request's headers and body, and what proxy mode forwards of it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RequestFacts {
     pub(crate) content_type: Option<String>,
     pub(crate) content_encoding: Option<String>,
     /// The body's size as sent, once it was read.
     pub(crate) body_bytes: Option<u64>,
+    /// The path, query and headers to forward in proxy mode (`None`: the request is never forwarded).
+    pub(crate) forward: Option<Forward>,
+    /// The body as sent, once it was read (under the body limit), for proxy mode.
+    pub(crate) raw_body: Option<Bytes>,
 }
 
 impl RequestFacts {
+    /// The facts of an HTTP request, forwardable as it was sent.
+    pub(crate) fn from_parts(parts: &axum::http::request::Parts) -> Self {
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string);
+        Self {
+            forward: Some(Forward {
+                path_and_query,
+                headers: parts.headers.clone(),
+            }),
+            ..Self::from_headers(&parts.headers)
+        }
+    }
+
+    /// Notes the body as sent: its size, and the bytes for forwarding.
+    pub(crate) fn note_body(&mut self, body: &Bytes) {
+        self.body_bytes = Some(body.len() as u64);
+        self.raw_body = Some(body.clone());
+    }
+
     pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         let text = |name| {
             headers
@@ -91,6 +118,8 @@ impl RequestFacts {
             content_type: text(header::CONTENT_TYPE),
             content_encoding: text(header::CONTENT_ENCODING),
             body_bytes: None,
+            forward: None,
+            raw_body: None,
         }
     }
 }
@@ -102,6 +131,8 @@ struct Logged<'a> {
     rule: Option<usize>,
     delayed: bool,
     events: Option<u64>,
+    /// Proxy mode: what the upstream answered.
+    upstream: Option<String>,
 }
 
 impl Logged<'_> {
@@ -111,7 +142,7 @@ impl Logged<'_> {
         state: &AppState,
         fault: Option<FaultKind>,
         outcome: String,
-        duplicates: Option<u64>,
+        stored: Option<&StoreOutcome>,
         answered: bool,
     ) {
         let fault = fault.or(self.delayed.then_some(FaultKind::Latency));
@@ -125,12 +156,16 @@ impl Logged<'_> {
             content_encoding: self.facts.content_encoding.clone(),
             body_bytes: self.facts.body_bytes,
             events: self.events,
-            duplicates,
+            duplicates: stored.map(|stored| stored.duplicates),
+            duplicate_seqs: stored
+                .map(|stored| stored.duplicate_seqs.clone())
+                .unwrap_or_default(),
             fault: fault.map(|kind| kind.name().to_owned()),
             rule: self.rule,
             outcome,
             latency_ms: answered
                 .then(|| self.intake.ticket.arrived.elapsed().as_secs_f64() * 1000.0),
+            upstream: self.upstream.clone(),
         });
     }
 }
@@ -159,6 +194,24 @@ pub(crate) trait Answers {
     /// The answer of an injected status.
     fn injected(&self, status: StatusCode) -> Response {
         (status, Json(json!({ "error": "injected fault" }))).into_response()
+    }
+
+    /// The answer of an injected status that asks the client to wait `retry_after_secs` before retrying; by
+    /// default [`Answers::injected`] (the HTTP front doors add `Retry-After` to it in `serve_batch`).
+    fn injected_retry_after(&self, status: StatusCode, retry_after_secs: Option<u64>) -> Response {
+        let _ = retry_after_secs;
+        self.injected(status)
+    }
+
+    /// Proxy mode, for a front door that forwards requests itself (gRPC): forwards this request to its upstream and
+    /// gives the answer; `None` (the default) when it does not, and the HTTP forwarding of [`RequestFacts`] applies.
+    fn forward_upstream(&self) -> impl Future<Output = Option<proxy::Relayed>> + Send + '_ {
+        std::future::ready(None)
+    }
+
+    /// What the request log records as the outcome of an answer; by default its HTTP status code.
+    fn outcome(&self, response: &Response) -> String {
+        response.status().as_u16().to_string()
     }
 
     /// The answer when a `reject` fault rejects every one of the `records` decoded; by default an injected `400`
@@ -224,7 +277,7 @@ pub(crate) async fn read_body(
         }
     };
     let bytes = read_raw_body(headers, body, limit).await?;
-    facts.body_bytes = Some(bytes.len() as u64);
+    facts.note_body(&bytes);
     if !gzip {
         return Ok(bytes);
     }
@@ -293,6 +346,30 @@ pub(crate) async fn serve_batch(
             events: decoded.as_deref().ok(),
         },
     );
+    // Proxy mode: a request on its way to storage goes to the upstream first; the delay is added on the way back.
+    let on_its_way_to_storage = decoded.is_ok()
+        && matches!(
+            decision.action,
+            Action::Store | Action::ResetAfterStore | Action::CrashAfterStore
+        );
+    let upstream = match (on_its_way_to_storage, &state.upstream, &facts) {
+        (false, _, _) => None,
+        (
+            true,
+            Some(upstream),
+            RequestFacts {
+                forward: Some(forward),
+                raw_body: Some(body),
+                ..
+            },
+        ) => Some(proxy::Relayed::Http(
+            upstream.forward(forward, body.clone()).await,
+        )),
+        (true, _, _) => answers.forward_upstream().await,
+    };
+    if let Some(relayed) = &upstream {
+        state.store.count_upstream(&relayed.label());
+    }
     if let Some(delay) = decision.latency {
         state.store.count_fault(FaultKind::Latency);
         tokio::time::sleep(delay).await;
@@ -303,8 +380,9 @@ pub(crate) async fn serve_batch(
         rule: decision.rule,
         delayed: decision.latency.is_some(),
         events: decoded.as_ref().ok().map(|events| events.len() as u64),
+        upstream: upstream.as_ref().map(proxy::Relayed::label),
     };
-    let status_of = |response: &Response| response.status().as_u16().to_string();
+    let status_of = |response: &Response| answers.outcome(response);
     let response = match (decision.action, decoded) {
         (
             Action::Status {
@@ -374,23 +452,38 @@ pub(crate) async fn serve_batch(
                 response
             }
             Ok(outcome) => {
-                let duplicates = Some(outcome.duplicates);
-                match action {
-                    Action::ResetAfterStore => {
+                let duplicates = Some(&outcome);
+                // Proxy mode: the upstream's answer is the client's, after a plain store and after a
+                // `reset_after_store` the upstream did not acknowledge (there is no acknowledgement to lose).
+                let relayed = match (&action, upstream) {
+                    (Action::Store, Some(relayed)) => Some(relayed),
+                    (Action::ResetAfterStore, Some(relayed)) if !relayed.is_success() => {
+                        Some(relayed)
+                    }
+                    _ => None,
+                };
+                match (action, relayed) {
+                    (_, Some(relayed)) => {
+                        state.store.count_rejected(intake.rejected);
+                        let response = relay(answers, relayed);
+                        logged.log(state, None, status_of(&response), duplicates, true);
+                        response
+                    }
+                    (Action::ResetAfterStore, None) => {
                         state.store.count_fault(FaultKind::ResetAfterStore);
                         let kind = Some(FaultKind::ResetAfterStore);
                         logged.log(state, kind, "reset".to_owned(), duplicates, true);
                         reset(connection, "reset_after_store").await
                     }
-                    Action::CrashAfterStore => {
+                    (Action::CrashAfterStore, None) => {
                         state.store.count_fault(FaultKind::CrashAfterStore);
                         let kind = Some(FaultKind::CrashAfterStore);
                         logged.log(state, kind, "crash".to_owned(), duplicates, true);
                         crash(state, connection, "crash_after_store").await
                     }
-                    _ => {
+                    (_, None) => {
                         state.store.count_rejected(intake.rejected);
-                        let response = answers.stored(outcome);
+                        let response = answers.stored(outcome.clone());
                         logged.log(state, None, status_of(&response), duplicates, true);
                         response
                     }
@@ -402,6 +495,23 @@ pub(crate) async fn serve_batch(
         .store
         .count_response(intake.route, response.status().as_u16());
     response
+}
+
+/// The answer relayed from the upstream: its own, or the front door's `502`/`504` when it gave none.
+fn relay(answers: &impl Answers, upstream: proxy::Relayed) -> Response {
+    match upstream {
+        proxy::Relayed::Worded { response, .. } => response,
+        proxy::Relayed::Http(Ok(answered)) => answered.into_response(),
+        proxy::Relayed::Http(Err(error)) => {
+            tracing::warn!(error = %error_chain(&error), "the upstream gave no answer");
+            let header = proxy::failure_header(&error);
+            let mut response = answers.refused(Rejection::new(error.status(), error_chain(&error)));
+            response
+                .headers_mut()
+                .insert(proxy::UPSTREAM_HEADER, header);
+            response
+        }
+    }
 }
 
 /// Stores a batch, off the async runtime when it waits for a disk sync.
@@ -450,7 +560,7 @@ fn injected_status(
     retry_after_as_date: bool,
 ) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = answers.injected(code);
+    let mut response = answers.injected_retry_after(code, retry_after_secs);
     let headers = response.headers_mut();
     headers.insert(FAULT_HEADER, HeaderValue::from_static("status"));
     let retry_after = match retry_after_secs {
@@ -552,10 +662,12 @@ pub(crate) fn method_not_allowed(
         body_bytes: None,
         events: None,
         duplicates: None,
+        duplicate_seqs: Vec::new(),
         fault: None,
         rule: None,
         outcome: response.status().as_u16().to_string(),
         latency_ms: None,
+        upstream: None,
     });
     response
 }

@@ -26,7 +26,7 @@ pub(crate) async fn handle(State(state): State<Arc<AppState>>, request: Request)
     let ticket = state.store.begin_request(ROUTE, Protocol::Ingest);
     let (parts, body) = request.into_parts();
     let connection = parts.extensions.get::<ConnectionHandle>().cloned();
-    let mut facts = RequestFacts::from_headers(&parts.headers);
+    let mut facts = RequestFacts::from_parts(&parts);
     let limit = state.max_body_bytes;
     let decoded = match front_door::require_content_type(&parts.headers, &["application/json"]) {
         Ok(()) => match front_door::read_body(&parts.headers, body, limit, &mut facts).await {

@@ -1,8 +1,9 @@
 //! fake-ingest: a fake telemetry ingest server that captures, dedupes and injects faults, deterministically.
 //!
 //! It is the stand-in for a real ingest service: strict about the protocols (`docs/PROTOCOL.md`: our own
-//! `POST /ingest`, OTLP/HTTP and PostHog's capture API), honest about what it received (`/_fake/stats`,
-//! `/_fake/events`, the live page at `/`, `/metrics`), and able to misbehave on purpose (`docs/FAULTS.md`). Run it
+//! `POST /ingest`, OTLP/HTTP, OTLP/gRPC and PostHog's capture API), honest about what it received (`/_fake/stats`,
+//! `/_fake/events`, the live page at `/`, `/metrics`), and able to misbehave on purpose (`docs/FAULTS.md`), also in
+//! front of a real backend (proxy mode, `Config::upstream`). Run it
 //! as the `fake-ingest` binary, or embed it in tests:
 //!
 //! ```no_run
@@ -32,19 +33,26 @@
 //! - `fault_kinds`: the one list of fault kinds ([`FaultKind`], [`FaultCounts`], the plain action names).
 //! - `faults`: the fault plan ([`FaultPlan`]) and the deterministic per-request decision ([`FaultPlan::decide`]).
 //! - `dedupe_key`: the compact, exact form of a stored idempotency key.
+//! - `compact_event`: how the store keeps a captured event (its own fields as JSON, what it shares by pointer).
 //! - `store`: capture, dedupe, persistence and counters shared by every front door.
 //! - `log`: the on-disk batch log behind `--data-dir` (its module doc is the format spec).
 //! - `stats`: the [`Stats`] shape served at `/_fake/stats`.
 //! - `front_door`: the shared pipeline a data route runs (count, decide, delay, store, answer or misbehave).
 //! - `ingest`: the strict `POST /ingest` decoder.
 //! - `otlp`: the OTLP/HTTP front door (`/v1/logs`, `/v1/traces`, `/v1/metrics`, and PostHog's `/i/v1/...`): one walk
-//!   over resources and scopes, a file per signal, the derived dedupe keys.
+//!   over resources and scopes, a file per signal, the derived dedupe keys; [`otlp_json_requests`], captured records
+//!   back out as OTLP/JSON.
+//! - `grpc`: the OTLP/gRPC front door (`--otlp-grpc-listen`): `opentelemetry-proto`'s generated services on the
+//!   shared pipeline, faults worded as gRPC statuses.
+//! - `proxy`: proxy mode (`--upstream`): forwarding what the fault plan lets through to a real backend and
+//!   relaying its answer.
 //! - `posthog`: the PostHog capture front door (`/batch`, `/capture`, `/e`, `/i/v0/e`).
 //! - `web_body`: bounded gzip decompression shared by the front doors.
 //! - `web`: the live page at `GET /` and the Prometheus text at `GET /metrics` (rendered by `metrics`).
 //! - `query`: which captured events and logged requests a reader asks for and gets ([`EventsQuery`],
 //!   [`EventsPage`], [`RequestsQuery`], [`RequestsPage`]).
 //! - `expect`: waiting for events (`GET /_fake/wait`, [`Server::wait_for_events`]) and [`Expectation`]s.
+//! - `rate_history`: events and errors per interval since start, bounded ([`RateHistory`], the page's chart).
 //! - `request_log`: the bounded log of requests to data routes (`GET /_fake/requests`, [`RequestRecord`]).
 //! - `control`: the `/_fake/` control API.
 //! - `connection`: the per-connection handle that lets a handler reset its TCP connection.
@@ -53,6 +61,7 @@
 //! - `error`: [`Error`], the library's error type.
 
 pub mod cli;
+mod compact_event;
 mod config;
 mod connection;
 mod control;
@@ -63,12 +72,15 @@ mod expect;
 mod fault_kinds;
 mod faults;
 mod front_door;
+mod grpc;
 mod ingest;
 mod log;
 mod metrics;
 mod otlp;
 mod posthog;
+mod proxy;
 mod query;
+mod rate_history;
 mod request_log;
 mod server;
 mod state;
@@ -77,7 +89,7 @@ mod store;
 mod web;
 mod web_body;
 
-pub use config::{Config, DEFAULT_MAX_BODY_BYTES};
+pub use config::{Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_UPSTREAM_TIMEOUT};
 pub use error::Error;
 pub use event::{CapturedEvent, IncomingEvent, Protocol, SharedProperties};
 pub use expect::{Expectation, ExpectationFailed};
@@ -86,10 +98,12 @@ pub use faults::{
     Action, Decision, FaultContext, FaultPlan, Latency, MAX_LATENCY_MS, MAX_LOGNORMAL_SIGMA,
     MAX_NAME_BYTES, MAX_RETRY_AFTER_SECS, MAX_RULES, PlanError, PropertyMatch, Rule, When,
 };
+pub use otlp::otlp_json_requests;
 pub use query::{
     EventFilter, EventsFormat, EventsPage, EventsQuery, RequestRecord, RequestsPage, RequestsQuery,
     WaitOutcome, WaitQuery,
 };
+pub use rate_history::{MAX_BUCKETS as MAX_RATE_BUCKETS, RateBucket, RateHistory};
 pub use request_log::DEFAULT_MAX_REQUESTS_KEPT;
 pub use server::{CrashMode, Server, app};
 pub use stats::{MAX_UNKNOWN_ROUTES, OTHER_UNKNOWN_ROUTES, RouteStats, Stats};

@@ -1,6 +1,6 @@
 //! `GET /metrics`: the server's counters in the Prometheus text exposition format (version 0.0.4).
 //!
-//! Four counter families, each sample a running total since start (or since the last `POST /_fake/reset`):
+//! Five counter families, each sample a running total since start (or since the last `POST /_fake/reset`):
 //!
 //! | family | labels | counts |
 //! |---|---|---|
@@ -8,6 +8,7 @@
 //! | `fake_ingest_events_total` | `outcome` | events by outcome (`received`, `unique`, `duplicate`, `rejected`, ...) |
 //! | `fake_ingest_faults_total` | `kind` | injected faults per action kind |
 //! | `fake_ingest_unknown_route_requests_total` | `method`, `path` | requests to routes that are not served |
+//! | `fake_ingest_upstream_answers_total` | `outcome` | proxy mode: the upstream's answers, by status or failure |
 //!
 //! The renderer takes plain data ([`Counters`]), so it does not care how the server keeps its statistics; the
 //! output is sorted by labels so that it is stable for snapshots.
@@ -39,6 +40,8 @@ pub(crate) struct Counters {
     pub(crate) faults: Vec<(String, u64)>,
     /// Requests to unknown routes by method and path.
     pub(crate) unknown_routes: Vec<UnknownRouteCount>,
+    /// Proxy mode: the upstream's answers by status or failure.
+    pub(crate) upstream: Vec<(String, u64)>,
 }
 
 /// One `fake_ingest_unknown_route_requests_total` sample.
@@ -103,6 +106,13 @@ pub(crate) fn render(counters: &Counters) -> String {
             route.count
         );
     }
+    labelled_family(
+        &mut output,
+        "fake_ingest_upstream_answers_total",
+        "Proxy mode: the upstream's answers to forwarded requests, by status or failure (refused, timeout, failed).",
+        "outcome",
+        &counters.upstream,
+    );
     output
 }
 
@@ -178,6 +188,7 @@ mod tests {
                 path: "/i/v1/logz".to_owned(),
                 count: 2,
             }],
+            upstream: vec![("refused".to_owned(), 1), ("200".to_owned(), 4)],
         }
     }
 
@@ -201,6 +212,10 @@ fake_ingest_faults_total{kind=\"status\"} 1
 # HELP fake_ingest_unknown_route_requests_total Requests to routes that are not served (404), by method and path.
 # TYPE fake_ingest_unknown_route_requests_total counter
 fake_ingest_unknown_route_requests_total{method=\"POST\",path=\"/i/v1/logz\"} 2
+# HELP fake_ingest_upstream_answers_total Proxy mode: the upstream's answers to forwarded requests, by status or failure (refused, timeout, failed).
+# TYPE fake_ingest_upstream_answers_total counter
+fake_ingest_upstream_answers_total{outcome=\"200\"} 4
+fake_ingest_upstream_answers_total{outcome=\"refused\"} 1
 ";
         assert_eq!(text, expected);
     }
@@ -217,7 +232,7 @@ fake_ingest_unknown_route_requests_total{method=\"POST\",path=\"/i/v1/logz\"} 2
             text.lines()
                 .filter(|line| line.starts_with("# TYPE"))
                 .count(),
-            4
+            5
         );
     }
 }

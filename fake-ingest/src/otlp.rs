@@ -22,8 +22,8 @@
 //!
 //! # Map of the module
 //! `walk` is the one walk over resources and scopes every signal shares; `logs`, `traces` and `metrics` turn one
-//! record into events; `key` is the dedupe-key hash, `values` the OTLP-to-JSON conversions, `response` the answers
-//! and `http` the axum routes.
+//! record into events; `key` is the dedupe-key hash, `values` the OTLP-to-JSON conversions, `response` the answers,
+//! `http` the axum routes and `export` the way back out, captured records as OTLP/JSON.
 //!
 //! # Dedupe keys
 //! OTLP records carry no idempotency key field, so one is read from the `log.record.uid` attribute or derived; a
@@ -56,6 +56,7 @@ use serde_json::Value;
 
 use crate::event::{IncomingEvent, Protocol, SharedProperties};
 
+mod export;
 pub(crate) mod http;
 mod key;
 mod logs;
@@ -65,7 +66,8 @@ mod traces;
 mod values;
 mod walk;
 
-pub(crate) use response::{Response, error_response, success_response};
+pub use export::otlp_json_requests;
+pub(crate) use response::{Response, error_response, grpc_code, partial_success, success_response};
 
 /// The three OTLP signals, one route each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,22 +259,43 @@ pub(crate) fn decode_for(
     body: &[u8],
     request: Option<Arc<SharedProperties>>,
 ) -> Result<Decoded, DecodeError> {
-    match signal {
+    let message = match signal {
         Signal::Logs => {
-            let message: ExportLogsServiceRequest =
-                decode_message(encoding, body, "ExportLogsServiceRequest")?;
-            Ok(logs::decode(message, request))
+            ExportRequest::Logs(decode_message(encoding, body, "ExportLogsServiceRequest")?)
         }
         Signal::Traces => {
-            let message: ExportTraceServiceRequest =
-                decode_message(encoding, body, "ExportTraceServiceRequest")?;
-            Ok(traces::decode(message, request))
+            ExportRequest::Traces(decode_message(encoding, body, "ExportTraceServiceRequest")?)
         }
-        Signal::Metrics => {
-            let message: ExportMetricsServiceRequest =
-                decode_message(encoding, body, "ExportMetricsServiceRequest")?;
-            Ok(metrics::decode(message, request))
-        }
+        Signal::Metrics => ExportRequest::Metrics(decode_message(
+            encoding,
+            body,
+            "ExportMetricsServiceRequest",
+        )?),
+    };
+    Ok(decode_request(message, request))
+}
+
+/// An export request of any signal, as decoded from an OTLP/HTTP body or received by the gRPC services.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ExportRequest {
+    /// `ExportLogsServiceRequest`.
+    Logs(ExportLogsServiceRequest),
+    /// `ExportTraceServiceRequest`.
+    Traces(ExportTraceServiceRequest),
+    /// `ExportMetricsServiceRequest`.
+    Metrics(ExportMetricsServiceRequest),
+}
+
+/// Turns a decoded export request into the events to store and the records rejected: the one conversion OTLP/HTTP
+/// and OTLP/gRPC share; `request` is as for [`decode_for`].
+pub(crate) fn decode_request(
+    message: ExportRequest,
+    request: Option<Arc<SharedProperties>>,
+) -> Decoded {
+    match message {
+        ExportRequest::Logs(message) => logs::decode(message, request),
+        ExportRequest::Traces(message) => traces::decode(message, request),
+        ExportRequest::Metrics(message) => metrics::decode(message, request),
     }
 }
 

@@ -32,8 +32,15 @@ pub struct EventsQuery {
     /// else as a string).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equals: Option<String>,
+    /// Only events whose name, or a property's name or value (own or shared), contains this text, ignoring ASCII
+    /// case (a value that is not a string is searched as its JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
+    /// Only events carried by this request (its index in the request log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<u64>,
     /// `ndjson`: every matching event (`offset` and `limit` ignored), one JSON object a line, streamed, instead of
-    /// a page.
+    /// a page; `otlp-json`: the matching OTLP records as OTLP/JSON export requests, one a line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<EventsFormat>,
 }
@@ -44,6 +51,10 @@ pub struct EventsQuery {
 pub enum EventsFormat {
     /// Newline-delimited JSON: one [`CapturedEvent`] a line.
     Ndjson,
+    /// The OTLP records only, as OTLP/JSON export requests ([`crate::otlp_json_requests`]), one a line: a line
+    /// per signal per 1 000 events, in arrival order.
+    #[serde(rename = "otlp-json", alias = "otlp_json")]
+    OtlpJson,
 }
 
 impl EventsQuery {
@@ -55,6 +66,8 @@ impl EventsQuery {
             name: self.name.clone(),
             property: self.property.clone(),
             equals: self.equals.clone(),
+            search: self.search.clone(),
+            request_id: self.request_id,
         }
     }
 }
@@ -77,6 +90,12 @@ pub struct EventFilter {
     /// With `property`: only events whose property equals this (JSON when it parses, else a string).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equals: Option<String>,
+    /// Only events whose name or a property's name or value contains this text, ignoring ASCII case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
+    /// Only events carried by this request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<u64>,
 }
 
 impl EventFilter {
@@ -110,7 +129,28 @@ impl EventFilter {
                     }
                 }
             })
+            && self
+                .request_id
+                .is_none_or(|request_id| event.request_id == request_id)
+            && self
+                .search
+                .as_deref()
+                .is_none_or(|text| search_matches(event, text))
     }
+}
+
+/// Whether `text` occurs, ignoring ASCII case, in the event's name or in a property's name or value.
+fn search_matches(event: &CapturedEvent, text: &str) -> bool {
+    let needle = text.to_ascii_lowercase();
+    let contains = |haystack: &str| haystack.to_ascii_lowercase().contains(&needle);
+    contains(&event.event.name)
+        || event.event.merged_properties().iter().any(|(key, value)| {
+            contains(key)
+                || match value {
+                    Value::String(text) => contains(text),
+                    other => contains(&other.to_string()),
+                }
+        })
 }
 
 /// One page of captured events, in arrival order.
@@ -150,6 +190,9 @@ pub struct RequestRecord {
     pub events: Option<u64>,
     /// Of those, how many were duplicates of stored events (when it was stored).
     pub duplicates: Option<u64>,
+    /// The `seq` of the stored event each duplicate repeated, in request order (at most 100); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duplicate_seqs: Vec<u64>,
     /// The fault decided, by kind name (`status`, `reset_after_store`, ...); `latency` when only a delay applied.
     pub fault: Option<String>,
     /// The index of the plan rule that decided it.
@@ -158,6 +201,10 @@ pub struct RequestRecord {
     pub outcome: String,
     /// Milliseconds from arrival to the answer (absent for a hang).
     pub latency_ms: Option<f64>,
+    /// Proxy mode: what the upstream answered the forwarded request, its status code or `refused`, `timeout` or
+    /// `failed`; absent when the request was not forwarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 /// The query of `GET /_fake/requests`: which logged requests, how many.
@@ -230,6 +277,7 @@ impl WaitQuery {
             name: self.name.clone(),
             property: self.property.clone(),
             equals: self.equals.clone(),
+            ..EventFilter::default()
         }
     }
 }

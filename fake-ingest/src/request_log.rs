@@ -100,10 +100,12 @@ mod tests {
             body_bytes: None,
             events: None,
             duplicates: None,
+            duplicate_seqs: Vec::new(),
             fault: (outcome != "202").then(|| "status".to_owned()),
             rule: None,
             outcome: outcome.to_owned(),
             latency_ms: None,
+            upstream: None,
         }
     }
 

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
@@ -27,10 +27,13 @@ use crate::event::CapturedEvent;
 use crate::expect::{self, Expectation, ExpectationFailed};
 use crate::faults::FaultPlan;
 use crate::front_door::Rejection;
-use crate::query::{EventFilter, RequestsPage, RequestsQuery, WaitOutcome};
+use crate::query::{
+    EventFilter, EventsPage, EventsQuery, RequestsPage, RequestsQuery, WaitOutcome,
+};
+use crate::rate_history::RateHistory;
 use crate::state::{AppState, CrashBehavior};
 use crate::stats::Stats;
-use crate::{control, ingest, otlp, posthog, web};
+use crate::{control, grpc, ingest, otlp, posthog, web};
 
 /// The whole service as a router, without a socket: drive it with `tower::ServiceExt::oneshot`.
 ///
@@ -101,6 +104,7 @@ pub enum CrashMode {
 pub struct Server {
     addr: SocketAddr,
     otlp_addr: Option<SocketAddr>,
+    otlp_grpc_addr: Option<SocketAddr>,
     state: Arc<AppState>,
     stop: watch::Sender<bool>,
     /// The runtime thread of [`Server::start_blocking`].
@@ -136,15 +140,35 @@ impl Server {
             Some(otlp_listen) => Some(bind(otlp_listen).await?),
             None => None,
         };
+        let grpc_listener = match config.otlp_grpc_listen {
+            Some(grpc_listen) => Some(bind(grpc_listen).await?),
+            None => None,
+        };
         let otlp_addr = otlp_listener.as_ref().map(|(_, addr)| *addr);
+        let otlp_grpc_addr = grpc_listener.as_ref().map(|(_, addr)| *addr);
         let router = router(Arc::clone(&state));
         if let Some((otlp_listener, _)) = otlp_listener {
-            tokio::spawn(accept_loop(otlp_listener, router.clone(), stopped.clone()));
+            let serving = accept_loop(otlp_listener, router.clone(), stopped.clone(), Wire::Http1);
+            tokio::spawn(serving);
         }
-        tokio::spawn(accept_loop(listener, router, stopped));
+        if let Some((grpc_listener, _)) = grpc_listener {
+            let upstream = config
+                .upstream_grpc
+                .as_deref()
+                .map(|url| grpc::GrpcUpstream::new(url, config.upstream_timeout));
+            let grpc_router = grpc::router(Arc::clone(&state), upstream);
+            tokio::spawn(accept_loop(
+                grpc_listener,
+                grpc_router,
+                stopped.clone(),
+                Wire::Http2,
+            ));
+        }
+        tokio::spawn(accept_loop(listener, router, stopped, Wire::Http1));
         Ok(Server {
             addr,
             otlp_addr,
+            otlp_grpc_addr,
             state,
             stop,
             thread: None,
@@ -221,6 +245,12 @@ impl Server {
         self.otlp_addr.map(|addr| format!("http://{addr}"))
     }
 
+    /// The base URL of the OTLP/gRPC listener (`Config::otlp_grpc_listen`), `http://HOST:PORT`, when there is one:
+    /// the endpoint for an OTLP/gRPC exporter.
+    pub fn otlp_grpc_url(&self) -> Option<String> {
+        self.otlp_grpc_addr.map(|addr| format!("http://{addr}"))
+    }
+
     /// A snapshot of the counters (as `GET /_fake/stats`).
     pub fn stats(&self) -> Stats {
         self.state.store.stats()
@@ -229,6 +259,17 @@ impl Server {
     /// Every captured event, in arrival order.
     pub fn events(&self) -> Vec<CapturedEvent> {
         self.state.store.events()
+    }
+
+    /// One page of the captured events that match `query` (as `GET /_fake/events`: paging, filters, search, the
+    /// events of one request).
+    pub fn events_page(&self, query: &EventsQuery) -> EventsPage {
+        self.state.store.page(query)
+    }
+
+    /// Events received and errors answered per interval since start or the last reset (as `GET /_fake/history`).
+    pub fn history(&self) -> RateHistory {
+        self.state.store.history()
     }
 
     /// Waits until at least `min` captured events match `filter`, or `timeout` passes; answers what matched either
@@ -373,7 +414,19 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-async fn accept_loop(listener: TcpListener, router: Router, mut stop: watch::Receiver<bool>) {
+/// The HTTP version a listener speaks: HTTP/1 for the HTTP routes, HTTP/2 (prior knowledge) for gRPC.
+#[derive(Debug, Clone, Copy)]
+enum Wire {
+    Http1,
+    Http2,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+    wire: Wire,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -401,8 +454,18 @@ async fn accept_loop(listener: TcpListener, router: Router, mut stop: watch::Rec
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let io = TokioIo::new(ResettableStream::new(stream, handle.clone()));
-            let connection =
-                hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+            let connection = async move {
+                match wire {
+                    Wire::Http1 => {
+                        let http1 = hyper::server::conn::http1::Builder::new();
+                        http1.serve_connection(io, service).await
+                    }
+                    Wire::Http2 => {
+                        let http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                        http2.serve_connection(io, service).await
+                    }
+                }
+            };
             tokio::select! {
                 served = connection => {
                     if let Err(error) = served {

@@ -7,6 +7,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::error::Error;
 use crate::faults::FaultPlan;
+use crate::proxy::Upstream;
 use crate::store::Store;
 
 /// The state behind every route.
@@ -17,6 +18,8 @@ pub(crate) struct AppState {
     faults: RwLock<Arc<FaultPlan>>,
     pub(crate) store: Store,
     pub(crate) crash: CrashBehavior,
+    /// Proxy mode: where requests on their way to storage are forwarded.
+    pub(crate) upstream: Option<Upstream>,
 }
 
 /// What an injected crash does, by how the server runs.
@@ -43,6 +46,10 @@ impl AppState {
                 config.max_events_kept,
             )?,
             crash,
+            upstream: config
+                .upstream
+                .as_deref()
+                .and_then(|url| Upstream::new(url, config.upstream_timeout, config.max_body_bytes)),
         }))
     }
 

@@ -40,6 +40,10 @@ pub struct Stats {
     pub batches_stored: u64,
     /// Injected faults by kind.
     pub faults: FaultCounts,
+    /// Proxy mode (`--upstream`): the upstream's answers to forwarded requests, by status code (`"200"`, `"503"`)
+    /// or failure (`"refused"`, `"timeout"`, `"failed"`), counted apart from injected faults.
+    #[serde(default)]
+    pub upstream: BTreeMap<String, u64>,
     /// Requests and responses per route, e.g. `/ingest`.
     pub routes: BTreeMap<String, RouteStats>,
     /// Requests to routes fake-ingest does not serve (answered `404`), by method and path, e.g.

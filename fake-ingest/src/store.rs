@@ -4,28 +4,36 @@
 //! [`Protocol`] and route; the store appends it to the batch log (when there is one) and syncs it, then applies it in
 //! memory: each event whose idempotency key is new gets the next `seq` and is captured, the others count as
 //! duplicates. Counters of requests, responses and injected faults live here too, so `/_fake/stats` is one snapshot.
+//! Events are kept in their compact form ([`CompactEvent`]: a few hundred bytes for a 300-byte event instead of
+//! the ~1.2 KB its decoded tree takes) and decoded for readers; filters on protocol, route and request need no
+//! decoding.
 //!
 //! Invariant: one mutex guards the events, the dedupe keys, the counters and the log, so the log order is the `seq`
 //! order, a batch is applied whole or not at all, and a duplicate is only ever answered once the original is durable.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+use crate::compact_event::{BatchOrigin, CompactEvent};
 use crate::dedupe_key::DedupeKey;
 use crate::error::Error;
 use crate::event::{CapturedEvent, IncomingEvent, Protocol};
 use crate::fault_kinds::FaultKind;
 use crate::log::{BatchLog, BatchRecordRef};
 use crate::query::{EventsPage, EventsQuery, RequestRecord, RequestsPage, RequestsQuery};
+use crate::rate_history::{History, RateHistory};
 use crate::request_log::RequestLog;
 use crate::stats::Stats;
 
 /// The most events one `GET /_fake/events` page returns.
 pub(crate) const MAX_PAGE: usize = 10_000;
+
+/// The most duplicates of one request whose original's `seq` its request-log record lists.
+pub(crate) const MAX_DUPLICATE_SEQS: usize = 100;
 
 /// Capture, dedupe, persistence and counters.
 #[derive(Debug)]
@@ -38,10 +46,11 @@ pub(crate) struct Store {
 
 #[derive(Debug)]
 struct Inner {
-    /// The captured events still kept, oldest first (at most `max_events_kept`).
-    events: VecDeque<CapturedEvent>,
-    /// Every stored idempotency key, evicted events' included, so dedupe stays exact.
-    keys: HashSet<DedupeKey>,
+    /// The captured events still kept, oldest first (at most `max_events_kept`), in their compact form.
+    events: VecDeque<CompactEvent>,
+    /// Every stored idempotency key, evicted events' included, so dedupe stays exact, with the `seq` of the event
+    /// stored under it.
+    keys: HashMap<DedupeKey, u64>,
     max_events_kept: Option<usize>,
     stats: Stats,
     /// Fault-evaluated requests since start or the last reset.
@@ -53,15 +62,20 @@ struct Inner {
     started: Instant,
     log: Option<BatchLog>,
     requests: RequestLog,
+    /// Events received and errors answered per interval since start (the page's chart).
+    history: History,
 }
 
 /// What storing one batch did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StoreOutcome {
     /// Events newly stored.
     pub(crate) accepted: u64,
     /// Events whose key was already stored.
     pub(crate) duplicates: u64,
+    /// The `seq` of the stored event each duplicate repeated, in request order (the first
+    /// [`MAX_DUPLICATE_SEQS`]).
+    pub(crate) duplicate_seqs: Vec<u64>,
 }
 
 /// The index and clock reading a fault decision needs.
@@ -85,7 +99,7 @@ impl Store {
     ) -> Result<Self, Error> {
         let mut inner = Inner {
             events: VecDeque::new(),
-            keys: HashSet::new(),
+            keys: HashMap::new(),
             max_events_kept,
             stats: Stats::default(),
             request_index: 0,
@@ -94,6 +108,7 @@ impl Store {
             started: Instant::now(),
             log: None,
             requests: RequestLog::new(max_requests_kept),
+            history: History::new(),
         };
         if let Some(dir) = data_dir {
             let (log, records) = BatchLog::open(dir)?;
@@ -131,7 +146,7 @@ impl Store {
     pub(crate) fn export(data_dir: &Path) -> Result<Vec<CapturedEvent>, Error> {
         let mut inner = Inner {
             events: VecDeque::new(),
-            keys: HashSet::new(),
+            keys: HashMap::new(),
             max_events_kept: None,
             stats: Stats::default(),
             request_index: 0,
@@ -140,6 +155,7 @@ impl Store {
             started: Instant::now(),
             log: None,
             requests: RequestLog::new(0),
+            history: History::new(),
         };
         for record in crate::log::read(data_dir)? {
             inner.apply(
@@ -151,7 +167,7 @@ impl Store {
                 record.duplicates,
             );
         }
-        Ok(inner.events.into())
+        Ok(inner.decoded())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -212,6 +228,10 @@ impl Store {
     /// Counts a response sent from a data route.
     pub(crate) fn count_response(&self, route: &str, status: u16) {
         let mut inner = self.lock();
+        if status >= 400 {
+            let since_start = inner.started.elapsed();
+            inner.history.count(since_start, 0, 1);
+        }
         *inner.stats.responses.entry(status).or_default() += 1;
         *route_stats(&mut inner.stats, route)
             .responses
@@ -219,9 +239,39 @@ impl Store {
             .or_default() += 1;
     }
 
-    /// Counts an injected fault.
+    /// Counts an answer of the upstream (proxy mode): its status code or how forwarding failed.
+    pub(crate) fn count_upstream(&self, outcome: &str) {
+        *self
+            .lock()
+            .stats
+            .upstream
+            .entry(outcome.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Counts an injected fault (a reset, hang or crash is an error answer in the rate history too).
     pub(crate) fn count_fault(&self, kind: FaultKind) {
-        self.lock().stats.faults.count(kind);
+        let mut inner = self.lock();
+        inner.stats.faults.count(kind);
+        let answered_no_status = match kind {
+            FaultKind::ResetBeforeStore
+            | FaultKind::ResetAfterStore
+            | FaultKind::Hang
+            | FaultKind::CrashBeforeStore
+            | FaultKind::CrashAfterStore => true,
+            FaultKind::Latency | FaultKind::Status | FaultKind::Reject => false,
+        };
+        if answered_no_status {
+            let since_start = inner.started.elapsed();
+            inner.history.count(since_start, 0, 1);
+        }
+    }
+
+    /// The rate history since start or the last reset.
+    pub(crate) fn history(&self) -> RateHistory {
+        let mut inner = self.lock();
+        let since_start = inner.started.elapsed();
+        inner.history.snapshot(since_start)
     }
 
     /// Counts records refused on their own (never stored).
@@ -245,7 +295,9 @@ impl Store {
         let mut inner = self.lock();
         // Taken under the lock, so `received_at` never goes backwards along `seq`.
         let received_at = jiff::Timestamp::now().to_string();
-        let (events, duplicates) = inner.partition(events);
+        let received = events.len() as u64;
+        let (events, duplicate_seqs) = inner.partition(events);
+        let duplicates = duplicate_seqs.len() as u64;
         if let Some(log) = inner.log.as_mut() {
             log.append(&BatchRecordRef {
                 request_id,
@@ -256,7 +308,7 @@ impl Store {
                 duplicates,
             })?;
         }
-        let outcome = inner.apply(
+        let mut outcome = inner.apply(
             request_id,
             protocol,
             route,
@@ -264,6 +316,11 @@ impl Store {
             events,
             duplicates,
         );
+        inner.count_resent(&duplicate_seqs);
+        let since_start = inner.started.elapsed();
+        inner.history.count(since_start, received, 0);
+        outcome.duplicate_seqs = duplicate_seqs;
+        outcome.duplicate_seqs.truncate(MAX_DUPLICATE_SEQS);
         drop(inner);
         self.notify_changed();
         Ok(outcome)
@@ -285,8 +342,7 @@ impl Store {
         let deadline = Instant::now() + timeout;
         let mut inner = self.lock();
         loop {
-            let inner_ref = &mut *inner;
-            let (held, answer) = check(inner_ref.events.make_contiguous(), &inner_ref.stats);
+            let (held, answer) = check(&inner.decoded(), &inner.stats);
             let now = Instant::now();
             if held || now >= deadline {
                 return (held, answer);
@@ -310,9 +366,8 @@ impl Store {
         let mut changes = self.version.subscribe();
         loop {
             let (held, answer) = {
-                let mut inner = self.lock();
-                let inner = &mut *inner;
-                check(inner.events.make_contiguous(), &inner.stats)
+                let inner = self.lock();
+                check(&inner.decoded(), &inner.stats)
             };
             if held {
                 return (true, answer);
@@ -321,9 +376,8 @@ impl Store {
                 Ok(Ok(())) => {}
                 // Timed out, or the store is gone: answer with the last look.
                 Ok(Err(_)) | Err(_) => {
-                    let mut inner = self.lock();
-                    let inner = &mut *inner;
-                    return check(inner.events.make_contiguous(), &inner.stats);
+                    let inner = self.lock();
+                    return check(&inner.decoded(), &inner.stats);
                 }
             }
         }
@@ -341,23 +395,46 @@ impl Store {
 
     /// Every captured event, in arrival order.
     pub(crate) fn events(&self) -> Vec<CapturedEvent> {
-        self.lock().events.iter().cloned().collect()
+        self.lock().decoded()
     }
 
     /// One page of captured events.
     pub(crate) fn page(&self, query: &EventsQuery) -> EventsPage {
         let inner = self.lock();
         let filter = query.filter();
-        let matching = inner.events.iter().filter(|event| filter.matches(event));
+        // The protocol, route and request are in the compact form; the other conditions need the event's fields.
+        let origin_matches = |event: &&CompactEvent| {
+            filter
+                .protocol
+                .is_none_or(|protocol| event.protocol == protocol)
+                && filter
+                    .route
+                    .as_deref()
+                    .is_none_or(|route| event.batch.route == route)
+                && filter
+                    .request_id
+                    .is_none_or(|request_id| event.batch.request_id == request_id)
+        };
+        let needs_fields =
+            filter.name.is_some() || filter.property.is_some() || filter.search.is_some();
         let offset = query.offset.unwrap_or(0);
         let limit = query.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE);
         let mut total = 0;
         let mut events = Vec::new();
-        for (position, event) in matching.enumerate() {
-            total += 1;
-            if position >= offset && events.len() < limit {
-                events.push(event.clone());
+        for event in inner.events.iter().filter(origin_matches) {
+            let on_page = total >= offset && events.len() < limit;
+            if needs_fields {
+                let decoded = event.decode();
+                if !filter.matches(&decoded) {
+                    continue;
+                }
+                if on_page {
+                    events.push(decoded);
+                }
+            } else if on_page {
+                events.push(event.decode());
             }
+            total += 1;
         }
         let next_offset = (offset + events.len() < total).then_some(offset + events.len());
         EventsPage {
@@ -378,7 +455,8 @@ impl Store {
             log.truncate()?;
         }
         inner.events = VecDeque::new();
-        inner.keys = HashSet::new();
+        inner.keys = HashMap::new();
+        inner.history = History::new();
         inner.stats = Stats::default();
         inner.request_index = 0;
         inner.requests = RequestLog::new(inner.requests.max_kept());
@@ -392,25 +470,59 @@ impl Store {
 }
 
 impl Inner {
-    /// Splits a batch into the events whose key is new (in request order) and the count of the others: keys
-    /// already stored, or seen earlier in the same batch. Changes nothing: the batch may still fail to persist.
-    fn partition(&self, events: Vec<IncomingEvent>) -> (Vec<IncomingEvent>, u64) {
-        let mut seen_in_batch: HashSet<&str> = HashSet::new();
+    /// Every kept event, decoded, in arrival order.
+    fn decoded(&self) -> Vec<CapturedEvent> {
+        self.events.iter().map(CompactEvent::decode).collect()
+    }
+
+    /// Splits a batch into the events whose key is new (in request order) and, for each of the others (keys
+    /// already stored, or seen earlier in the same batch), the `seq` of the event it repeats (for one seen earlier
+    /// in the batch, the `seq` that event is about to get). Changes nothing: the batch may still fail to persist.
+    fn partition(&self, events: Vec<IncomingEvent>) -> (Vec<IncomingEvent>, Vec<u64>) {
+        let next_seq = self.stats.events_unique + 1;
+        let mut seen_in_batch: HashMap<&str, u64> = HashMap::new();
+        let mut duplicate_seqs = Vec::new();
+        let mut new_count = 0;
         let is_new: Vec<bool> = events
             .iter()
             .map(|event| {
-                !event.has_idempotency_key
-                    || (!self.keys.contains(&DedupeKey::new(&event.dedupe_key))
-                        && seen_in_batch.insert(&event.dedupe_key))
+                if event.has_idempotency_key {
+                    let stored = self.keys.get(&DedupeKey::new(&event.dedupe_key)).copied();
+                    let repeated =
+                        stored.or_else(|| seen_in_batch.get(event.dedupe_key.as_str()).copied());
+                    if let Some(seq) = repeated {
+                        duplicate_seqs.push(seq);
+                        return false;
+                    }
+                    seen_in_batch.insert(&event.dedupe_key, next_seq + new_count);
+                }
+                new_count += 1;
+                true
             })
             .collect();
-        let duplicates = is_new.iter().filter(|new| !**new).count() as u64;
         let new = events
             .into_iter()
             .zip(is_new)
             .filter_map(|(event, new)| new.then_some(event))
             .collect();
-        (new, duplicates)
+        (new, duplicate_seqs)
+    }
+
+    /// Counts one resend on each still-kept event whose `seq` is listed.
+    fn count_resent(&mut self, seqs: &[u64]) {
+        let Some(first_kept) = self.events.front().map(|event| event.seq) else {
+            return;
+        };
+        for seq in seqs {
+            // Invariant: kept events have consecutive `seq`s (evictions take the oldest), so the position is the
+            // difference.
+            if let Some(event) = seq
+                .checked_sub(first_kept)
+                .and_then(|position| self.events.get_mut(position as usize))
+            {
+                event.resent = event.resent.saturating_add(1);
+            }
+        }
     }
 
     /// Applies a batch in memory: `events` (each still checked against the stored keys, so that a log written
@@ -428,12 +540,26 @@ impl Inner {
         let mut outcome = StoreOutcome {
             accepted: 0,
             duplicates,
+            duplicate_seqs: Vec::new(),
         };
+        let batch = Arc::new(BatchOrigin {
+            request_id,
+            route: route.to_owned(),
+            received_at: received_at.to_owned(),
+        });
         for event in events {
             self.stats.events_received += 1;
-            if event.has_idempotency_key && !self.keys.insert(DedupeKey::new(&event.dedupe_key)) {
-                outcome.duplicates += 1;
-                continue;
+            let seq = self.stats.events_unique + outcome.accepted + 1;
+            if event.has_idempotency_key {
+                match self.keys.entry(DedupeKey::new(&event.dedupe_key)) {
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        outcome.duplicates += 1;
+                        continue;
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(seq);
+                    }
+                }
             }
             outcome.accepted += 1;
             if !event.has_idempotency_key {
@@ -445,14 +571,9 @@ impl Inner {
                 self.events.pop_front();
                 self.stats.events_evicted += 1;
             }
-            self.events.push_back(CapturedEvent {
-                seq: self.stats.events_unique + outcome.accepted,
-                request_id,
-                protocol,
-                route: route.to_owned(),
-                received_at: received_at.to_owned(),
-                event,
-            });
+            let mut compact = CompactEvent::new(protocol, &batch, &event);
+            compact.seq = seq;
+            self.events.push_back(compact);
         }
         self.stats.events_unique += outcome.accepted;
         self.stats.duplicates += outcome.duplicates;

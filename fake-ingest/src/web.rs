@@ -2,9 +2,11 @@
 //!
 //! `GET /` serves the live page, one self-contained HTML file (`assets/index.html`: HTML, CSS and JavaScript inline,
 //! no CDN, no build step) embedded in the binary. It polls the control API once a second: `GET /_fake/stats` for
-//! the counters and the events/errors-per-second chart, `GET /_fake/events` for the latest captured events, and
-//! changes the fault plan with `PUT /_fake/faults` (presets or a JSON editor) and everything with
-//! `POST /_fake/reset`. `GET /metrics` renders the same stats with [`crate::metrics`].
+//! the counters, `GET /_fake/history` for the events/errors-per-second chart since start, `GET /_fake/faults` for
+//! the plan in force (the preset it is, or "custom"), `GET /_fake/events` for the captured events (paged, filtered,
+//! searched, or those of one request; the trace tree from the spans) and `GET /_fake/requests` for the request log;
+//! it changes the fault plan with `PUT /_fake/faults` (presets or a JSON editor) and everything with
+//! `POST /_fake/reset` (after a confirmation). `GET /metrics` renders the same stats with [`crate::metrics`].
 //!
 //! Neither route is fault-injected or counted in the stats.
 
@@ -95,6 +97,11 @@ fn counters(stats: &Stats) -> Counters {
         events,
         faults,
         unknown_routes,
+        upstream: stats
+            .upstream
+            .iter()
+            .map(|(outcome, count)| (outcome.clone(), *count))
+            .collect(),
     }
 }
 
@@ -125,6 +132,8 @@ mod tests {
             "/_fake/events",
             "/_fake/faults",
             "/_fake/reset",
+            "/_fake/history",
+            "/_fake/requests",
         ] {
             assert!(INDEX_HTML.contains(path), "the page must use {path}");
         }

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::Decoded;
 use super::values::{
-    any_value_json, attributes_map, hex, insert_nonempty, insert_nonzero, rfc3339_from_unix_nanos,
+    any_value_json, attributes_map, hex, insert_nonempty, insert_unix_nanos,
+    rfc3339_from_unix_nanos,
 };
 use super::walk::{Origin, ResourceGroup, ScopeGroup, walk};
 use crate::event::{IncomingEvent, SharedProperties};
@@ -82,12 +83,12 @@ fn log_event(origin: &Origin, record: &LogRecord) -> IncomingEvent {
 
     let mut properties = attributes_map(&record.attributes);
     properties.insert("otel.body".to_owned(), body);
-    insert_nonzero(
+    insert_unix_nanos(
         &mut properties,
         "otel.time_unix_nano",
         record.time_unix_nano,
     );
-    insert_nonzero(
+    insert_unix_nanos(
         &mut properties,
         "otel.observed_time_unix_nano",
         record.observed_time_unix_nano,

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::Decoded;
 use super::values::{
-    finite_or_string, insert_nonempty, insert_nonzero, insert_some, rfc3339_from_unix_nanos,
+    finite_or_string, insert_nonempty, insert_some, insert_unix_nanos, rfc3339_from_unix_nanos,
 };
 use super::walk::{Origin, ResourceGroup, ScopeGroup, walk};
 use crate::event::{IncomingEvent, SharedProperties};
@@ -250,12 +250,12 @@ fn point_event(
     key.part(&point.time_unix_nano.to_le_bytes());
 
     let mut properties = super::values::attributes_map(point.attributes);
-    insert_nonzero(
+    insert_unix_nanos(
         &mut properties,
         "otel.start_time_unix_nano",
         point.start_time_unix_nano,
     );
-    insert_nonzero(&mut properties, "otel.time_unix_nano", point.time_unix_nano);
+    insert_unix_nanos(&mut properties, "otel.time_unix_nano", point.time_unix_nano);
     properties.extend(point.values);
 
     IncomingEvent {

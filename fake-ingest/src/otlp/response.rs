@@ -24,15 +24,7 @@ pub(crate) fn success_response(
     encoding: Encoding,
     rejected: &Rejections,
 ) -> Response {
-    let partial_success = (rejected.count > 0).then(|| {
-        let message = format!(
-            "{} {} rejected: {}",
-            rejected.count,
-            signal.records_noun(rejected.count),
-            rejected.first_reason.as_deref().unwrap_or("rejected")
-        );
-        (i64::try_from(rejected.count).unwrap_or(i64::MAX), message)
-    });
+    let partial_success = partial_success(signal, rejected);
     let body = match encoding {
         Encoding::Protobuf => encode_success_protobuf(signal, partial_success),
         Encoding::Json => {
@@ -57,6 +49,19 @@ pub(crate) fn success_response(
         content_type: encoding.content_type(),
         body,
     }
+}
+
+/// The `partialSuccess` of an answer when records were rejected: the count and a message naming the first reason.
+pub(crate) fn partial_success(signal: Signal, rejected: &Rejections) -> Option<(i64, String)> {
+    (rejected.count > 0).then(|| {
+        let message = format!(
+            "{} {} rejected: {}",
+            rejected.count,
+            signal.records_noun(rejected.count),
+            rejected.first_reason.as_deref().unwrap_or("rejected")
+        );
+        (i64::try_from(rejected.count).unwrap_or(i64::MAX), message)
+    })
 }
 
 /// The protobuf `Export*ServiceResponse` of a signal.
@@ -110,7 +115,7 @@ pub(crate) struct RpcStatus {
 }
 
 /// The gRPC code that best matches an HTTP status, for `google.rpc.Status.code`.
-fn grpc_code(http_status: u16) -> i32 {
+pub(crate) fn grpc_code(http_status: u16) -> i32 {
     match http_status {
         400 | 413 | 415 | 422 => 3, // INVALID_ARGUMENT (413: the batch is too big for this server)
         401 => 16,                  // UNAUTHENTICATED

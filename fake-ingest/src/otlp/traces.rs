@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::Decoded;
 use super::values::{
-    attributes_map, hex, insert_nonempty, insert_nonzero, rfc3339_from_unix_nanos,
+    attributes_map, hex, insert_nonempty, insert_unix_nanos, rfc3339_from_unix_nanos,
 };
 use super::walk::{Origin, ResourceGroup, ScopeGroup, walk};
 use crate::event::{IncomingEvent, SharedProperties};
@@ -78,12 +78,12 @@ fn span_event(origin: &Origin, span: &Span) -> IncomingEvent {
         &hex(&span.parent_span_id),
     );
     properties.insert("otel.kind".to_owned(), json!(span.kind));
-    insert_nonzero(
+    insert_unix_nanos(
         &mut properties,
         "otel.start_time_unix_nano",
         span.start_time_unix_nano,
     );
-    insert_nonzero(
+    insert_unix_nanos(
         &mut properties,
         "otel.end_time_unix_nano",
         span.end_time_unix_nano,

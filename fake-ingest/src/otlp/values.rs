@@ -73,9 +73,11 @@ pub(super) fn insert_nonempty(properties: &mut Map<String, Value>, key: &str, te
     }
 }
 
-pub(super) fn insert_nonzero(properties: &mut Map<String, Value>, key: &str, number: u64) {
-    if number != 0 {
-        properties.insert(key.to_owned(), json!(number));
+/// Inserts a Unix time in nanoseconds unless it is 0 (OTLP's "unset"), as a decimal string: as OTLP/JSON writes
+/// 64-bit integers, so that no reader that holds numbers as doubles (JavaScript) rounds it.
+pub(super) fn insert_unix_nanos(properties: &mut Map<String, Value>, key: &str, nanos: u64) {
+    if nanos != 0 {
+        properties.insert(key.to_owned(), Value::String(nanos.to_string()));
     }
 }
 

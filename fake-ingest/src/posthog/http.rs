@@ -39,11 +39,11 @@ pub(crate) async fn handle(
     let (parts, body) = request.into_parts();
     let connection = parts.extensions.get::<ConnectionHandle>().cloned();
     let limit = state.max_body_bytes;
-    let mut facts = RequestFacts::from_headers(&parts.headers);
+    let mut facts = RequestFacts::from_parts(&parts);
     let decoded = match front_door::read_raw_body(&parts.headers, body, limit).await {
         Err(rejection) => Err(rejection),
         Ok(bytes) => {
-            facts.body_bytes = Some(bytes.len() as u64);
+            facts.note_body(&bytes);
             let content_encoding = parts
                 .headers
                 .get(header::CONTENT_ENCODING)

@@ -1,7 +1,8 @@
 //! fake-ingest's memory and disk are bounded by what it was sent: on every data route, for adversarial requests
 //! (large resources and scopes shared by many tiny records, long metric names and descriptions, duplicates), the
 //! bytes a request leaves allocated in the server and the bytes it adds to the `--data-dir` log stay within a fixed
-//! multiple of the request body's size.
+//! multiple of the request body's size; and a captured event of the benches' sample keeps at most 1.5 times its wire
+//! size plus 64 bytes allocated.
 //!
 //! This is a test binary of its own, not a module of `tests/it`, because it installs a counting global allocator
 //! (`stats_alloc`): the counts are process-wide, so the binary holds only these tests, which drive the router with
@@ -536,4 +537,133 @@ fn the_reported_amplification_a_thousand_resource_attributes_over_twenty_thousan
     assert_eq!(cost.events_stored, 20_000);
     assert!(cost.retained <= cost.memory_limit(), "{cost:?}");
     assert!(cost.written <= cost.disk_limit(), "{cost:?}");
+}
+
+/// How many events the per-event measurement stores (`FAKE_INGEST_MEMORY_EVENTS` overrides it; docs/BENCHMARKS.md
+/// records the larger runs).
+const MEMORY_EVENTS: usize = 100_000;
+
+/// What a captured event may keep allocated: 1.5 times its bytes on the wire plus this much.
+const OVERHEAD_PER_EVENT: f64 = 64.0;
+
+/// The benches' sample event (about 300 bytes on the wire: a UUID v7, a name, an installation id, an RFC 3339
+/// time and three properties), with the `n`-th key.
+fn sample_event(n: usize) -> Value {
+    json!({
+        "uuid": uuid::Uuid::from_u128(0x0193_6f4e_8a2b_7c3d_9e4f_0000_0000_0000 | n as u128).hyphenated().to_string(),
+        "event": "cli_invocation",
+        "distinct_id": "7d1c6a3e-1f0b-4c8e-9a51-3f2d4b6c8e90",
+        "timestamp": "2026-11-23T10:55:10.123456Z",
+        "properties": {
+            "command": "deploy --environment production --region eu-west-1 --dry-run",
+            "duration_ms": 412 + n % 1000,
+            "success": true,
+        },
+    })
+}
+
+#[test]
+fn a_captured_event_keeps_at_most_one_and_a_half_times_its_wire_size_plus_64_bytes() {
+    let events: usize = std::env::var("FAKE_INGEST_MEMORY_EVENTS")
+        .ok()
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(MEMORY_EVENTS);
+    let _serial = serial();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    // Batches of 1 000 built before counting; the bytes on the wire are each event's JSON in its batch.
+    let mut wire_bytes = 0;
+    let bodies: Vec<Bytes> = (0..events)
+        .collect::<Vec<_>>()
+        .chunks(1_000)
+        .map(|chunk| {
+            let batch: Vec<Value> = chunk.iter().map(|n| sample_event(*n)).collect();
+            wire_bytes += batch
+                .iter()
+                .map(|event| event.to_string().len())
+                .sum::<usize>();
+            Bytes::from(json!({ "batch": batch }).to_string())
+        })
+        .collect();
+    let send = |router: &axum::Router, body: Bytes| {
+        runtime.block_on(async {
+            let request = Request::post("/ingest")
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .expect("a request");
+            let response = router.clone().oneshot(request).await.expect("infallible");
+            let status = response.status().as_u16();
+            let _ = response.into_body().collect().await.expect("a body");
+            status
+        })
+    };
+    // Warm up lazy statics on another server.
+    let _ = send(
+        &app(Config::default()).expect("a valid config"),
+        bodies[0].clone(),
+    );
+    let router = app(Config::default()).expect("a valid config");
+
+    // The bodies stay allocated until after the count (each request gets a reference), so that freeing them is
+    // not subtracted from what the server kept.
+    let region = Region::new(GLOBAL);
+    for body in &bodies {
+        assert_eq!(send(&router, body.clone()), 202);
+    }
+    let change = region.change();
+    drop(bodies);
+    // `bytes_allocated` and `bytes_deallocated` already include what reallocations grew and shrank.
+    let retained = change.bytes_allocated as isize - change.bytes_deallocated as isize;
+
+    let stats = runtime.block_on(async {
+        let request = Request::get("/_fake/stats")
+            .body(Body::empty())
+            .expect("a request");
+        let response = router.clone().oneshot(request).await.expect("infallible");
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes()
+    });
+    let stats: Value = serde_json::from_slice(&stats).expect("stats JSON");
+    assert_eq!(
+        stats["events_unique"], events,
+        "every event was stored once"
+    );
+    let sample = runtime.block_on(async {
+        let request = Request::get("/_fake/events?offset=0&limit=1")
+            .body(Body::empty())
+            .expect("a request");
+        let response = router.clone().oneshot(request).await.expect("infallible");
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes()
+    });
+    let sample: Value = serde_json::from_slice(&sample).expect("a page");
+    assert_eq!(
+        sample["events"][0]["properties"]["command"],
+        "deploy --environment production --region eu-west-1 --dry-run",
+        "the event reads back whole"
+    );
+
+    let per_event = retained as f64 / events as f64;
+    let wire_per_event = wire_bytes as f64 / events as f64;
+    let limit = 1.5 * wire_per_event + OVERHEAD_PER_EVENT;
+    eprintln!(
+        "{events} events: {wire_per_event:.1} bytes each on the wire, {per_event:.1} bytes each kept \
+         ({:.2}x the wire size; the limit is {limit:.1})",
+        per_event / wire_per_event
+    );
+    assert!(
+        per_event <= limit,
+        "{per_event:.1} bytes per event kept, more than {limit:.1}"
+    );
+    drop(router);
 }

@@ -19,7 +19,43 @@ fn help_lists_the_flags_and_shorthands() {
         .stdout(predicate::str::contains("--faults <PLAN.json>"))
         .stdout(predicate::str::contains("--data-dir <DIR>"))
         .stdout(predicate::str::contains("--reset-after-store <RATE>"))
-        .stdout(predicate::str::contains("--crash-after <N>"));
+        .stdout(predicate::str::contains("--crash-after <N>"))
+        .stdout(predicate::str::contains("--otlp-grpc-listen <ADDR>"))
+        .stdout(predicate::str::contains("--upstream <URL>"))
+        .stdout(predicate::str::contains("--upstream-grpc <URL>"));
+}
+
+#[test]
+fn the_grpc_listener_prints_its_own_line() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fake-ingest"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--otlp-grpc-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let lines = crate::support::stdout_lines(&mut child);
+    let mut printed = Vec::new();
+    while printed.len() < 2 {
+        match lines.recv_timeout(crate::support::PATIENCE) {
+            Ok(line) => printed.push(line),
+            Err(error) => panic!("only {printed:?} before {error}"),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        printed[0].starts_with("listening on http://127.0.0.1:"),
+        "{printed:?}"
+    );
+    assert!(
+        printed[1].starts_with("otlp grpc listening on http://127.0.0.1:"),
+        "{printed:?}"
+    );
 }
 
 #[test]
@@ -46,6 +82,7 @@ fn a_bad_flag_exits_with_code_2_and_names_it() {
         (vec!["--latency-ms", "0..86400001"], "--latency-ms"),
         (vec!["--retry-after", "86401"], "--retry-after"),
         (vec!["--no-such-flag"], "--no-such-flag"),
+        (vec!["--upstream", "https://example.com"], "upstream"),
     ] {
         fake_ingest()
             .args(&args)

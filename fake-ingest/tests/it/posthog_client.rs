@@ -44,48 +44,12 @@ if errors:
 print("sent %d" % count)
 "#;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("fake-ingest is in the workspace")
-        .to_path_buf()
-}
-
 /// The virtualenv's python with `posthog` importable, creating the virtualenv once per test run if needed.
 fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        let venv = workspace_root().join(".tools").join("posthog-venv");
-        let python = venv.join("bin").join("python");
-        let has_posthog = |python: &Path| {
-            Command::new(python).args(["-c", "import posthog"]).output().is_ok_and(|output| output.status.success())
-        };
-        if !has_posthog(&python) {
-            let created = Command::new("python3").arg("-m").arg("venv").arg(&venv).output();
-            match created {
-                Ok(output) if output.status.success() => {}
-                Ok(output) => panic!(
-                    "cannot create the PostHog client's virtualenv at {}: {}\n\
-                     The PostHog conformance tests need python3 with venv (Debian: apt-get install python3-venv).",
-                    venv.display(),
-                    String::from_utf8_lossy(&output.stderr)
-                ),
-                Err(error) => panic!("cannot run python3 ({error}); the PostHog conformance tests need python3 with venv"),
-            }
-            let pip = venv.join("bin").join("pip");
-            let installed = Command::new(&pip)
-                .args(["install", "--quiet", "--disable-pip-version-check", &format!("posthog=={POSTHOG_VERSION}")])
-                .output()
-                .expect("pip runs");
-            assert!(
-                installed.status.success(),
-                "cannot install posthog=={POSTHOG_VERSION} from PyPI into {}: {}",
-                venv.display(),
-                String::from_utf8_lossy(&installed.stderr)
-            );
-            assert!(has_posthog(&python), "posthog is installed but cannot be imported by {}", python.display());
-        }
-        python
+        let requirement = format!("posthog=={POSTHOG_VERSION}");
+        crate::support::venv_python("posthog-venv", &[&requirement], "posthog")
     })
 }
 

@@ -1,7 +1,7 @@
 //! Shared helpers: request bodies, an HTTP client, `oneshot` calls and the spawned binary.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -273,4 +273,58 @@ impl Drop for Binary {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The python of the virtualenv `.tools/<venv>` at the workspace root, in which `module` is importable: created
+/// (`python3 -m venv`, then `pip install` of `requirements` from PyPI) when it is missing. Panics, saying what is
+/// missing, without `python3` or PyPI: a conformance test never passes without its real client.
+pub(crate) fn venv_python(venv: &str, requirements: &[&str], module: &str) -> PathBuf {
+    let workspace_root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("fake-ingest is in the workspace");
+    let venv = workspace_root.join(".tools").join(venv);
+    let python = venv.join("bin").join("python");
+    let importable = |python: &Path| {
+        Command::new(python)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|output| output.status.success())
+    };
+    if importable(&python) {
+        return python;
+    }
+    let created = Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(&venv)
+        .output();
+    match created {
+        Ok(output) if output.status.success() => {}
+        Ok(output) => panic!(
+            "cannot create the virtualenv {}: {}\n\
+             The conformance tests with Python clients need python3 with venv (Debian: apt-get install python3-venv).",
+            venv.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(error) => panic!(
+            "cannot run python3 ({error}); the conformance tests with Python clients need python3 with venv"
+        ),
+    }
+    let installed = Command::new(venv.join("bin").join("pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(requirements)
+        .output()
+        .expect("pip runs");
+    assert!(
+        installed.status.success(),
+        "cannot install {requirements:?} from PyPI into {}: {}",
+        venv.display(),
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    assert!(
+        importable(&python),
+        "{module} is installed but cannot be imported by {}",
+        python.display()
+    );
+    python
 }
