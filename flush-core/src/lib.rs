@@ -135,6 +135,7 @@
 //! - [`sink`]: the seam between delivery and a backend (encode a batch, classify the answer) and the built-in
 //!   sinks; `sender` (one HTTP request: gzip, timeout, `Retry-After`), `batch` (body helpers), `retry`
 //!   (backoff), `breaker`, `dead_letter` (the dead-letter file).
+//! - `otlp_form`: OpenTelemetry spans and log records as events (the reserved `otel.*` properties).
 //! - `outcome` (how flush and shutdown ended) and `shared_store` (the store both threads lock): below the
 //!   reporter, the spooler and the sender, so types flow one way between them.
 //! - `store`: the seam between the pipeline and the [`spool`] (`disk_store`) or the bounded
@@ -159,7 +160,10 @@ mod error;
 mod event;
 mod installation_id;
 mod memory_store;
+mod otlp_form;
 mod outcome;
+#[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+mod own_output;
 mod queue;
 mod reporter;
 mod retry;
