@@ -5,9 +5,12 @@
 //!
 //! This module owns the mapping of the SDK's calls onto the reporter's (`emit`/`on_end` → `record`, `force_flush`
 //! → `checkpoint` + `flush`, `shutdown` → `shutdown`) and the conversion of the SDK's records into the messages
-//! `otlp_form` stores (with `opentelemetry-proto`'s own conversions, the ones the SDK's OTLP exporter uses).
+//! `otlp_form` stores (with `opentelemetry-proto`'s own conversions, the ones the SDK's OTLP exporter uses). On the
+//! application's thread a processor only names, times and keys the event and moves the SDK's record into it; the
+//! conversion runs on the spooler thread, when the event is serialized (the event's deferred properties).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::InstrumentationScope;
@@ -19,6 +22,7 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
 
+use crate::event::{DeferredProperties, Event};
 use crate::otlp_form;
 use crate::outcome::{FlushOutcome, ShutdownOutcome};
 use crate::own_output::{OWN_TARGET, RecordingGuard, is_under};
@@ -195,15 +199,12 @@ processor_common!(OtelLogProcessor);
 processor_common!(OtelSpanProcessor);
 
 impl Calls {
-    /// Records the event `build` makes, unless this is flush-core's own output; counts one that cannot be built.
-    fn record(&self, build: impl FnOnce() -> Result<crate::Event, serde_json::Error>) {
+    /// Records the event `build` makes, unless this is flush-core's own output.
+    fn record(&self, build: impl FnOnce() -> Event) {
         let Some(_guard) = RecordingGuard::enter() else {
             return;
         };
-        match build() {
-            Ok(event) => self.reporter.record(event),
-            Err(_) => self.reporter.count_unbuildable(),
-        }
+        self.reporter.record(build());
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -256,8 +257,18 @@ impl LogProcessor for OtelLogProcessor {
         }
         let record = &*record;
         self.calls.record(|| {
-            let scope = ProtoScope::from((scope, target));
-            otlp_form::log_event(&ProtoLogRecord::from(record), &scope)
+            let scope_name = target.as_deref().unwrap_or(scope.name());
+            let time = record.timestamp().or(record.observed_timestamp());
+            let event = otlp_form::log_event_shell(
+                record.event_name().unwrap_or_default(),
+                scope_name,
+                time,
+            );
+            event.with_deferred(Arc::new(DeferredLog {
+                record: record.clone(),
+                scope: scope.clone(),
+                target,
+            }))
         });
     }
 
@@ -287,8 +298,13 @@ impl SpanProcessor for OtelSpanProcessor {
             return;
         }
         self.calls.record(|| {
-            let scope = ProtoScope::from((&span.instrumentation_scope, None));
-            otlp_form::span_event(&ProtoSpan::from(span), &scope)
+            let event = otlp_form::span_event_shell(
+                span.name.clone(),
+                span.start_time,
+                &span.span_context.trace_id().to_bytes(),
+                &span.span_context.span_id().to_bytes(),
+            );
+            event.with_deferred(Arc::new(DeferredSpan(span)))
         });
     }
 
@@ -298,5 +314,40 @@ impl SpanProcessor for OtelSpanProcessor {
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.calls.shutdown(timeout)
+    }
+}
+
+/// A span's stored properties, built on the spooler thread.
+#[derive(Debug)]
+struct DeferredSpan(SpanData);
+
+impl DeferredProperties for DeferredSpan {
+    fn estimated_bytes(&self) -> usize {
+        let span = &self.0;
+        384 + 48 * span.attributes.len() + 96 * span.events.len() + 128 * span.links.len()
+    }
+
+    fn build(&self) -> Result<Vec<(&'static str, serde_json::Value)>, serde_json::Error> {
+        let scope = ProtoScope::from((&self.0.instrumentation_scope, None));
+        otlp_form::span_properties(&ProtoSpan::from(self.0.clone()), &scope)
+    }
+}
+
+/// A log record's stored properties, built on the spooler thread.
+#[derive(Debug)]
+struct DeferredLog {
+    record: SdkLogRecord,
+    scope: InstrumentationScope,
+    target: Option<std::borrow::Cow<'static, str>>,
+}
+
+impl DeferredProperties for DeferredLog {
+    fn estimated_bytes(&self) -> usize {
+        384 + 48 * self.record.attributes_iter().count()
+    }
+
+    fn build(&self) -> Result<Vec<(&'static str, serde_json::Value)>, serde_json::Error> {
+        let scope = ProtoScope::from((&self.scope, self.target.clone()));
+        otlp_form::log_properties(&ProtoLogRecord::from(&self.record), &scope)
     }
 }

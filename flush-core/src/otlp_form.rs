@@ -25,7 +25,9 @@
 //! [`OtlpLogs`](crate::sink::OtlpLogs).
 
 #[cfg(any(test, feature = "opentelemetry"))]
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+#[cfg(test)]
+use std::time::{Duration, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
@@ -44,18 +46,18 @@ pub(crate) const LOG_PROPERTY: &str = "otel.log";
 /// The property that holds the record's instrumentation scope (its `InstrumentationScope` message in OTLP/JSON).
 pub(crate) const SCOPE_PROPERTY: &str = "otel.scope";
 
-#[cfg(any(test, feature = "opentelemetry"))]
 /// The namespace of [`span_key`]'s UUID v5 (fixed forever: changing it would store every resent span twice).
+#[cfg(any(test, feature = "opentelemetry"))]
 const SPAN_KEY_NAMESPACE: Uuid = Uuid::from_u128(0x6f1d_2c4e_8b3a_4f5e_9d7c_1a2b_3c4d_5e6f);
 
-#[cfg(any(test, feature = "opentelemetry"))]
 /// A log record's name when it has neither an event name nor a scope name.
+#[cfg(any(test, feature = "opentelemetry"))]
 const LOG_FALLBACK_NAME: &str = "log";
 
-#[cfg(any(test, feature = "opentelemetry"))]
 /// The idempotency key of the span `trace_id` + `span_id`: the UUID v5 (SHA-1, name-based) of the 16-byte trace
 /// id followed by the 8-byte span id in a flush-core namespace. Deterministic, so a span recorded twice (say, again
 /// after a crash) is stored once.
+#[cfg(any(test, feature = "opentelemetry"))]
 pub(crate) fn span_key(trace_id: &[u8], span_id: &[u8]) -> Uuid {
     let mut name = Vec::with_capacity(trace_id.len() + span_id.len());
     name.extend_from_slice(trace_id);
@@ -63,47 +65,96 @@ pub(crate) fn span_key(trace_id: &[u8], span_id: &[u8]) -> Uuid {
     Uuid::new_v5(&SPAN_KEY_NAMESPACE, &name)
 }
 
+/// The event of a span, before its properties: named by the span, timed at its start, keyed by its ids.
 #[cfg(any(test, feature = "opentelemetry"))]
-/// The event that carries `span` (emitted under `scope`).
-///
-/// # Errors
-/// If the message cannot be put into JSON (the `opentelemetry-proto` serializers only fail on a custom error).
-pub(crate) fn span_event(
-    span: &Span,
-    scope: &InstrumentationScope,
-) -> Result<Event, serde_json::Error> {
-    Ok(Event::new(span.name.clone())
-        .with_timestamp(from_unix_nanos(span.start_time_unix_nano))
-        .with_idempotency_key(span_key(&span.trace_id, &span.span_id))
-        .with(SPAN_PROPERTY, serde_json::to_value(span)?)
-        .with(SCOPE_PROPERTY, serde_json::to_value(scope)?))
+pub(crate) fn span_event_shell(
+    name: impl Into<std::borrow::Cow<'static, str>>,
+    start: SystemTime,
+    trace_id: &[u8],
+    span_id: &[u8],
+) -> Event {
+    Event::new(name)
+        .with_timestamp(start)
+        .with_idempotency_key(span_key(trace_id, span_id))
 }
 
-#[cfg(any(test, feature = "opentelemetry"))]
-/// The event that carries `record` (emitted under `scope`).
+/// The properties that carry `span`, emitted under `scope`.
 ///
 /// # Errors
 /// If the message cannot be put into JSON (the `opentelemetry-proto` serializers only fail on a custom error).
-pub(crate) fn log_event(
-    record: &LogRecord,
+#[cfg(any(test, feature = "opentelemetry"))]
+pub(crate) fn span_properties(
+    span: &Span,
     scope: &InstrumentationScope,
-) -> Result<Event, serde_json::Error> {
-    let name = [record.event_name.as_str(), scope.name.as_str()]
+) -> Result<Vec<(&'static str, Value)>, serde_json::Error> {
+    Ok(vec![
+        (SPAN_PROPERTY, serde_json::to_value(span)?),
+        (SCOPE_PROPERTY, serde_json::to_value(scope)?),
+    ])
+}
+
+/// The event of a log record, before its properties: named by its event name, else its scope's name, else `log`;
+/// timed at its own time, else its observed time (`None`: the recording instant).
+#[cfg(any(test, feature = "opentelemetry"))]
+pub(crate) fn log_event_shell(
+    event_name: &str,
+    scope_name: &str,
+    time: Option<SystemTime>,
+) -> Event {
+    let name = [event_name, scope_name]
         .into_iter()
         .find(|name| !name.is_empty())
         .unwrap_or(LOG_FALLBACK_NAME)
         .to_owned();
-    let time = match record.time_unix_nano {
-        0 => record.observed_time_unix_nano,
-        time => time,
-    };
-    let mut event = Event::new(name);
-    if time != 0 {
-        event = event.with_timestamp(from_unix_nanos(time));
+    let event = Event::new(name);
+    match time {
+        Some(time) => event.with_timestamp(time),
+        None => event,
     }
-    Ok(event
-        .with(LOG_PROPERTY, serde_json::to_value(record)?)
-        .with(SCOPE_PROPERTY, serde_json::to_value(scope)?))
+}
+
+/// The properties that carry `record`, emitted under `scope`.
+///
+/// # Errors
+/// If the message cannot be put into JSON (the `opentelemetry-proto` serializers only fail on a custom error).
+#[cfg(any(test, feature = "opentelemetry"))]
+pub(crate) fn log_properties(
+    record: &LogRecord,
+    scope: &InstrumentationScope,
+) -> Result<Vec<(&'static str, Value)>, serde_json::Error> {
+    Ok(vec![
+        (LOG_PROPERTY, serde_json::to_value(record)?),
+        (SCOPE_PROPERTY, serde_json::to_value(scope)?),
+    ])
+}
+
+/// The event that carries `span` (emitted under `scope`), its properties built at once.
+#[cfg(test)]
+pub(crate) fn span_event(span: &Span, scope: &InstrumentationScope) -> Event {
+    let shell = span_event_shell(
+        span.name.clone(),
+        from_unix_nanos(span.start_time_unix_nano),
+        &span.trace_id,
+        &span.span_id,
+    );
+    span_properties(span, scope)
+        .unwrap()
+        .into_iter()
+        .fold(shell, |event, (key, value)| event.with(key, value))
+}
+
+/// The event that carries `record` (emitted under `scope`), its properties built at once.
+#[cfg(test)]
+pub(crate) fn log_event(record: &LogRecord, scope: &InstrumentationScope) -> Event {
+    let time = [record.time_unix_nano, record.observed_time_unix_nano]
+        .into_iter()
+        .find(|time| *time != 0)
+        .map(from_unix_nanos);
+    let shell = log_event_shell(&record.event_name, &scope.name, time);
+    log_properties(record, scope)
+        .unwrap()
+        .into_iter()
+        .fold(shell, |event, (key, value)| event.with(key, value))
 }
 
 /// The span stored in `properties`, if they hold one.
@@ -146,7 +197,7 @@ fn stored<T: serde::de::DeserializeOwned>(
         .transpose()
 }
 
-#[cfg(any(test, feature = "opentelemetry"))]
+#[cfg(test)]
 fn from_unix_nanos(nanos: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(nanos)
 }
@@ -225,7 +276,7 @@ mod tests {
             version: "2.0".into(),
             ..InstrumentationScope::default()
         };
-        let stored = through_the_spool(span_event(&span, &scope).unwrap());
+        let stored = through_the_spool(span_event(&span, &scope));
         assert_eq!(stored.name, "GET /items");
         assert_eq!(stored.uuid, span_key(&span.trace_id, &span.span_id));
         assert_eq!(stored.timestamp_text, "2026-11-23T10:55:10.123456789Z");
@@ -254,7 +305,7 @@ mod tests {
             name: "my_app::disk".into(),
             ..InstrumentationScope::default()
         };
-        let stored = through_the_spool(log_event(&record, &scope).unwrap());
+        let stored = through_the_spool(log_event(&record, &scope));
         assert_eq!(stored.name, "my_app::disk");
         assert_eq!(stored.timestamp_text, "2026-11-23T10:55:10.000000001Z");
         assert_eq!(stored.uuid.get_version_num(), 7);

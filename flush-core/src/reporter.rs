@@ -417,14 +417,6 @@ impl Reporter {
     pub fn distinct_id(&self) -> &str {
         &self.inner.distinct_id
     }
-
-    /// Counts an event that an adapter took charge of but could not build (so it never reached `record`) as
-    /// recorded and dropped as unserializable: never lost silently, and the accounting identity still balances.
-    #[cfg(feature = "opentelemetry")]
-    pub(crate) fn count_unbuildable(&self) {
-        add(&self.inner.counters.recorded, 1);
-        add(&self.inner.counters.dropped_unserializable, 1);
-    }
 }
 
 /// Runs a worker, restarting it after a panic up to [`MAX_RESTARTS`] times.

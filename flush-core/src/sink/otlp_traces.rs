@@ -189,9 +189,9 @@ mod tests {
     #[test]
     fn stored_spans_go_out_as_they_were_under_their_scopes() {
         let records = vec![
-            stored(otlp_form::span_event(&span("a", 2), &scope("db")).unwrap()),
-            stored(otlp_form::span_event(&span("b", 3), &scope("http")).unwrap()),
-            stored(otlp_form::span_event(&span("c", 4), &scope("db")).unwrap()),
+            stored(otlp_form::span_event(&span("a", 2), &scope("db"))),
+            stored(otlp_form::span_event(&span("b", 3), &scope("http"))),
+            stored(otlp_form::span_event(&span("c", 4), &scope("db"))),
         ];
         let request = OtlpTraces::new()
             .service_name("svc")
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn the_same_span_recorded_twice_is_sent_once() {
-        let record = stored(otlp_form::span_event(&span("a", 2), &scope("db")).unwrap());
+        let record = stored(otlp_form::span_event(&span("a", 2), &scope("db")));
         let records = vec![record.clone(), record];
         let request = OtlpTraces::new()
             .encode(&Batch::new(&records, "install-1"))
