@@ -129,7 +129,7 @@ pub struct OtelLogProcessor {
 /// # What each call does (both processors)
 /// | SDK call | reporter call | blocks? |
 /// |---|---|---|
-/// | `on_end` (spans), `emit` (log records) | [`Reporter::record`] | never: the record is converted and queued |
+/// | `on_end` (spans), `emit` (log records) | [`Reporter::record`] | never: the record is moved into an event and queued (its conversion runs on the spooler thread) |
 /// | `force_flush` | [`Reporter::checkpoint`], then [`Reporter::flush`] with the [flush timeout](Self::flush_timeout) | until the queue is in the spool and synced, then up to the flush timeout |
 /// | `shutdown_with_timeout(t)` (`shutdown`: 5 s) | [`Reporter::shutdown`]`(t)` | up to `t` (storing the queue may take up to 1 s more) |
 ///
