@@ -11,6 +11,9 @@
 //! - `floor_post_loop/{plain,gzip}/{1,50,500}`: serialize each batch and POST it with the same HTTP client as
 //!   flush-core (`ureq`, one keep-alive connection, the same gzip level), waiting for each answer. One iteration
 //!   is one batch.
+//! - `ours_sink/{posthog,otlp_logs}/{plain,gzip}/50` and `floor_sink_post/{posthog,otlp_logs}/{plain,gzip}/50`: the
+//!   same pair through the PostHog sink (`/batch/`) and the OTLP logs sink (`/v1/logs`, protobuf); the floor encodes
+//!   each batch with the same sink (`benches::floors::sink_post_loop`), so both sides pay the same encoding.
 //!
 //! Both talk to the same in-process fake-ingest (faults off, dedupe on), which shares the two cores with them.
 //!
@@ -23,10 +26,12 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use benches::floors::post_loop::PostLoop;
+use benches::floors::sink_post_loop::SinkPostLoop;
 use benches::flush::sample_flush_event;
 use benches::sample::{SAMPLE_DISTINCT_ID, sample_event};
 use benches::util::{print_load, selected, temp_dir};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use flush_core::sink::{Ingest, OtlpLogs, PostHog, Sink};
 use flush_core::spool::SyncPolicy;
 use flush_core::{Config, FlushOutcome, Reporter};
 
@@ -52,9 +57,47 @@ enum Tweak {
     SyncNeverPoll1ms,
 }
 
+/// The backends measured beside the default `/ingest`.
+const OTHER_SINKS: [SinkChoice; 2] = [SinkChoice::PostHog, SinkChoice::OtlpLogs];
+
+/// Which sink delivers.
+#[derive(Clone, Copy)]
+enum SinkChoice {
+    Ingest,
+    PostHog,
+    OtlpLogs,
+}
+
+impl SinkChoice {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::PostHog => "posthog",
+            Self::OtlpLogs => "otlp_logs",
+        }
+    }
+
+    fn sink(self) -> Box<dyn Sink> {
+        match self {
+            Self::Ingest => Box::new(Ingest),
+            Self::PostHog => Box::new(PostHog::new("phc_bench")),
+            Self::OtlpLogs => Box::new(OtlpLogs::new()),
+        }
+    }
+
+    /// The endpoint the sink is configured with: `/ingest` is posted to as written, the others add their path.
+    fn endpoint(self, server: &str) -> String {
+        match self {
+            Self::Ingest => format!("{server}/ingest"),
+            Self::PostHog | Self::OtlpLogs => server.to_owned(),
+        }
+    }
+}
+
 /// One configuration of ours.
 struct Variant {
     name: String,
+    sink: SinkChoice,
     gzip: bool,
     batch: usize,
     tweak: Tweak,
@@ -71,8 +114,18 @@ fn ours(c: &mut Criterion) {
         for batch in BATCHES {
             variants.push(Variant {
                 name: format!("ours/{}", transport(gzip)),
+                sink: SinkChoice::Ingest,
                 gzip,
                 batch,
+                tweak: Tweak::None,
+            });
+        }
+        for sink in OTHER_SINKS {
+            variants.push(Variant {
+                name: format!("ours_sink/{}/{}", sink.name(), transport(gzip)),
+                sink,
+                gzip,
+                batch: 50,
                 tweak: Tweak::None,
             });
         }
@@ -87,6 +140,7 @@ fn ours(c: &mut Criterion) {
     ] {
         variants.push(Variant {
             name: name.to_owned(),
+            sink: SinkChoice::Ingest,
             gzip: false,
             batch: 50,
             tweak,
@@ -94,6 +148,7 @@ fn ours(c: &mut Criterion) {
     }
     for Variant {
         name,
+        sink,
         gzip,
         batch,
         tweak,
@@ -104,7 +159,8 @@ fn ours(c: &mut Criterion) {
                 continue;
             }
             let dir = temp_dir("end-to-end");
-            let mut builder = Config::builder(format!("{}/ingest", server.url()))
+            let mut builder = Config::builder(sink.endpoint(&server.url()))
+                .shared_sink(sink.sink().into())
                 .spool_dir(dir.path().join("spool"))
                 .distinct_id(SAMPLE_DISTINCT_ID)
                 .batch_size(NonZeroUsize::new(batch).expect("a batch size is not zero"))
@@ -160,6 +216,22 @@ fn floor_post_loop(c: &mut Criterion) {
             group.throughput(Throughput::Elements(batch as u64));
             group.bench_with_input(
                 BenchmarkId::new(format!("floor_post_loop/{}", transport(gzip)), batch),
+                &events,
+                |b, events| {
+                    b.iter(|| client.post(events).expect("post a batch"));
+                },
+            );
+        }
+        for sink in OTHER_SINKS {
+            let client =
+                SinkPostLoop::new(sink.sink(), &server.url(), gzip).expect("the sink's endpoint");
+            let events = vec![sample_event(); 50];
+            group.throughput(Throughput::Elements(50));
+            group.bench_with_input(
+                BenchmarkId::new(
+                    format!("floor_sink_post/{}/{}", sink.name(), transport(gzip)),
+                    50,
+                ),
                 &events,
                 |b, events| {
                     b.iter(|| client.post(events).expect("post a batch"));

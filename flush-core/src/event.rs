@@ -1,9 +1,9 @@
 //! The event an application records, and its canonical stored form.
 //!
 //! An [`Event`] is cheap to build: a name (a `&'static str` costs nothing) and a small list of properties. The
-//! reporter stamps it with a UUID v7 and the wall-clock time in `record()` (unless the event brings its own
-//! idempotency key or time); everything else — formatting the timestamp, serializing — happens on the worker thread,
-//! off the hot path.
+//! reporter reads the wall-clock time in `record()` (unless the event brings its own time); everything else —
+//! minting its UUID v7 idempotency key (unless it brings its own), formatting the timestamp, serializing — happens
+//! on the spooler's thread, off the hot path, before the event is stored.
 //!
 //! # The canonical stored form
 //! Every event is stored once, in one form whatever the sink: the JSON object of docs/PROTOCOL.md's `batch` array,
@@ -229,72 +229,60 @@ fn shallow_size(value: &Value) -> usize {
     }
 }
 
-/// An event as `record()` queued it: stamped, not yet serialized.
+/// An event as `record()` queued it: stamped with its recording instant, not yet keyed nor serialized.
 #[derive(Debug)]
 pub(crate) struct StampedEvent {
-    /// A fresh UUID v7 (whose time is the recording instant), or the event's own key.
-    pub(crate) uuid: Uuid,
+    /// The event's own time, or the instant `record()` read from the clock.
+    recorded_at: SystemTime,
     pub(crate) estimated_bytes: usize,
     pub(crate) event: Event,
 }
 
 impl StampedEvent {
-    /// Stamps `event` with a fresh UUID v7 (which carries the current time), unless it brings its own idempotency
-    /// key: then the recording instant is read from the clock, unless it brings its own time too. This is the hot
-    /// path's only real cost.
-    pub(crate) fn stamp(mut event: Event) -> Self {
+    /// Stamps `event` with the recording instant: one clock read, unless it brings its own time. This is all the
+    /// hot path does to an event; its idempotency key is minted later, on the spooler's thread ([`Self::key`]).
+    pub(crate) fn stamp(event: Event) -> Self {
         let estimated_bytes = event.estimated_bytes();
-        let uuid = match event.own.as_deref_mut() {
-            Some(OwnStamp {
-                timestamp,
-                idempotency_key: Some(key),
-                ..
-            }) => {
-                timestamp.get_or_insert_with(SystemTime::now);
-                *key
-            }
-            _ => new_v7(),
-        };
+        let recorded_at = event.timestamp().unwrap_or_else(SystemTime::now);
         Self {
-            uuid,
+            recorded_at,
             estimated_bytes,
             event,
         }
     }
 
-    /// Serializes the event in the canonical stored form (one JSON object of the protocol's `batch` array) into
-    /// `buffer` (cleared first).
+    /// The event's idempotency key: its own, or a fresh UUID v7 minted on this thread for the recording instant.
+    /// Called once per event, before it is stored: the key is part of the stored record from then on.
+    ///
+    /// A minted id carries the recording instant in its time bits, except when events recorded on several threads
+    /// reach the minting thread out of order within a millisecond or two: the id then carries the latest instant
+    /// minted so far, so that the ids of one spooler stay ordered. The stored `timestamp` is always the recording
+    /// instant itself.
+    pub(crate) fn key(&self) -> Uuid {
+        self.event
+            .idempotency_key()
+            .unwrap_or_else(|| new_v7_at(self.recorded_at))
+    }
+
+    /// Serializes the event under `key` in the canonical stored form (one JSON object of the protocol's `batch`
+    /// array) into `buffer` (cleared first). The timestamp is the recording instant to the millisecond, or to the
+    /// nanosecond when the event brought its own time or key.
     ///
     /// # Errors
     /// If a property cannot be serialized (serde_json's own values always can) or the event's own time is outside
     /// the years -9999 to 9999; the caller drops the event (counted as unserializable).
     pub(crate) fn serialize_into(
         &self,
+        key: Uuid,
         distinct_id: &str,
         buffer: &mut Vec<u8>,
     ) -> Result<(), serde_json::Error> {
         buffer.clear();
-        let timestamp = match self.event.timestamp() {
-            // An explicit time keeps its precision, up to the nanosecond.
-            Some(at) => jiff::Timestamp::try_from(at)
-                .map(|at| at.to_string())
-                .map_err(serde::ser::Error::custom)?,
-            // The UUID v7 carries the recording time in milliseconds: one clock read in `record()`.
-            None => {
-                let at = self
-                    .uuid
-                    .get_timestamp()
-                    .map(|at| at.to_unix())
-                    .and_then(|(seconds, nanos)| {
-                        jiff::Timestamp::new(
-                            i64::try_from(seconds).ok()?,
-                            i32::try_from(nanos).ok()?,
-                        )
-                        .ok()
-                    })
-                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-                format!("{at:.3}")
-            }
+        let at = jiff::Timestamp::try_from(self.recorded_at).map_err(serde::ser::Error::custom)?;
+        let timestamp = if self.event.own.is_some() {
+            at.to_string()
+        } else {
+            format!("{at:.3}")
         };
         let deferred = match self
             .event
@@ -306,7 +294,7 @@ impl StampedEvent {
             None => Vec::new(),
         };
         let wire = WireEvent {
-            uuid: self.uuid,
+            uuid: key,
             event: &self.event.name,
             distinct_id: self.event.distinct_id.as_deref().unwrap_or(distinct_id),
             timestamp,
@@ -379,18 +367,37 @@ pub(crate) fn decode_stored(record: &[u8]) -> Result<StoredEvent, StoredFormErro
 }
 
 thread_local! {
-    /// A UUID v7 context per thread: `Uuid::now_v7()` shares one behind a global mutex, which producers on many
-    /// threads would contend for on the hot path. Per thread, ids are ordered; across threads they are unique (a
-    /// random 41-bit counter seed per millisecond plus random bits) and ordered to the millisecond.
+    /// A UUID v7 context per thread (in practice the spooler's, which mints every key): `Uuid::now_v7()` shares one
+    /// behind a global mutex. Per thread, ids are ordered; across threads (several reporters in one process) they
+    /// are unique (a random 41-bit counter seed per millisecond plus random bits) and ordered to the millisecond.
     static UUID_CONTEXT: uuid::ContextV7 = const { uuid::ContextV7::new() };
 }
 
-/// A fresh UUID v7 from this thread's context (the shared one while the thread's locals are being destroyed, so
-/// `record()` from a thread-local destructor does not panic).
-fn new_v7() -> Uuid {
+/// A fresh UUID v7 for the instant `at` (to the millisecond) from this thread's context, or from a context of its
+/// own while the thread's locals are being destroyed.
+fn new_v7_at(at: SystemTime) -> Uuid {
+    let since_epoch = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (seconds, millis_as_nanos) = (
+        since_epoch.as_secs(),
+        since_epoch.subsec_millis() * 1_000_000,
+    );
     UUID_CONTEXT
-        .try_with(|context| Uuid::new_v7(uuid::Timestamp::now(context)))
-        .unwrap_or_else(|_| Uuid::now_v7())
+        .try_with(|context| {
+            Uuid::new_v7(uuid::Timestamp::from_unix(
+                context,
+                seconds,
+                millis_as_nanos,
+            ))
+        })
+        .unwrap_or_else(|_| {
+            Uuid::new_v7(uuid::Timestamp::from_unix(
+                uuid::ContextV7::new(),
+                seconds,
+                millis_as_nanos,
+            ))
+        })
 }
 
 #[derive(serde::Serialize)]
@@ -436,28 +443,27 @@ pub(crate) fn uuid_of(record: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
-    /// A UUID v7 for the given Unix time in milliseconds.
-    fn v7_at(unix_ms: u64) -> Uuid {
-        let timestamp = uuid::Timestamp::from_unix(
-            uuid::NoContext,
-            unix_ms / 1000,
-            (unix_ms % 1000) as u32 * 1_000_000,
-        );
-        Uuid::new_v7(timestamp)
-    }
-
     #[test]
     fn the_wire_form_follows_the_protocol() {
         let event = Event::new("cli_invocation")
             .with("command", "deploy")
             .with("duration_ms", 412);
         let mut stamped = StampedEvent::stamp(event);
-        stamped.uuid = v7_at(1_795_000_000_123);
+        stamped.recorded_at =
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_000_000_123);
+        let key = stamped.key();
+        assert_eq!(key.get_version_num(), 7);
+        assert_eq!(
+            key.get_timestamp().unwrap().to_unix(),
+            (1_795_000_000, 123_000_000),
+            "the id carries the recording instant"
+        );
         let mut buffer = Vec::new();
-        stamped.serialize_into("install-1", &mut buffer).unwrap();
+        stamped
+            .serialize_into(key, "install-1", &mut buffer)
+            .unwrap();
         let value: Value = serde_json::from_slice(&buffer).unwrap();
-        assert_eq!(value["uuid"], stamped.uuid.to_string());
-        assert_eq!(stamped.uuid.get_version_num(), 7);
+        assert_eq!(value["uuid"], key.to_string());
         assert_eq!(value["event"], "cli_invocation");
         assert_eq!(value["distinct_id"], "install-1");
         assert_eq!(value["timestamp"], "2026-11-18T11:06:40.123Z");
@@ -465,14 +471,16 @@ mod tests {
             value["properties"],
             serde_json::json!({"command": "deploy", "duration_ms": 412})
         );
-        assert_eq!(uuid_of(&buffer), Some(stamped.uuid.to_string()));
+        assert_eq!(uuid_of(&buffer), Some(key.to_string()));
     }
 
     #[test]
     fn an_event_level_distinct_id_wins() {
         let stamped = StampedEvent::stamp(Event::new("login").with_distinct_id("user-7"));
         let mut buffer = Vec::new();
-        stamped.serialize_into("install-1", &mut buffer).unwrap();
+        stamped
+            .serialize_into(stamped.key(), "install-1", &mut buffer)
+            .unwrap();
         let value: Value = serde_json::from_slice(&buffer).unwrap();
         assert_eq!(value["distinct_id"], "user-7");
         assert_eq!(value["properties"], serde_json::json!({}));
@@ -491,7 +499,13 @@ mod tests {
     fn ids_from_many_threads_are_unique_version_7() {
         let ids: Vec<Uuid> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..4)
-                .map(|_| scope.spawn(|| (0..5000).map(|_| new_v7()).collect::<Vec<_>>()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        (0..5000)
+                            .map(|_| new_v7_at(SystemTime::now()))
+                            .collect::<Vec<_>>()
+                    })
+                })
                 .collect();
             handles
                 .into_iter()
@@ -509,8 +523,9 @@ mod tests {
             .with_timestamp_rfc3339("2026-11-23T11:55:10.123456789+01:00")
             .unwrap();
         let mut buffer = Vec::new();
-        StampedEvent::stamp(event)
-            .serialize_into("install-1", &mut buffer)
+        let stamped = StampedEvent::stamp(event);
+        stamped
+            .serialize_into(stamped.key(), "install-1", &mut buffer)
             .unwrap();
         let stored = decode_stored(&buffer).unwrap();
         assert_eq!(stored.timestamp_text, "2026-11-23T10:55:10.123456789Z");
@@ -532,8 +547,11 @@ mod tests {
         let before = jiff::Timestamp::now();
         let stamped = StampedEvent::stamp(Event::new("e").with_idempotency_key(key));
         let after = jiff::Timestamp::now();
+        assert_eq!(stamped.key(), key);
         let mut buffer = Vec::new();
-        stamped.serialize_into("install-1", &mut buffer).unwrap();
+        stamped
+            .serialize_into(stamped.key(), "install-1", &mut buffer)
+            .unwrap();
         let stored = decode_stored(&buffer).unwrap();
         assert_eq!(stored.uuid, key);
         assert!(before <= stored.timestamp && stored.timestamp <= after);
@@ -542,8 +560,9 @@ mod tests {
     #[test]
     fn a_stored_event_decodes_back_to_its_fields() {
         let mut buffer = Vec::new();
-        StampedEvent::stamp(Event::new("e").with("n", 1).with_distinct_id("user-7"))
-            .serialize_into("install-1", &mut buffer)
+        let stamped = StampedEvent::stamp(Event::new("e").with("n", 1).with_distinct_id("user-7"));
+        stamped
+            .serialize_into(stamped.key(), "install-1", &mut buffer)
             .unwrap();
         let stored = decode_stored(&buffer).unwrap();
         assert_eq!(stored.name, "e");
@@ -575,9 +594,11 @@ mod tests {
             .with_deferred(Arc::new(Deferred(Some(2))));
         assert!(event.estimated_bytes() >= 1000);
         let mut buffer = Vec::new();
-        StampedEvent::stamp(event)
-            .serialize_into("install-1", &mut buffer)
-            .unwrap();
+        {
+            let stamped = StampedEvent::stamp(event);
+            stamped.serialize_into(stamped.key(), "install-1", &mut buffer)
+        }
+        .unwrap();
         let stored = decode_stored(&buffer).unwrap();
         assert_eq!(stored.properties.len(), 2);
         assert_eq!(
@@ -587,9 +608,11 @@ mod tests {
 
         let failing = Event::new("e").with_deferred(Arc::new(Deferred(None)));
         assert!(
-            StampedEvent::stamp(failing)
-                .serialize_into("install-1", &mut buffer)
-                .is_err()
+            {
+                let stamped = StampedEvent::stamp(failing);
+                stamped.serialize_into(stamped.key(), "install-1", &mut buffer)
+            }
+            .is_err()
         );
     }
 
@@ -601,13 +624,18 @@ mod tests {
             .with("ok", true)
             .with("args", serde_json::json!(["-n", "TODO"]));
         let stamped = StampedEvent {
-            uuid: Uuid::parse_str("01a1ee56-5e7b-7c3d-9e4f-5a6b7c8d9e0f").unwrap(),
+            recorded_at: SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_millis(1_795_000_000_123),
             estimated_bytes: event.estimated_bytes(),
             event,
         };
         let mut buffer = Vec::new();
         stamped
-            .serialize_into("7d1c6a3e-1f0b-4c8e-9a51-3f2d4b6c8e90", &mut buffer)
+            .serialize_into(
+                Uuid::parse_str("01a1ee56-5e7b-7c3d-9e4f-5a6b7c8d9e0f").unwrap(),
+                "7d1c6a3e-1f0b-4c8e-9a51-3f2d4b6c8e90",
+                &mut buffer,
+            )
             .unwrap();
         insta::assert_snapshot!(String::from_utf8(buffer).unwrap());
     }

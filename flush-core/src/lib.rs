@@ -171,6 +171,7 @@ mod outcome;
 mod own_output;
 mod queue;
 mod reporter;
+mod resolver;
 mod retry;
 mod sender;
 mod shared_store;

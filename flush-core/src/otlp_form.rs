@@ -262,9 +262,11 @@ mod tests {
     /// Through the canonical stored form, as the spooler writes it and a sink reads it.
     fn through_the_spool(event: Event) -> crate::event::StoredEvent {
         let mut buffer = Vec::new();
-        StampedEvent::stamp(event)
-            .serialize_into("install-1", &mut buffer)
-            .unwrap();
+        {
+            let stamped = StampedEvent::stamp(event);
+            stamped.serialize_into(stamped.key(), "install-1", &mut buffer)
+        }
+        .unwrap();
         decode_stored(&buffer).unwrap()
     }
 

@@ -1,7 +1,9 @@
 //! One HTTP request: the sink's request for a batch posted to the sink's URL, and the answer handed back to the sink
 //! to classify (docs/PROTOCOL.md, "What a client must do with each outcome", for the default sink).
 //!
-//! Blocking, on the sender thread, through one `ureq` agent (keep-alive). Every request carries its own timeout,
+//! Blocking, on the sender thread, through one `ureq` agent: a connection is kept alive between requests (every
+//! answer's body is read to its end, which is what returns it to the pool) and the host's addresses are kept too
+//! (`crate::resolver`), so a request to a healthy server costs neither a connection nor a thread. Every request carries its own timeout,
 //! which shutdown shortens to what is left of its deadline, so no call outlives the caller's patience. What every
 //! sink shares lives here: gzip, `Retry-After` in both its forms (delay-seconds and HTTP-date), and connection errors
 //! and timeouts, which are always retried. Every failure's reason starts with the URL it was posted to, so a wrong
@@ -10,7 +12,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ureq::unversioned::transport::DefaultConnector;
+
 use crate::batch;
+use crate::resolver::CachingResolver;
 use crate::sink::{Batch, Response, Sink, Url, Verdict};
 
 /// What one attempt came to.
@@ -29,6 +34,8 @@ pub(crate) enum Attempt {
 #[derive(Debug)]
 pub(crate) struct HttpSender {
     agent: ureq::Agent,
+    /// The agent's resolver: a name's addresses are kept between requests and forgotten when one fails.
+    resolver: CachingResolver,
     sink: Arc<dyn Sink>,
     url: Url,
     gzip: bool,
@@ -42,8 +49,10 @@ impl HttpSender {
             .user_agent(concat!("flush-core/", env!("CARGO_PKG_VERSION")))
             .max_idle_connections_per_host(2)
             .build();
+        let resolver = CachingResolver::default();
         Self {
-            agent: ureq::Agent::new_with_config(config),
+            agent: ureq::Agent::with_parts(config, DefaultConnector::default(), resolver.clone()),
+            resolver,
             sink,
             url,
             gzip,
@@ -86,7 +95,11 @@ impl HttpSender {
         };
         let mut response = match result {
             Ok(response) => response,
-            Err(error) => return self.retry(format!("request failed: {}", chain(&error)), None),
+            Err(error) => {
+                // The name may point elsewhere now: look it up again next time.
+                self.resolver.forget();
+                return self.retry(format!("request failed: {}", chain(&error)), None);
+            }
         };
         let status = response.status().as_u16();
         let header = |name: &str| {
@@ -309,6 +322,62 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    /// A minimal HTTP/1.1 server that answers every request `200 {}` on a kept-alive connection and counts the
+    /// connections it accepted.
+    fn counting_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/ingest", listener.local_addr().unwrap());
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    loop {
+                        let mut length = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            if let Some((name, value)) = line.split_once(':')
+                                && name.eq_ignore_ascii_case("content-length")
+                            {
+                                length = value.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        writer
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    #[test]
+    fn batches_to_a_healthy_server_share_one_connection() {
+        let (url, accepted) = counting_server();
+        let sender = ingest(&url, false);
+        for _ in 0..5 {
+            assert_eq!(
+                sender.send(&one_event(), Duration::from_secs(5)),
+                Attempt::Answered(Verdict::Accepted)
+            );
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -165,7 +165,11 @@ impl Spooler {
                 self.held += 1;
                 add(&self.counters.in_spooler, 1);
                 let mut buffer = Vec::with_capacity(event.estimated_bytes + 64);
-                let dropped_for = match event.serialize_into(&self.distinct_id, &mut buffer) {
+                let dropped_for = match event.serialize_into(
+                    event.key(),
+                    &self.distinct_id,
+                    &mut buffer,
+                ) {
                     Ok(()) if buffer.len() <= self.max_record_bytes => {
                         chunk.push(buffer);
                         continue;

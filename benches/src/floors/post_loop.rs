@@ -1,7 +1,10 @@
-//! The end-to-end floor: serialize each batch as one `/ingest` body and POST it with the same HTTP client as
-//! flush-core (`ureq` 3, one keep-alive connection), optionally gzipped, and wait for the answer.
+//! The end-to-end floor: serialize each batch as one request body and POST it with the same HTTP client as
+//! flush-core (`ureq` 3), optionally gzipped, and wait for the answer.
 //!
-//! No queue, no spool, no retries: only the work a sender cannot avoid.
+//! No queue, no spool, no retries: only the work a sender cannot avoid. Like flush-core's sender it reads every
+//! answer to its end, so one keep-alive connection carries every batch, and it never starts a thread to resolve the
+//! host: its timeouts are per phase, with none on name resolution (`ureq` resolves on a new thread per request when
+//! a timeout covers resolution; flush-core's sender avoids that by keeping the host's addresses).
 
 use std::io::Write;
 use std::time::Duration;
@@ -10,6 +13,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use crate::sample::{SampleEvent, ingest_body};
+
+/// The limit on each phase of a request.
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A blocking HTTP client posting batches to one endpoint.
 #[derive(Debug)]
@@ -36,16 +42,20 @@ pub enum PostError {
 impl PostLoop {
     /// A client for `{endpoint}/ingest`, gzipping bodies when `gzip`.
     pub fn new(endpoint: &str, gzip: bool) -> Self {
+        Self::to_url(format!("{}/ingest", endpoint.trim_end_matches('/')), gzip)
+    }
+
+    /// A client posting to `url` as written, gzipping bodies when `gzip`.
+    pub fn to_url(url: String, gzip: bool) -> Self {
         let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
+            .timeout_connect(Some(TIMEOUT))
+            .timeout_send_body(Some(TIMEOUT))
+            .timeout_recv_response(Some(TIMEOUT))
+            .timeout_recv_body(Some(TIMEOUT))
             .http_status_as_error(false)
             .build()
             .new_agent();
-        Self {
-            agent,
-            url: format!("{}/ingest", endpoint.trim_end_matches('/')),
-            gzip,
-        }
+        Self { agent, url, gzip }
     }
 
     /// Stamps and serializes `events` as one batch, POSTs it and reads the answer.
@@ -61,10 +71,27 @@ impl PostLoop {
     /// # Errors
     /// [`PostError`] when the request fails or the answer is not a 2xx.
     pub fn post_body(&self, body: &[u8]) -> Result<(), PostError> {
-        let request = self
+        self.post_with("application/json", &[], body)
+    }
+
+    /// POSTs `body` with its content type and extra headers (gzipped on the way if the client gzips) and reads the
+    /// answer.
+    ///
+    /// # Errors
+    /// [`PostError`] when the request fails or the answer is not a 2xx.
+    pub fn post_with(
+        &self,
+        content_type: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<(), PostError> {
+        let mut request = self
             .agent
             .post(&self.url)
-            .header("Content-Type", "application/json");
+            .header("Content-Type", content_type);
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
         let response = if self.gzip {
             let mut encoder =
                 GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());

@@ -161,9 +161,11 @@ mod tests {
 
     fn stored(event: Event) -> Vec<u8> {
         let mut buffer = Vec::new();
-        StampedEvent::stamp(event)
-            .serialize_into("install-1", &mut buffer)
-            .unwrap();
+        {
+            let stamped = StampedEvent::stamp(event);
+            stamped.serialize_into(stamped.key(), "install-1", &mut buffer)
+        }
+        .unwrap();
         buffer
     }
 
