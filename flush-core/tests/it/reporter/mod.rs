@@ -9,7 +9,7 @@ mod disk_faults;
 mod durability;
 mod modes;
 #[cfg(feature = "opentelemetry")]
-mod otel;
+pub(crate) mod otel;
 mod sink_wire;
 mod sinks;
 mod spooled;

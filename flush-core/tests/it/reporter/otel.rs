@@ -705,3 +705,89 @@ fn force_flush_against_a_server_that_is_down_times_out_and_the_next_run_delivers
     drop(first);
     server.shutdown();
 }
+
+/// The crash child: ends spans carrying `ledger_id` = `<iteration>:<n>` in a loop, and every 20 spans calls
+/// `force_flush`; once it returned `Ok` or a timeout (the checkpoint succeeded either way: only the server was late),
+/// reports `F <n>`: every span up to `n` is in the spool. `tag` is `<iteration> <fake-ingest url>`.
+pub(crate) fn crash_child(dir: &std::path::Path, tag: &str) {
+    let (iteration, url) = tag.split_once(' ').expect("tag: iteration and url");
+    let reporter = start(fast(
+        Config::builder(url)
+            .sink(OtlpTraces::new().service_name("crash"))
+            .spool_dir(dir),
+    ));
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(
+            OtelSpanProcessor::new(reporter).flush_timeout(Duration::from_millis(50)),
+        )
+        .build();
+    let tracer = provider.tracer("crash");
+    for n in 0_u64.. {
+        tracer.in_span("work", |cx| {
+            cx.span()
+                .set_attribute(KeyValue::new("ledger_id", format!("{iteration}:{n}")));
+        });
+        if n % 20 == 19 {
+            let flushed = match provider.force_flush() {
+                Ok(()) => true,
+                // The provider wraps the processor's error in its own; a timeout is the flush's, after the checkpoint.
+                Err(error) => format!("{error:?}").contains("Timeout("),
+            };
+            if flushed {
+                crate::spool::report(&format!("F {n}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn spans_ended_before_a_force_flush_returned_survive_sigkill_exactly_once() {
+    let server = server(r#"[{"when": {"probability": 0.3}, "then": {"status": 503}}]"#);
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = fastrand::Rng::with_seed(0x07e1);
+    let mut flushed = std::collections::BTreeSet::new();
+
+    // Arrange and act: children ending spans on one spool, each SIGKILLed at a seeded random moment (the sleep
+    // picks the moment; nothing is inferred from it).
+    for iteration in 0..6 {
+        let mut child =
+            crate::spool::spawn_child("otel", dir.path(), &format!("{iteration} {}", server.url()));
+        std::thread::sleep(Duration::from_millis(rng.u64(300..1200)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        for line in crate::spool::read_protocol_lines(&mut child) {
+            if let Some(last) = line.strip_prefix("F ") {
+                let last: u64 = last.parse().unwrap();
+                flushed.extend((0..=last).map(|n| format!("{iteration}:{n}")));
+            }
+        }
+    }
+    server.set_faults(fake_ingest::FaultPlan::none());
+    let last_run = start(traces_config(
+        server.url(),
+        OtlpEncoding::Protobuf,
+        dir.path(),
+    ));
+    assert_eq!(
+        last_run.flush(FLUSH),
+        flush_core::FlushOutcome::Acknowledged
+    );
+
+    // Assert: every span a force_flush covered is stored, each once.
+    assert!(!flushed.is_empty(), "no child completed a force_flush");
+    let stored: Vec<String> = server
+        .events()
+        .into_iter()
+        .filter_map(|event| {
+            event.event.properties["ledger_id"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = stored.iter().collect();
+    assert_eq!(unique.len(), stored.len(), "a span stored twice");
+    let missing: Vec<&String> = flushed.iter().filter(|id| !unique.contains(id)).collect();
+    assert!(missing.is_empty(), "lost after force_flush: {missing:?}");
+    let _ = last_run.shutdown(Duration::from_secs(5));
+    server.shutdown();
+}
