@@ -11,10 +11,14 @@
 //! millisecond when it is read from the UUID v7, to the nanosecond when the event brought its own time or key.
 //! Every flush-core version so far stored exactly this form (only the timestamp's precision and the key's UUID
 //! version vary), so older spools are read as they are. Changing the form means bumping the spool's format version,
-//! so that an older spool is read or refused, never misread. Sinks read it back
+//! so that an older spool is read or refused, never misread. An adapter may leave properties to be built when the
+//! event is serialized (an OpenTelemetry span converted to its OTLP message, on the spooler thread): they are
+//! stored as ordinary properties, in the same form. Sinks read it back
 //! with [`decode_stored`] and encode it for their backend at send time; the spool never knows the sink.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::ser::{SerializeMap, Serializer};
@@ -54,10 +58,39 @@ pub struct Event {
 }
 
 /// What an event brings of its own instead of the reporter's stamp.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 struct OwnStamp {
     timestamp: Option<SystemTime>,
     idempotency_key: Option<Uuid>,
+    /// Properties an adapter leaves to be built on the spooler thread.
+    deferred: Option<Arc<dyn DeferredProperties>>,
+}
+
+impl PartialEq for OwnStamp {
+    fn eq(&self, other: &Self) -> bool {
+        let deferred = match (&self.deferred, &other.deferred) {
+            (None, None) => true,
+            (Some(mine), Some(theirs)) => Arc::ptr_eq(mine, theirs),
+            _ => false,
+        };
+        deferred
+            && self.timestamp == other.timestamp
+            && self.idempotency_key == other.idempotency_key
+    }
+}
+
+/// Properties that are expensive to build (an OpenTelemetry span converted to its OTLP message, say), built on the
+/// spooler thread when the event is serialized instead of in `record()`'s caller: the adapters' way to keep the
+/// application's thread to moving a value.
+pub(crate) trait DeferredProperties: Send + Sync + fmt::Debug {
+    /// A cheap estimate of the built properties' size, for the queue's byte bound.
+    fn estimated_bytes(&self) -> usize;
+
+    /// The properties, after the event's own ones.
+    ///
+    /// # Errors
+    /// If they cannot be built; the event is then dropped as unserializable, and counted.
+    fn build(&self) -> Result<Vec<(&'static str, Value)>, serde_json::Error>;
 }
 
 /// An event time given as text was not RFC 3339 with an offset.
@@ -144,6 +177,14 @@ impl Event {
         self.own.as_ref().and_then(|own| own.idempotency_key)
     }
 
+    /// Adds properties that are built on the spooler thread, when the event is serialized.
+    #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
+    #[must_use]
+    pub(crate) fn with_deferred(mut self, deferred: Arc<dyn DeferredProperties>) -> Self {
+        self.own.get_or_insert_default().deferred = Some(deferred);
+        self
+    }
+
     /// The event name.
     pub fn name(&self) -> &str {
         &self.name
@@ -165,7 +206,16 @@ impl Event {
             .iter()
             .map(|(key, value)| key.len() + 4 + shallow_size(value))
             .sum();
-        OVERHEAD + self.name.len() + self.distinct_id.as_ref().map_or(0, String::len) + properties
+        let deferred = self
+            .own
+            .as_ref()
+            .and_then(|own| own.deferred.as_ref())
+            .map_or(0, |deferred| deferred.estimated_bytes());
+        OVERHEAD
+            + self.name.len()
+            + self.distinct_id.as_ref().map_or(0, String::len)
+            + properties
+            + deferred
     }
 }
 
@@ -234,12 +284,24 @@ impl StampedEvent {
         } else {
             format!("{at:.3}")
         };
+        let deferred = match self
+            .event
+            .own
+            .as_ref()
+            .and_then(|own| own.deferred.as_ref())
+        {
+            Some(deferred) => deferred.build()?,
+            None => Vec::new(),
+        };
         let wire = WireEvent {
             uuid: key,
             event: &self.event.name,
             distinct_id: self.event.distinct_id.as_deref().unwrap_or(distinct_id),
             timestamp,
-            properties: &self.event.properties,
+            properties: WireProperties {
+                own: &self.event.properties,
+                deferred: &deferred,
+            },
         };
         serde_json::to_writer(buffer, &wire)
     }
@@ -344,19 +406,26 @@ struct WireEvent<'a> {
     event: &'a str,
     distinct_id: &'a str,
     timestamp: String,
-    #[serde(serialize_with = "serialize_properties")]
-    properties: &'a [(Cow<'static, str>, Value)],
+    properties: WireProperties<'a>,
 }
 
-fn serialize_properties<S: Serializer>(
-    properties: &&[(Cow<'static, str>, Value)],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    let mut map = serializer.serialize_map(Some(properties.len()))?;
-    for (key, value) in properties.iter() {
-        map.serialize_entry(key.as_ref(), value)?;
+/// An event's own properties, then the deferred ones, as one JSON object.
+struct WireProperties<'a> {
+    own: &'a [(Cow<'static, str>, Value)],
+    deferred: &'a [(&'static str, Value)],
+}
+
+impl serde::Serialize for WireProperties<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.own.len() + self.deferred.len()))?;
+        for (key, value) in self.own {
+            map.serialize_entry(key.as_ref(), value)?;
+        }
+        for (key, value) in self.deferred {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
     }
-    map.end()
 }
 
 /// Reads the `uuid` field of a serialized event (for dead-letter records and tests); `None` if it has none.
@@ -500,6 +569,51 @@ mod tests {
         assert_eq!(stored.distinct_id, "user-7");
         assert_eq!(stored.properties["n"], 1);
         assert!(decode_stored(b"{\"uuid\":\"x\"}").is_err());
+    }
+
+    #[derive(Debug)]
+    struct Deferred(Option<i64>);
+
+    impl DeferredProperties for Deferred {
+        fn estimated_bytes(&self) -> usize {
+            1000
+        }
+
+        fn build(&self) -> Result<Vec<(&'static str, Value)>, serde_json::Error> {
+            match self.0 {
+                Some(n) => Ok(vec![("built", Value::from(n))]),
+                None => Err(serde::ser::Error::custom("cannot build")),
+            }
+        }
+    }
+
+    #[test]
+    fn deferred_properties_are_built_at_serialization_beside_the_own_ones_or_fail_it() {
+        let event = Event::new("e")
+            .with("own", 1)
+            .with_deferred(Arc::new(Deferred(Some(2))));
+        assert!(event.estimated_bytes() >= 1000);
+        let mut buffer = Vec::new();
+        {
+            let stamped = StampedEvent::stamp(event);
+            stamped.serialize_into(stamped.key(), "install-1", &mut buffer)
+        }
+        .unwrap();
+        let stored = decode_stored(&buffer).unwrap();
+        assert_eq!(stored.properties.len(), 2);
+        assert_eq!(
+            (&stored.properties["own"], &stored.properties["built"]),
+            (&Value::from(1), &Value::from(2))
+        );
+
+        let failing = Event::new("e").with_deferred(Arc::new(Deferred(None)));
+        assert!(
+            {
+                let stamped = StampedEvent::stamp(failing);
+                stamped.serialize_into(stamped.key(), "install-1", &mut buffer)
+            }
+            .is_err()
+        );
     }
 
     #[test]

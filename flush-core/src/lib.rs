@@ -1,6 +1,7 @@
 //! flush-core: record telemetry events without blocking, keep them in a crash-safe on-disk spool (or,
 //! if the application chooses, only in memory) and deliver them at least once, with a per-event
-//! idempotency key, to an HTTP backend: our own `/ingest`, PostHog or an OpenTelemetry Collector (OTLP/HTTP logs),
+//! idempotency key, to an HTTP backend: our own `/ingest`, PostHog or an OpenTelemetry Collector (OTLP/HTTP logs
+//! and traces),
 //! chosen by a [`Sink`].
 //!
 //! Build a [`Config`], start a [`Reporter`], call [`Reporter::record`] from anywhere (it never
@@ -135,6 +136,9 @@
 //! - [`sink`]: the seam between delivery and a backend (encode a batch, classify the answer) and the built-in
 //!   sinks; `sender` (one HTTP request: gzip, timeout, `Retry-After`), `batch` (body helpers), `retry`
 //!   (backoff), `breaker`, `dead_letter` (the dead-letter file).
+//! - `OtelLogProcessor`, `OtelSpanProcessor` (`otel_processors`, cargo feature `opentelemetry`, off by default):
+//!   the OpenTelemetry SDK's log and span processors, recording through a reporter in place of the batch processors.
+//! - `otlp_form`: OpenTelemetry spans and log records as events (the reserved `otel.*` properties).
 //! - `outcome` (how flush and shutdown ended) and `shared_store` (the store both threads lock): below the
 //!   reporter, the spooler and the sender, so types flow one way between them.
 //! - `store`: the seam between the pipeline and the [`spool`] (`disk_store`) or the bounded
@@ -159,7 +163,12 @@ mod error;
 mod event;
 mod installation_id;
 mod memory_store;
+#[cfg(feature = "opentelemetry")]
+mod otel_processors;
+mod otlp_form;
 mod outcome;
+#[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+mod own_output;
 mod queue;
 mod reporter;
 mod resolver;
@@ -179,6 +188,8 @@ pub use dead_letter::DEAD_LETTER_FILE;
 pub use error::{CheckpointError, ConfigError, EndpointError, StartError};
 pub use event::{Event, TimestampError};
 pub use installation_id::INSTALLATION_ID_FILE;
+#[cfg(feature = "opentelemetry")]
+pub use otel_processors::{OtelLogProcessor, OtelSpanProcessor};
 pub use outcome::{FlushOutcome, ShutdownOutcome};
 pub use reporter::{MAX_RESTARTS, Reporter, Session};
 pub use serde_json::Value;

@@ -3,19 +3,17 @@
 //! `tracing` macros gets the spool and at-least-once delivery by changing its setup code only.
 //!
 //! This module owns the mapping from `tracing` to events (the naming rule, the property names, the field types, see
-//! [`TracingLayer`]), the per-span state it keeps in the registry's span extensions (the span's fields, and its
-//! timings when closed spans are recorded), and the two guards against feedback:
-//! - flush-core's own output is never recorded: targets `flush_core` and `flush_core::…` are always excluded, and
-//!   nothing emitted on the reporter's worker threads (named `flush-core-…` in `reporter.rs`) is recorded, so a
-//!   dependency that logs from the sender thread (`ureq` through a `log` bridge) cannot feed back into the spool;
-//! - a thread-local flag is set while the layer records: an event emitted meanwhile on the same thread (by a field's
-//!   `Debug` impl, say) is not recorded, so the layer never re-enters itself.
+//! [`TracingLayer`]) and the per-span state it keeps in the registry's span extensions (the span's fields, and its
+//! timings when closed spans are recorded). The guards against feedback are `own_output`'s: flush-core's own
+//! targets (`flush_core` and `flush_core::…`) are always excluded, nothing emitted on the reporter's worker threads
+//! is recorded (so a dependency that logs from the sender thread, `ureq` through a `log` bridge, cannot feed back
+//! into the spool), and an event emitted while the layer records on the same thread (by a field's `Debug` impl, say)
+//! is not recorded, so the layer never re-enters itself.
 //!
 //! What the layer does per event is visiting the fields and building one [`Event`] (a few small allocations); the
 //! rest is `record()`'s, which never blocks.
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -27,14 +25,8 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::event::Event;
+use crate::own_output::{OWN_TARGET, RecordingGuard, is_under};
 use crate::reporter::Reporter;
-
-/// Targets under this prefix are flush-core's own output: never recorded, whatever the configuration says.
-const OWN_TARGET: &str = "flush_core";
-
-/// The reporter's worker threads are named with this prefix (see `Reporter::start` and `flush_async` in
-/// `reporter.rs`); nothing emitted on them is recorded.
-const WORKER_THREAD_PREFIX: &str = "flush-core-";
 
 /// The field whose value names the event (or the closed span's event) instead of the naming rule.
 const NAME_FIELD: &str = "event.name";
@@ -175,13 +167,6 @@ impl Settings {
                 .iter()
                 .any(|prefix| is_under(target, prefix))
     }
-}
-
-/// Whether `target` is `prefix` or a path under it (`prefix::…`): `hyper` covers `hyper::proto`, not `hyper_util`.
-fn is_under(target: &str, prefix: &str) -> bool {
-    target
-        .strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
 }
 
 impl TracingLayer {
@@ -627,76 +612,9 @@ impl Visit for Fields {
     }
 }
 
-/// This thread's relation to the layer.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ThreadState {
-    /// Not looked at yet.
-    Unknown,
-    /// An application thread, not recording now.
-    Idle,
-    /// An application thread on which the layer is recording now.
-    Recording,
-    /// One of the reporter's worker threads: never records.
-    Worker,
-}
-
-thread_local! {
-    static THREAD_STATE: Cell<ThreadState> = const { Cell::new(ThreadState::Unknown) };
-}
-
-/// Marks this thread as recording until dropped. [`enter`](Self::enter) refuses (returns `None`) on a worker thread,
-/// while the thread is already recording, and while its locals are being destroyed.
-struct RecordingGuard(());
-
-impl RecordingGuard {
-    fn enter() -> Option<Self> {
-        THREAD_STATE
-            .try_with(|state| {
-                let current = match state.get() {
-                    ThreadState::Unknown => {
-                        let worker = std::thread::current()
-                            .name()
-                            .is_some_and(|name| name.starts_with(WORKER_THREAD_PREFIX));
-                        if worker {
-                            ThreadState::Worker
-                        } else {
-                            ThreadState::Idle
-                        }
-                    }
-                    known => known,
-                };
-                if current == ThreadState::Idle {
-                    state.set(ThreadState::Recording);
-                    Some(Self(()))
-                } else {
-                    state.set(current);
-                    None
-                }
-            })
-            .ok()
-            .flatten()
-    }
-}
-
-impl Drop for RecordingGuard {
-    fn drop(&mut self) {
-        let _ = THREAD_STATE.try_with(|state| state.set(ThreadState::Idle));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_target_is_under_a_prefix_only_on_whole_path_segments() {
-        assert!(is_under("hyper", "hyper"));
-        assert!(is_under("hyper::proto::h1", "hyper"));
-        assert!(!is_under("hyper_util", "hyper"));
-        assert!(!is_under("hype", "hyper"));
-        assert!(is_under("flush_core::spool::catalog", OWN_TARGET));
-        assert!(!is_under("flush_core_extras", OWN_TARGET));
-    }
 
     #[test]
     fn levels_at_or_above_the_minimum_are_recorded() {
@@ -709,35 +627,6 @@ mod tests {
         assert!(settings.records_level(&Level::WARN));
         assert!(!settings.records_level(&Level::INFO));
         assert!(!settings.records_level(&Level::TRACE));
-    }
-
-    #[test]
-    fn the_guard_refuses_to_enter_twice_on_one_thread_and_frees_on_drop() {
-        std::thread::Builder::new()
-            .name("app-thread".into())
-            .spawn(|| {
-                let outer = RecordingGuard::enter();
-                assert!(outer.is_some());
-                assert!(RecordingGuard::enter().is_none());
-                drop(outer);
-                assert!(RecordingGuard::enter().is_some());
-            })
-            .unwrap()
-            .join()
-            .unwrap();
-    }
-
-    #[test]
-    fn the_guard_never_enters_on_a_reporter_worker_thread() {
-        std::thread::Builder::new()
-            .name(format!("{WORKER_THREAD_PREFIX}sender"))
-            .spawn(|| {
-                assert!(RecordingGuard::enter().is_none());
-                assert!(RecordingGuard::enter().is_none());
-            })
-            .unwrap()
-            .join()
-            .unwrap();
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!
 //! So a spool written under one sink is delivered by another, and an event's idempotency key (its `uuid`) is the
 //! same whichever sink sends it: each sink puts it where its backend dedupes (`uuid` for `/ingest` and PostHog,
-//! the `log.record.uid` attribute for OTLP).
+//! the `log.record.uid` attribute for OTLP logs; a span's key is derived from its trace id and span id, which OTLP
+//! backends dedupe on).
 //!
 //! # Built-in sinks
 //! | sink | posts to | body |
@@ -19,6 +20,7 @@
 //! | [`Ingest`] (the default) | the endpoint, as written | `{"batch": [...]}` (docs/PROTOCOL.md) |
 //! | [`PostHog`] | `{endpoint}/batch/` | PostHog's capture batch |
 //! | [`OtlpLogs`] | `{endpoint}/v1/logs` | an OTLP `ExportLogsServiceRequest`, protobuf or JSON |
+//! | [`OtlpTraces`] | `{endpoint}/v1/traces` | an OTLP `ExportTraceServiceRequest`, protobuf or JSON |
 //!
 //! # A sink of your own
 //! A sink that posts each batch as JSON lines to a webhook, retrying 5xx and `429` and treating `422` as a poison
@@ -85,7 +87,9 @@
 //! ```
 
 mod ingest;
+mod otlp;
 mod otlp_logs;
+mod otlp_traces;
 mod posthog;
 
 use std::fmt;
@@ -96,7 +100,9 @@ pub use url::Url;
 use uuid::Uuid;
 
 pub use ingest::Ingest;
-pub use otlp_logs::{OtlpEncoding, OtlpLogs};
+pub use otlp::OtlpEncoding;
+pub use otlp_logs::OtlpLogs;
+pub use otlp_traces::OtlpTraces;
 pub use posthog::PostHog;
 
 use crate::event::{StoredEvent, decode_stored};

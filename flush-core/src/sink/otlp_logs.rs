@@ -1,46 +1,32 @@
 //! The `otlp_logs` sink: OTLP/HTTP logs, `POST {endpoint}/v1/logs`, as the OpenTelemetry protocol specification
-//! defines it, with the messages of the `opentelemetry-proto` crate.
+//! defines it, with the messages of the `opentelemetry-proto` crate. What it shares with the other OTLP sinks
+//! (settings, URL rule, status rules, typed values) is in `otlp`.
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
-};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
-use serde_json::Value;
 
-use super::{
-    Batch, DecodedEvent, EncodeError, Request, Response, Sink, SinkError, Url, Verdict,
-    with_path_suffix,
-};
+use super::otlp::{self, OtlpSettings, Signal, otlp_builder_methods};
+use super::{Batch, DecodedEvent, EncodeError, Request, Response, Sink, SinkError, Url, Verdict};
+use crate::otlp_form::{self, LOG_PROPERTY, SCOPE_PROPERTY};
 
 /// The attribute that carries the idempotency key: the semantic convention for a log record's unique id.
 pub(crate) const LOG_RECORD_UID: &str = "log.record.uid";
 /// The attribute that carries the event's `distinct_id`.
 pub(crate) const DISTINCT_ID: &str = "distinct_id";
 
-/// How OTLP/HTTP bodies are encoded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OtlpEncoding {
-    /// Binary protobuf, `application/x-protobuf` (the default, as in the specification).
-    #[default]
-    Protobuf,
-    /// OTLP/JSON, `application/json`.
-    Json,
-}
-
-impl OtlpEncoding {
-    fn content_type(self) -> &'static str {
-        match self {
-            Self::Protobuf => "application/x-protobuf",
-            Self::Json => "application/json",
-        }
-    }
-}
+const LOGS: Signal = Signal {
+    path: "/v1/logs",
+    rejected_field: "rejectedLogRecords",
+    decode_partial_success: |body| {
+        let partial = ExportLogsServiceResponse::decode(body)
+            .ok()?
+            .partial_success?;
+        Some((partial.rejected_log_records, partial.error_message))
+    },
+};
 
 /// Posts OTLP logs to `{endpoint}/v1/logs`, where the endpoint is the base URL an OpenTelemetry SDK takes as
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` (e.g. `http://localhost:4318` for a local Collector).
@@ -52,6 +38,13 @@ impl OtlpEncoding {
 /// `service.name`, `service.version` (when set), `service.instance.id` (the reporter's installation id) and any
 /// further resource attributes; its scope is `flush-core` with the crate's version. An event stored twice under the
 /// same key is sent once.
+///
+/// An event that carries an OpenTelemetry log record (recorded by
+/// `OtelLogProcessor`, cargo feature `opentelemetry`) is sent as that record: its own
+/// time, observed time, severity, body, attributes, event name and trace context, under its own instrumentation
+/// scope, with `log.record.uid` and `distinct_id` added. A span (recorded by
+/// `OtelSpanProcessor`) sent here is a log record carrying the span in its `otel.span`
+/// attribute: nothing is dropped, but [`OtlpTraces`](super::OtlpTraces) is its sink.
 ///
 /// | answer | verdict |
 /// |---|---|
@@ -86,11 +79,7 @@ impl OtlpEncoding {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtlpLogs {
-    encoding: OtlpEncoding,
-    service_name: String,
-    service_version: Option<String>,
-    resource: Vec<(String, Value)>,
-    headers: Vec<(String, String)>,
+    settings: OtlpSettings,
 }
 
 impl Default for OtlpLogs {
@@ -103,64 +92,11 @@ impl OtlpLogs {
     /// Protobuf, `service.name` `unknown_service` (the specification's default), no further attributes.
     pub fn new() -> Self {
         Self {
-            encoding: OtlpEncoding::Protobuf,
-            service_name: "unknown_service".to_owned(),
-            service_version: None,
-            resource: Vec::new(),
-            headers: Vec::new(),
+            settings: OtlpSettings::new(),
         }
     }
 
-    /// The `service.name` resource attribute.
-    #[must_use]
-    pub fn service_name(mut self, name: impl Into<String>) -> Self {
-        self.service_name = name.into();
-        self
-    }
-
-    /// The `service.version` resource attribute.
-    #[must_use]
-    pub fn service_version(mut self, version: impl Into<String>) -> Self {
-        self.service_version = Some(version.into());
-        self
-    }
-
-    /// A further resource attribute (e.g. `deployment.environment.name`), typed like event properties.
-    #[must_use]
-    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.resource.push((key.into(), value.into()));
-        self
-    }
-
-    /// Protobuf (default) or JSON bodies.
-    #[must_use]
-    pub fn encoding(mut self, encoding: OtlpEncoding) -> Self {
-        self.encoding = encoding;
-        self
-    }
-
-    /// A header sent with every request (e.g. a vendor's api key header).
-    #[must_use]
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    fn resource(&self, installation_id: &str) -> Resource {
-        let mut attributes = vec![string_attribute("service.name", &self.service_name)];
-        if let Some(version) = &self.service_version {
-            attributes.push(string_attribute("service.version", version));
-        }
-        attributes.push(string_attribute("service.instance.id", installation_id));
-        for (key, value) in &self.resource {
-            attributes.retain(|attribute| &attribute.key != key);
-            attributes.push(key_value(key.clone(), any_value(value)));
-        }
-        Resource {
-            attributes,
-            ..Resource::default()
-        }
-    }
+    otlp_builder_methods!();
 }
 
 impl Sink for OtlpLogs {
@@ -169,211 +105,75 @@ impl Sink for OtlpLogs {
     }
 
     fn url(&self, endpoint: &Url) -> Result<Url, SinkError> {
-        if self.service_name.is_empty() {
-            return Err(SinkError::new("the otlp service.name is empty"));
-        }
-        if endpoint.path().trim_end_matches('/').ends_with("/v1/logs") {
-            return Err(SinkError::new(
-                "the otlp endpoint is the base url (e.g. http://localhost:4318); /v1/logs is added to it",
-            ));
-        }
-        Ok(with_path_suffix(endpoint, "/v1/logs"))
+        self.settings.url(endpoint, &LOGS)
     }
 
     fn encode(&self, batch: &Batch<'_>) -> Result<Request, EncodeError> {
-        let log_records = batch
+        let records = batch
             .decode()?
             .iter()
-            .map(log_record)
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|event| {
+                let scope =
+                    otlp_form::stored_scope(event.properties()).map_err(EncodeError::new)?;
+                Ok((scope, log_record(event)?))
+            })
+            .collect::<Result<Vec<_>, EncodeError>>()?;
         let request = ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
-                resource: Some(self.resource(batch.installation_id())),
-                scope_logs: vec![ScopeLogs {
-                    scope: Some(InstrumentationScope {
-                        name: "flush-core".to_owned(),
-                        version: env!("CARGO_PKG_VERSION").to_owned(),
-                        ..InstrumentationScope::default()
-                    }),
-                    log_records,
-                    schema_url: String::new(),
-                }],
+                resource: Some(self.settings.resource(batch.installation_id())),
+                scope_logs: otlp::group_by_scope(records)
+                    .into_iter()
+                    .map(|(scope, log_records)| ScopeLogs {
+                        scope: Some(scope),
+                        log_records,
+                        schema_url: String::new(),
+                    })
+                    .collect(),
                 schema_url: String::new(),
             }],
         };
-        let body = match self.encoding {
-            OtlpEncoding::Protobuf => request.encode_to_vec(),
-            OtlpEncoding::Json => serde_json::to_vec(&request).map_err(EncodeError::new)?,
-        };
-        let mut request = Request::new(self.encoding.content_type(), body);
-        for (name, value) in &self.headers {
-            request = request.header(name.clone(), value.clone());
-        }
-        Ok(request)
+        self.settings.request(&request)
     }
 
     fn classify(&self, response: &Response<'_>) -> Verdict {
-        let status = response.status();
-        let is_json = response
-            .content_type()
-            .is_some_and(|content_type| content_type.starts_with("application/json"));
-        if (200..300).contains(&status) {
-            return match partial_success(response.body(), is_json) {
-                Some((rejected, message)) if rejected > 0 => {
-                    Verdict::PartiallyAccepted { rejected, message }
-                }
-                _ => Verdict::Accepted,
-            };
-        }
-        let reason = || {
-            let detail = rpc_status_message(response.body(), is_json)
-                .unwrap_or_else(|| response.body_text());
-            format!("HTTP {status}: {detail}")
-        };
-        match status {
-            429 | 502 | 503 | 504 => Verdict::Retry {
-                reason: reason(),
-                retry_after: response.retry_after(),
-            },
-            400 => Verdict::Reject {
-                status,
-                reason: reason(),
-            },
-            413 => Verdict::TooLarge { reason: reason() },
-            _ => Verdict::Misconfigured {
-                status,
-                reason: reason(),
-            },
-        }
+        otlp::classify(response, &LOGS)
     }
 }
 
-/// A time the protocol cannot carry (before 1970).
-#[derive(Debug, thiserror::Error)]
-#[error("event {uuid} has a time before 1970, which OTLP cannot carry")]
-struct TimeBeforeEpoch {
-    uuid: uuid::Uuid,
-}
-
+/// The stored log record with its identity added, or a new one from the event's name, time and properties.
 fn log_record(event: &DecodedEvent) -> Result<LogRecord, EncodeError> {
-    let time = event
-        .unix_nanos()
-        .ok_or_else(|| EncodeError::new(TimeBeforeEpoch { uuid: event.uuid() }))?;
-    let mut attributes: Vec<KeyValue> = event
-        .properties()
-        .iter()
-        .filter(|(key, _)| key.as_str() != LOG_RECORD_UID && key.as_str() != DISTINCT_ID)
-        .map(|(key, value)| key_value(key.clone(), any_value(value)))
-        .collect();
-    attributes.push(string_attribute(DISTINCT_ID, event.distinct_id()));
-    attributes.push(string_attribute(
+    const RESERVED: [&str; 4] = [LOG_RECORD_UID, DISTINCT_ID, LOG_PROPERTY, SCOPE_PROPERTY];
+    let mut record = match otlp_form::stored_log(event.properties()).map_err(EncodeError::new)? {
+        Some(mut record) => {
+            record.attributes.extend(otlp::attributes(event, &RESERVED));
+            record
+        }
+        None => {
+            let time = otlp::unix_nanos(event)?;
+            LogRecord {
+                time_unix_nano: time,
+                observed_time_unix_nano: time,
+                event_name: event.name().to_owned(),
+                attributes: otlp::attributes(event, &RESERVED),
+                ..LogRecord::default()
+            }
+        }
+    };
+    otlp::set_string_attribute(&mut record.attributes, DISTINCT_ID, event.distinct_id());
+    otlp::set_string_attribute(
+        &mut record.attributes,
         LOG_RECORD_UID,
         &event.uuid().hyphenated().to_string(),
-    ));
-    Ok(LogRecord {
-        time_unix_nano: time,
-        observed_time_unix_nano: time,
-        event_name: event.name().to_owned(),
-        attributes,
-        ..LogRecord::default()
-    })
-}
-
-fn string_attribute(key: &str, value: &str) -> KeyValue {
-    let value = AnyValue {
-        value: Some(any_value::Value::StringValue(value.to_owned())),
-    };
-    key_value(key.to_owned(), value)
-}
-
-fn key_value(key: String, value: AnyValue) -> KeyValue {
-    KeyValue {
-        key,
-        value: Some(value),
-        ..KeyValue::default()
-    }
-}
-
-/// A JSON value as a typed OTLP value: integers stay integers (an unsigned one past `i64::MAX` becomes a double),
-/// arrays and objects stay arrays and maps, `null` is the empty value.
-fn any_value(value: &Value) -> AnyValue {
-    let value = match value {
-        Value::Null => None,
-        Value::Bool(flag) => Some(any_value::Value::BoolValue(*flag)),
-        Value::Number(number) => Some(match (number.as_i64(), number.as_f64()) {
-            (Some(integer), _) => any_value::Value::IntValue(integer),
-            (None, Some(double)) => any_value::Value::DoubleValue(double),
-            // serde_json's numbers are always one of the two without arbitrary precision.
-            (None, None) => any_value::Value::StringValue(number.to_string()),
-        }),
-        Value::String(text) => Some(any_value::Value::StringValue(text.clone())),
-        Value::Array(items) => Some(any_value::Value::ArrayValue(ArrayValue {
-            values: items.iter().map(any_value).collect(),
-        })),
-        Value::Object(members) => Some(any_value::Value::KvlistValue(KeyValueList {
-            values: members
-                .iter()
-                .map(|(key, member)| key_value(key.clone(), any_value(member)))
-                .collect(),
-        })),
-    };
-    AnyValue { value }
-}
-
-/// `partialSuccess` of a 2xx body: the rejected count and the server's message. `None` when the body has none
-/// (an empty body is a full success).
-fn partial_success(body: &[u8], is_json: bool) -> Option<(u64, String)> {
-    if body.is_empty() {
-        return None;
-    }
-    if is_json {
-        let value: Value = serde_json::from_slice(body).ok()?;
-        let partial = value.get("partialSuccess")?;
-        let rejected = match partial.get("rejectedLogRecords")? {
-            Value::Number(number) => number.as_u64()?,
-            Value::String(text) => text.parse().ok()?,
-            _ => return None,
-        };
-        let message = partial
-            .get("errorMessage")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        return Some((rejected, message));
-    }
-    let response = ExportLogsServiceResponse::decode(body).ok()?;
-    let partial = response.partial_success?;
-    Some((
-        u64::try_from(partial.rejected_log_records).unwrap_or(0),
-        partial.error_message,
-    ))
-}
-
-/// `google.rpc.Status`, the body of OTLP/HTTP error answers (`opentelemetry-proto` does not ship it); only the
-/// fields flush-core reads.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
-
-/// The `message` of a `google.rpc.Status` body, if the body is one with a message.
-fn rpc_status_message(body: &[u8], is_json: bool) -> Option<String> {
-    let message = if is_json {
-        let value: Value = serde_json::from_slice(body).ok()?;
-        value.get("message")?.as_str()?.to_owned()
-    } else {
-        RpcStatus::decode(body).ok()?.message
-    };
-    (!message.is_empty()).then_some(message)
+    );
+    Ok(record)
 }
 
 #[cfg(test)]
 mod tests {
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsPartialSuccess;
+    use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 
+    use super::super::otlp::RpcStatus;
     use super::*;
 
     fn records() -> Vec<Vec<u8>> {

@@ -8,6 +8,8 @@ mod delivery;
 mod disk_faults;
 mod durability;
 mod modes;
+#[cfg(feature = "opentelemetry")]
+pub(crate) mod otel;
 mod sink_wire;
 mod sinks;
 mod spooled;

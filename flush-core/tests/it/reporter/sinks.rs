@@ -1,6 +1,7 @@
 //! Every built-in sink against the embedded fake-ingest on that sink's real route, for every outcome the delivery
 //! loop knows: healthy, 503 with `Retry-After` in seconds and as an HTTP-date, a lost acknowledgement, a hanging
-//! request, a poison event, 413, 401, and (OTLP) a partial success. What was stored is read back as fake-ingest
+//! request, a poison event, 413, 401, and (OTLP) a partial success; `otlp_traces` sends these plain events as spans
+//! of their own traces. What was stored is read back as fake-ingest
 //! decoded it with the real `opentelemetry-proto` types and PostHog's field rules.
 //!
 //! Each outcome is one function taking the sink; `for_each_sink!` makes one test per sink of it, named
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use fake_ingest::{FaultPlan, Server};
 use flush_core::sink::{
-    Batch, EncodeError, Ingest, OtlpEncoding, OtlpLogs, PostHog, Request, Response, SinkError, Url,
-    Verdict,
+    Batch, EncodeError, Ingest, OtlpEncoding, OtlpLogs, OtlpTraces, PostHog, Request, Response,
+    SinkError, Url, Verdict,
 };
 use flush_core::{
     BreakerState, Config, ConfigBuilder, DEAD_LETTER_FILE, Event, FlushOutcome, MemoryLimits,
@@ -24,13 +25,14 @@ use super::{batch_size, fast, server, start, wait_until};
 
 const FLUSH: Duration = Duration::from_secs(20);
 
-/// The sinks under test (OTLP in both of its encodings).
+/// The sinks under test (OTLP logs in both of its encodings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Ingest,
     PostHog,
     OtlpProtobuf,
     OtlpJson,
+    OtlpTraces,
 }
 
 impl Kind {
@@ -48,6 +50,9 @@ impl Kind {
                     .service_name("sink-tests")
                     .encoding(OtlpEncoding::Json),
             ),
+            Kind::OtlpTraces => {
+                Config::builder(base).sink(OtlpTraces::new().service_name("sink-tests"))
+            }
         };
         fast(builder)
     }
@@ -68,6 +73,7 @@ impl Kind {
             Kind::Ingest => "/ingest",
             Kind::PostHog => "/batch/",
             Kind::OtlpProtobuf | Kind::OtlpJson => "/v1/logs",
+            Kind::OtlpTraces => "/v1/traces",
         }
     }
 
@@ -77,6 +83,19 @@ impl Kind {
             Kind::Ingest => fake_ingest::Protocol::Ingest,
             Kind::PostHog => fake_ingest::Protocol::Posthog,
             Kind::OtlpProtobuf | Kind::OtlpJson => fake_ingest::Protocol::OtlpLogs,
+            Kind::OtlpTraces => fake_ingest::Protocol::OtlpTraces,
+        }
+    }
+
+    /// The idempotency key fake-ingest deduped `event` on: the key itself, or (a span) the key that is its trace
+    /// id.
+    fn idempotency_key(self, event: &fake_ingest::IncomingEvent) -> Uuid {
+        match self {
+            Kind::OtlpTraces => {
+                let trace_id = event.dedupe_key.split(':').nth(1).unwrap();
+                Uuid::parse_str(trace_id).unwrap()
+            }
+            _ => Uuid::parse_str(&event.dedupe_key).unwrap(),
         }
     }
 
@@ -113,6 +132,11 @@ macro_rules! for_each_sink {
                 #[test]
                 fn otlp_logs_json() {
                     super::$outcome(Kind::OtlpJson);
+                }
+
+                #[test]
+                fn otlp_traces() {
+                    super::$outcome(Kind::OtlpTraces);
                 }
             }
         )*
@@ -174,23 +198,20 @@ fn a_healthy_server_stores_every_event_once_as_recorded(kind: Kind) {
         "typed, not stringified: {first:?}"
     );
     assert_eq!(first.properties["ok"], true);
-    assert_eq!(
-        Uuid::parse_str(&first.dedupe_key)
-            .unwrap()
-            .get_version_num(),
-        7
-    );
+    assert_eq!(kind.idempotency_key(first).get_version_num(), 7);
     let paid = events
         .iter()
         .find(|event| event.event.name == "order_paid")
         .unwrap();
-    assert_eq!(paid.event.dedupe_key, key.hyphenated().to_string());
+    assert_eq!(kind.idempotency_key(&paid.event), key);
     let at: jiff::Timestamp = paid.event.timestamp.as_deref().unwrap().parse().unwrap();
     assert_eq!(at, "2026-11-23T10:55:10.123Z".parse().unwrap());
     assert_eq!(paid.event.properties["amount"], 12.5);
     assert_eq!(paid.event.properties["items"], json!(["a", "b"]));
     let distinct_id = match kind {
-        Kind::OtlpProtobuf | Kind::OtlpJson => paid.event.properties["distinct_id"].clone(),
+        Kind::OtlpProtobuf | Kind::OtlpJson | Kind::OtlpTraces => {
+            paid.event.properties["distinct_id"].clone()
+        }
         Kind::Ingest | Kind::PostHog => json!(paid.event.distinct_id),
     };
     assert_eq!(distinct_id, "user-7");
@@ -447,7 +468,7 @@ fn a_bounded_shutdown_returns_by_its_deadline_against_a_hanging_server(kind: Kin
 
 #[test]
 fn an_otlp_partial_success_is_counted_dead_lettered_with_the_message_and_not_retried() {
-    for kind in [Kind::OtlpProtobuf, Kind::OtlpJson] {
+    for kind in [Kind::OtlpProtobuf, Kind::OtlpJson, Kind::OtlpTraces] {
         let server = server_with(&[kind.rule(json!({"nth": 1}), json!("reject"))]);
         let dir = tempfile::tempdir().unwrap();
         let reporter = start(kind.spool(&server, dir.path()).batch_size(batch_size(10)));
@@ -474,7 +495,11 @@ fn an_otlp_partial_success_is_counted_dead_lettered_with_the_message_and_not_ret
             stats.partially_rejected
         );
         let reason = entry["reason"].as_str().unwrap();
-        assert!(reason.contains("log records rejected"), "{reason}");
+        let noun = match kind {
+            Kind::OtlpTraces => "span",
+            _ => "log records rejected",
+        };
+        assert!(reason.contains(noun), "{reason}");
         let _ = reporter.shutdown(Duration::from_secs(5));
         server.shutdown();
     }

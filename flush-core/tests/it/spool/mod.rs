@@ -44,13 +44,15 @@ fn child_process() {
         "crash" => crash::child(Path::new(&dir), &tag),
         "multi" => multi_process::child(Path::new(&dir), &tag),
         "locks" => losses::child(Path::new(&dir), &tag),
+        #[cfg(feature = "opentelemetry")]
+        "otel" => crate::reporter::otel::crash_child(Path::new(&dir), &tag),
         other => panic!("unknown child role {other}"),
     }
 }
 
 /// Starts this test binary as a child in `role`, its stdout piped. A failed spawn is retried a few times: with a
 /// target directory shared by concurrent builds, the binary can be replaced (`ETXTBSY`, `ENOENT`) for a moment.
-fn spawn_child(role: &str, dir: &Path, tag: &str) -> Child {
+pub(crate) fn spawn_child(role: &str, dir: &Path, tag: &str) -> Child {
     let mut attempt = 0;
     loop {
         let spawned = Command::new(std::env::current_exe().expect("current exe"))
@@ -80,7 +82,7 @@ fn spawn_child(role: &str, dir: &Path, tag: &str) -> Child {
 }
 
 /// Writes one protocol line (one `write` system call: stdout is line-buffered).
-fn report(line: &str) {
+pub(crate) fn report(line: &str) {
     println!("{LINE_PREFIX}{line}");
 }
 
@@ -94,7 +96,7 @@ fn report_delivered(records: &[Vec<u8>]) {
 }
 
 /// Reads a child's stdout to its end and returns its complete protocol lines.
-fn read_protocol_lines(child: &mut Child) -> Vec<String> {
+pub(crate) fn read_protocol_lines(child: &mut Child) -> Vec<String> {
     let mut output = Vec::new();
     child
         .stdout
