@@ -315,7 +315,13 @@ fn a_directory_removed_while_running_is_counted_and_re_created() {
     record(&reporter, 0..10);
     reporter.checkpoint().unwrap();
 
-    std::fs::remove_dir_all(&spool_dir).unwrap();
+    // The workers may create a file while it is being removed (`rm -rf` meets the same race): try again, boundedly.
+    let removed = (0..100).any(|_| match std::fs::remove_dir_all(&spool_dir) {
+        Ok(()) => true,
+        Err(error) if error.kind() == std::io::ErrorKind::DirectoryNotEmpty => false,
+        Err(error) => panic!("cannot remove the spool directory: {error}"),
+    });
+    assert!(removed, "the spool directory could not be removed");
     record(&reporter, 10..20);
     let _ = reporter.checkpoint();
     server.set_faults(fake_ingest::FaultPlan::none());
