@@ -60,7 +60,7 @@ impl OurSpool {
         }
     }
 
-    /// Stamps and serializes the batch (into reused buffers, as a spooler would) and appends it.
+    /// Stamps and serializes the batch (into reused buffers, as the floor does) and appends it.
     fn append(&mut self, events: &[SampleEvent]) {
         for (record, event) in self.records.iter_mut().zip(events) {
             record.clear();
