@@ -154,7 +154,13 @@ impl CheckpointError {
 /// [`Stats::last_error`](crate::Stats::last_error), which is text for humans. Errors handed to the application keep
 /// their sources instead.
 pub(crate) fn describe(context: &str, error: &dyn std::error::Error) -> String {
-    let mut message = format!("{context}: {error}");
+    format!("{context}: {}", chain_text(error))
+}
+
+/// The error's message and those of its sources, separated by `: ` (for text that crosses into something that keeps
+/// no source chain: a request's failure reason, the OpenTelemetry SDK's error).
+pub(crate) fn chain_text(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
         message.push_str(": ");

@@ -22,6 +22,7 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
 
+use crate::error::chain_text;
 use crate::event::{DeferredProperties, Event};
 use crate::otlp_form;
 use crate::outcome::{FlushOutcome, ShutdownOutcome};
@@ -210,7 +211,7 @@ impl Calls {
     fn force_flush(&self) -> OTelSdkResult {
         self.reporter
             .checkpoint()
-            .map_err(|error| OTelSdkError::InternalFailure(error_chain(&error)))?;
+            .map_err(|error| OTelSdkError::InternalFailure(chain_text(&error)))?;
         match self.reporter.flush(self.flush_timeout) {
             FlushOutcome::Acknowledged => Ok(()),
             FlushOutcome::TimedOut => Err(OTelSdkError::Timeout(self.flush_timeout)),
@@ -226,18 +227,6 @@ impl Calls {
             ShutdownOutcome::AlreadyShutDown => Err(OTelSdkError::AlreadyShutdown),
         }
     }
-}
-
-/// An error and its sources, `": "`-separated: the SDK's error carries text only.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Whether a record of this scope (or `tracing` target) is flush-core's own output.

@@ -15,6 +15,7 @@ use std::time::Duration;
 use ureq::unversioned::transport::DefaultConnector;
 
 use crate::batch;
+use crate::error::chain_text;
 use crate::resolver::CachingResolver;
 use crate::sink::{Batch, Response, Sink, Url, Verdict};
 
@@ -70,7 +71,7 @@ impl HttpSender {
             Ok(request) => request,
             Err(error) => {
                 return Attempt::Unencodable {
-                    reason: format!("{} sink: {}", self.sink.name(), chain(&error)),
+                    reason: format!("{} sink: {}", self.sink.name(), chain_text(&error)),
                 };
             }
         };
@@ -98,7 +99,7 @@ impl HttpSender {
             Err(error) => {
                 // The name may point elsewhere now: look it up again next time.
                 self.resolver.forget();
-                return self.retry(format!("request failed: {}", chain(&error)), None);
+                return self.retry(format!("request failed: {}", chain_text(&error)), None);
             }
         };
         let status = response.status().as_u16();
@@ -165,18 +166,6 @@ impl HttpSender {
             retry_after,
         })
     }
-}
-
-/// An error and its sources, joined with `: `.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A `Retry-After` value as a delay from `now` (RFC 9110, section 10.2.3): delay-seconds, or an HTTP-date in any of

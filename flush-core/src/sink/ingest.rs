@@ -1,6 +1,8 @@
 //! The `ingest` sink (the default): our own batch protocol, docs/PROTOCOL.md.
 
-use super::{Batch, EncodeError, Request, Response, Sink, SinkError, Url, Verdict};
+use super::{
+    Batch, EncodeError, Request, Response, Sink, SinkError, Url, Verdict, failure_verdict,
+};
 use crate::batch;
 
 /// Posts `{"batch": [...]}` to the endpoint **as written** (e.g. `https://telemetry.example.com/ingest`), as
@@ -50,22 +52,15 @@ impl Sink for Ingest {
                 .unwrap_or_else(|| response.body_text());
             format!("HTTP {status}: {detail}")
         };
-        match status {
-            200..=299 => Verdict::Accepted,
-            408 | 429 | 500..=599 => Verdict::Retry {
-                reason: reason(),
-                retry_after: response.retry_after(),
-            },
-            400 | 422 => Verdict::Reject {
-                status,
-                reason: reason(),
-            },
-            413 => Verdict::TooLarge { reason: reason() },
-            _ => Verdict::Misconfigured {
-                status,
-                reason: reason(),
-            },
+        if (200..300).contains(&status) {
+            return Verdict::Accepted;
         }
+        failure_verdict(
+            response,
+            matches!(status, 408 | 429 | 500..=599),
+            matches!(status, 400 | 422),
+            reason(),
+        )
     }
 }
 

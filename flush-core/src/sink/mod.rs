@@ -439,6 +439,30 @@ fn uuid_of_stored(record: &[u8]) -> Option<Uuid> {
     fast.or_else(|| crate::event::uuid_of(record).and_then(|text| Uuid::try_parse(&text).ok()))
 }
 
+/// What a failed answer means, the same for every built-in sink once its backend's statuses are sorted: `retryable`
+/// ones are tried again (after the server's delay, if it gave one), `rejecting` ones mean a bad event in the batch
+/// (bisected down to it), 413 means too large (split), and any other status keeps the data and opens the breaker.
+pub(crate) fn failure_verdict(
+    response: &Response<'_>,
+    retryable: bool,
+    rejecting: bool,
+    reason: String,
+) -> Verdict {
+    let status = response.status();
+    if retryable {
+        Verdict::Retry {
+            reason,
+            retry_after: response.retry_after(),
+        }
+    } else if rejecting {
+        Verdict::Reject { status, reason }
+    } else if status == 413 {
+        Verdict::TooLarge { reason }
+    } else {
+        Verdict::Misconfigured { status, reason }
+    }
+}
+
 /// `endpoint` with `suffix` (which starts with `/`) appended to its path, whatever trailing slash it has; the query
 /// is kept.
 pub(crate) fn with_path_suffix(endpoint: &Url, suffix: &str) -> Url {

@@ -12,7 +12,8 @@ use prost::Message as _;
 use serde_json::Value;
 
 use super::{
-    DecodedEvent, EncodeError, Request, Response, SinkError, Url, Verdict, with_path_suffix,
+    DecodedEvent, EncodeError, Request, Response, SinkError, Url, Verdict, failure_verdict,
+    with_path_suffix,
 };
 
 /// How OTLP/HTTP bodies are encoded.
@@ -217,21 +218,12 @@ pub(super) fn classify(response: &Response<'_>, signal: &Signal) -> Verdict {
             rpc_status_message(response.body(), is_json).unwrap_or_else(|| response.body_text());
         format!("HTTP {status}: {detail}")
     };
-    match status {
-        429 | 502 | 503 | 504 => Verdict::Retry {
-            reason: reason(),
-            retry_after: response.retry_after(),
-        },
-        400 => Verdict::Reject {
-            status,
-            reason: reason(),
-        },
-        413 => Verdict::TooLarge { reason: reason() },
-        _ => Verdict::Misconfigured {
-            status,
-            reason: reason(),
-        },
-    }
+    failure_verdict(
+        response,
+        matches!(status, 429 | 502 | 503 | 504),
+        status == 400,
+        reason(),
+    )
 }
 
 /// `partialSuccess` of a 2xx body: the rejected count and the server's message. `None` when the body has none

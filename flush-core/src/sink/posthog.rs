@@ -3,7 +3,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    Batch, EncodeError, Request, Response, Sink, SinkError, Url, Verdict, with_path_suffix,
+    Batch, EncodeError, Request, Response, Sink, SinkError, Url, Verdict, failure_verdict,
+    with_path_suffix,
 };
 
 /// Posts PostHog capture batches to `{endpoint}/batch/`, where the endpoint is the PostHog host (e.g.
@@ -125,22 +126,15 @@ impl Sink for PostHog {
                 .unwrap_or_else(|| response.body_text());
             format!("HTTP {status}: {detail}")
         };
-        match status {
-            200..=299 => Verdict::Accepted,
-            408 | 429 | 500..=599 => Verdict::Retry {
-                reason: reason(),
-                retry_after: response.retry_after(),
-            },
-            400 => Verdict::Reject {
-                status,
-                reason: reason(),
-            },
-            413 => Verdict::TooLarge { reason: reason() },
-            _ => Verdict::Misconfigured {
-                status,
-                reason: reason(),
-            },
+        if (200..300).contains(&status) {
+            return Verdict::Accepted;
         }
+        failure_verdict(
+            response,
+            matches!(status, 408 | 429 | 500..=599),
+            status == 400,
+            reason(),
+        )
     }
 }
 
