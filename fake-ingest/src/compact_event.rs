@@ -4,9 +4,9 @@
 //! a string per property name and value. Kept that way, a 290-byte event took about 1.2 KB. The store keeps
 //! instead, per event, its own fields written once as compact JSON (`[dedupe_key, name, timestamp, distinct_id,
 //! properties]`, one allocation), a few numbers, and pointers to what it shares: the batch it came in (route,
-//! arrival time and request, held once per batch) and, for OTLP, the resource and the shared properties (held once
+//! arrival time, request and, in proxy mode, the upstream's answer, held once per batch) and, for OTLP, the resource and the shared properties (held once
 //! per request). A reader gets a [`CapturedEvent`] back with [`CompactEvent::decode`]; filters on the protocol,
-//! the route or the request look at the compact form only.
+//! the route, the request or the upstream's answer look at the compact form only.
 //!
 //! Invariant: `decode(compact(event)) == event`: every field survives (a JSON number is read back as the same
 //! number, a string as the same string; a float keeps its value as `serde_json` writes and reads it, as the batch
@@ -28,6 +28,8 @@ pub(crate) struct BatchOrigin {
     pub(crate) route: String,
     /// When the server stored it, RFC 3339.
     pub(crate) received_at: String,
+    /// Proxy mode: what the upstream answered the request (as in the request log); `None` when not forwarded.
+    pub(crate) upstream: Option<String>,
 }
 
 /// One captured event as the store keeps it.
@@ -119,6 +121,7 @@ impl CompactEvent {
             protocol: self.protocol,
             route: self.batch.route.clone(),
             received_at: self.batch.received_at.clone(),
+            upstream: self.batch.upstream.clone(),
             event: IncomingEvent {
                 dedupe_key,
                 has_idempotency_key: self.has_idempotency_key,
@@ -145,6 +148,7 @@ mod tests {
             request_id: 7,
             route: "/v1/logs".to_owned(),
             received_at: "2026-11-23T10:55:10.123456789Z".to_owned(),
+            upstream: Some("200".to_owned()),
         });
         let shared = Arc::new(SharedProperties {
             properties: Map::from_iter([("otel.scope.name".to_owned(), json!("lib"))]),
@@ -181,9 +185,10 @@ mod tests {
                 back.seq,
                 back.request_id,
                 back.route.as_str(),
-                back.protocol
+                back.protocol,
+                back.upstream.as_deref()
             ),
-            (3, 7, "/v1/logs", Protocol::OtlpLogs)
+            (3, 7, "/v1/logs", Protocol::OtlpLogs, Some("200"))
         );
         assert!(std::mem::size_of::<CompactEvent>() <= 64);
     }

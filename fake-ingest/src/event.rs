@@ -139,6 +139,11 @@ pub struct CapturedEvent {
     pub route: String,
     /// When the server stored it, RFC 3339.
     pub received_at: String,
+    /// Proxy mode: what the upstream answered the request that carried it, as the request log's `upstream` says
+    /// (its HTTP status code, a gRPC status name such as `OK` or `UNAVAILABLE`, or `refused`, `timeout` or
+    /// `failed`). Absent from JSON when the request was not forwarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
     /// The decoded event.
     #[serde(flatten)]
     pub event: IncomingEvent,

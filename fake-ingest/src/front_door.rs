@@ -446,7 +446,7 @@ pub(crate) async fn serve_batch(
         (
             action @ (Action::Store | Action::ResetAfterStore | Action::CrashAfterStore),
             Ok(events),
-        ) => match store(state, intake, events).await {
+        ) => match store(state, intake, logged.upstream.clone(), events).await {
             Err(response) => {
                 logged.log(state, None, status_of(&response), None, true);
                 response
@@ -518,6 +518,7 @@ fn relay(answers: &impl Answers, upstream: proxy::Relayed) -> Response {
 async fn store(
     state: &Arc<AppState>,
     intake: Intake,
+    upstream: Option<String>,
     events: Vec<IncomingEvent>,
 ) -> Result<StoreOutcome, Response> {
     let request_id = intake.ticket.index;
@@ -526,7 +527,7 @@ async fn store(
         let task = move || {
             state
                 .store
-                .store_batch(request_id, intake.protocol, intake.route, events)
+                .store_batch(request_id, intake.protocol, intake.route, upstream, events)
         };
         match tokio::task::spawn_blocking(task).await {
             Ok(stored) => stored,
@@ -540,7 +541,7 @@ async fn store(
     } else {
         state
             .store
-            .store_batch(request_id, intake.protocol, intake.route, events)
+            .store_batch(request_id, intake.protocol, intake.route, upstream, events)
     };
     stored.map_err(|error| {
         let chain = error_chain(&error);

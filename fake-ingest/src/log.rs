@@ -6,7 +6,7 @@
 //!   `\n`:
 //!   ```text
 //!   {"request_id": u64, "protocol": "otlp_logs", "route": "/v1/logs", "received_at": RFC 3339,
-//!    "resources": [{attributes}, ...], "shared": [{"properties": {...}, "parent": index or null}, ...],
+//!    "upstream": "200", "resources": [{attributes}, ...], "shared": [{"properties": {...}, "parent": index or null}, ...],
 //!    "duplicates": u64, "events": [event, ...]}
 //!   ```
 //!   `events` are the batch's events that were new when it was stored, in request order; `duplicates` counts the
@@ -15,7 +15,9 @@
 //!   [`crate::IncomingEvent`] whose `resource` and `shared` are indexes into the record's `resources` and `shared`
 //!   tables: what several events share (an OTLP resource, a scope, a metric) is written once per record, so a
 //!   record grows with the request, never with the product of a resource's size and its record count. A `shared`
-//!   entry's `parent` is an earlier entry. `resources`, `shared` and `duplicates` may be absent (empty, empty, 0).
+//!   entry's `parent` is an earlier entry. `upstream` is what the upstream answered the request (proxy mode, as the
+//!   request log says it). `upstream`, `resources`, `shared` and `duplicates` may be absent (not forwarded, empty,
+//!   empty, 0).
 //!   JSON strings never contain a raw newline, so a `\n` ends a record and nothing else.
 //! - `lock`: held with an exclusive advisory lock (`flock`) while a server uses the directory; the kernel releases it
 //!   when the holder dies, even by `SIGKILL`.
@@ -49,6 +51,8 @@ pub(crate) struct BatchRecord {
     pub(crate) protocol: Protocol,
     pub(crate) route: String,
     pub(crate) received_at: String,
+    /// Proxy mode: what the upstream answered the request.
+    pub(crate) upstream: Option<String>,
     /// The events that were new when the batch was stored.
     pub(crate) events: Vec<IncomingEvent>,
     /// How many events of the batch were duplicates when it was stored.
@@ -62,6 +66,8 @@ pub(crate) struct BatchRecordRef<'a> {
     pub(crate) protocol: Protocol,
     pub(crate) route: &'a str,
     pub(crate) received_at: &'a str,
+    /// Proxy mode: what the upstream answered the request.
+    pub(crate) upstream: Option<&'a str>,
     /// The events that are new.
     pub(crate) events: &'a [IncomingEvent],
     /// How many events of the batch are duplicates (not written).
@@ -75,6 +81,8 @@ struct LineOut<'a> {
     protocol: Protocol,
     route: &'a str,
     received_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     resources: Vec<&'a Map<String, Value>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -118,6 +126,8 @@ struct LineIn {
     protocol: Protocol,
     route: String,
     received_at: String,
+    #[serde(default)]
+    upstream: Option<String>,
     #[serde(default)]
     resources: Vec<Map<String, Value>>,
     #[serde(default)]
@@ -188,6 +198,7 @@ impl BatchRecordRef<'_> {
             protocol: self.protocol,
             route: self.route,
             received_at: self.received_at,
+            upstream: self.upstream,
             resources,
             shared,
             duplicates: self.duplicates,
@@ -289,6 +300,7 @@ impl LineIn {
             protocol: self.protocol,
             route: self.route,
             received_at: self.received_at,
+            upstream: self.upstream,
             events,
             duplicates: self.duplicates,
         })
@@ -468,6 +480,8 @@ mod tests {
             protocol: Protocol::Ingest,
             route: "/ingest".to_owned(),
             received_at: "2026-11-23T10:55:10Z".to_owned(),
+            // Every other record as if forwarded in proxy mode, so the round trips cover both.
+            upstream: request_id.is_multiple_of(2).then(|| "200".to_owned()),
             events: Vec::new(),
             duplicates: 0,
         }
@@ -479,6 +493,7 @@ mod tests {
             protocol: record.protocol,
             route: &record.route,
             received_at: &record.received_at,
+            upstream: record.upstream.as_deref(),
             events: &record.events,
             duplicates: record.duplicates,
         }

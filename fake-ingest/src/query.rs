@@ -39,6 +39,9 @@ pub struct EventsQuery {
     /// Only events carried by this request (its index in the request log).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<u64>,
+    /// Proxy mode: only events of forwarded requests the upstream answered so (`200`, `503`, `OK`, `refused`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
     /// `ndjson`: every matching event (`offset` and `limit` ignored), one JSON object a line, streamed, instead of
     /// a page; `otlp-json`: the matching OTLP records as OTLP/JSON export requests, one a line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,6 +71,7 @@ impl EventsQuery {
             equals: self.equals.clone(),
             search: self.search.clone(),
             request_id: self.request_id,
+            upstream: self.upstream.clone(),
         }
     }
 }
@@ -96,6 +100,9 @@ pub struct EventFilter {
     /// Only events carried by this request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<u64>,
+    /// Only events of forwarded requests the upstream answered so (proxy mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 impl EventFilter {
@@ -132,6 +139,10 @@ impl EventFilter {
             && self
                 .request_id
                 .is_none_or(|request_id| event.request_id == request_id)
+            && self
+                .upstream
+                .as_deref()
+                .is_none_or(|upstream| event.upstream.as_deref() == Some(upstream))
             && self
                 .search
                 .as_deref()

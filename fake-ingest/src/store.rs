@@ -5,8 +5,8 @@
 //! memory: each event whose idempotency key is new gets the next `seq` and is captured, the others count as
 //! duplicates. Counters of requests, responses and injected faults live here too, so `/_fake/stats` is one snapshot.
 //! Events are kept in their compact form ([`CompactEvent`]: a few hundred bytes for a 300-byte event instead of
-//! the ~1.2 KB its decoded tree takes) and decoded for readers; filters on protocol, route and request need no
-//! decoding.
+//! the ~1.2 KB its decoded tree takes) and decoded for readers; filters on protocol, route, request and (proxy
+//! mode) the upstream's answer need no decoding.
 //!
 //! Invariant: one mutex guards the events, the dedupe keys, the counters and the log, so the log order is the `seq`
 //! order, a batch is applied whole or not at all, and a duplicate is only ever answered once the original is durable.
@@ -23,7 +23,7 @@ use crate::dedupe_key::DedupeKey;
 use crate::error::Error;
 use crate::event::{CapturedEvent, IncomingEvent, Protocol};
 use crate::fault_kinds::FaultKind;
-use crate::log::{BatchLog, BatchRecordRef};
+use crate::log::{BatchLog, BatchRecord, BatchRecordRef};
 use crate::query::{EventsPage, EventsQuery, RequestRecord, RequestsPage, RequestsQuery};
 use crate::rate_history::{History, RateHistory};
 use crate::request_log::RequestLog;
@@ -114,14 +114,7 @@ impl Store {
             let (log, records) = BatchLog::open(dir)?;
             let batches = records.len();
             for record in records {
-                inner.apply(
-                    record.request_id,
-                    record.protocol,
-                    &record.route,
-                    &record.received_at,
-                    record.events,
-                    record.duplicates,
-                );
+                inner.apply(record);
             }
             tracing::info!(
                 dir = %dir.display(),
@@ -158,14 +151,7 @@ impl Store {
             history: History::new(),
         };
         for record in crate::log::read(data_dir)? {
-            inner.apply(
-                record.request_id,
-                record.protocol,
-                &record.route,
-                &record.received_at,
-                record.events,
-                record.duplicates,
-            );
+            inner.apply(record);
         }
         Ok(inner.decoded())
     }
@@ -282,6 +268,7 @@ impl Store {
     }
 
     /// Stores a batch: durably first when there is a log, then in memory. Blocks on `fdatasync` with a log.
+    /// `upstream` is what the upstream answered the request in proxy mode; each of its events carries it.
     ///
     /// # Errors
     /// [`Error::DataDir`] when the log cannot be written; nothing of the batch is stored then.
@@ -290,6 +277,7 @@ impl Store {
         request_id: u64,
         protocol: Protocol,
         route: &str,
+        upstream: Option<String>,
         events: Vec<IncomingEvent>,
     ) -> Result<StoreOutcome, Error> {
         let mut inner = self.lock();
@@ -304,18 +292,20 @@ impl Store {
                 protocol,
                 route,
                 received_at: &received_at,
+                upstream: upstream.as_deref(),
                 events: &events,
                 duplicates,
             })?;
         }
-        let mut outcome = inner.apply(
+        let mut outcome = inner.apply(BatchRecord {
             request_id,
             protocol,
-            route,
-            &received_at,
+            route: route.to_owned(),
+            received_at,
+            upstream,
             events,
             duplicates,
-        );
+        });
         inner.count_resent(&duplicate_seqs);
         let since_start = inner.started.elapsed();
         inner.history.count(since_start, received, 0);
@@ -402,7 +392,8 @@ impl Store {
     pub(crate) fn page(&self, query: &EventsQuery) -> EventsPage {
         let inner = self.lock();
         let filter = query.filter();
-        // The protocol, route and request are in the compact form; the other conditions need the event's fields.
+        // The protocol, route, request and upstream answer are in the compact form; the other conditions need the
+        // event's fields.
         let origin_matches = |event: &&CompactEvent| {
             filter
                 .protocol
@@ -414,6 +405,10 @@ impl Store {
                 && filter
                     .request_id
                     .is_none_or(|request_id| event.batch.request_id == request_id)
+                && filter
+                    .upstream
+                    .as_deref()
+                    .is_none_or(|upstream| event.batch.upstream.as_deref() == Some(upstream))
         };
         let needs_fields =
             filter.name.is_some() || filter.property.is_some() || filter.search.is_some();
@@ -525,17 +520,18 @@ impl Inner {
         }
     }
 
-    /// Applies a batch in memory: `events` (each still checked against the stored keys, so that a log written
-    /// with duplicates inline replays the same) plus `duplicates` counted without their events.
-    fn apply(
-        &mut self,
-        request_id: u64,
-        protocol: Protocol,
-        route: &str,
-        received_at: &str,
-        events: Vec<IncomingEvent>,
-        duplicates: u64,
-    ) -> StoreOutcome {
+    /// Applies a batch in memory: its `events` (each still checked against the stored keys, so that a log written
+    /// with duplicates inline replays the same) plus its `duplicates` counted without their events.
+    fn apply(&mut self, record: BatchRecord) -> StoreOutcome {
+        let BatchRecord {
+            request_id,
+            protocol,
+            route,
+            received_at,
+            upstream,
+            events,
+            duplicates,
+        } = record;
         self.stats.events_received += duplicates;
         let mut outcome = StoreOutcome {
             accepted: 0,
@@ -544,8 +540,9 @@ impl Inner {
         };
         let batch = Arc::new(BatchOrigin {
             request_id,
-            route: route.to_owned(),
-            received_at: received_at.to_owned(),
+            route,
+            received_at,
+            upstream,
         });
         for event in events {
             self.stats.events_received += 1;

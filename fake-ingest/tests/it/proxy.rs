@@ -316,6 +316,77 @@ fn upstream_5xx_and_timeouts_are_relayed_and_counted_apart_from_injected_faults(
 }
 
 #[test]
+fn captured_events_carry_the_upstream_answer_of_the_request_that_stored_them() {
+    let backend = upstream(r#"{"rules": [{"when": {"nth": 1}, "then": {"status": 503}}]}"#);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let proxy = Server::start_blocking(Config {
+        upstream: Some(backend.url()),
+        upstream_timeout: Duration::from_secs(2),
+        data_dir: Some(dir.path().to_owned()),
+        ..Config::default()
+    })
+    .expect("the proxy starts");
+    let plain = upstream(r#"{"rules": []}"#);
+    let (refused_there, stored_there) = (fresh_uuid(), fresh_uuid());
+
+    let relayed_5xx =
+        post_ingest(&client(), &proxy.url(), &batch(&[&refused_there])).expect("answered");
+    let relayed_2xx =
+        post_ingest(&client(), &proxy.url(), &batch(&[&stored_there])).expect("answered");
+    post_ingest(&client(), &plain.url(), &batch(&[&fresh_uuid()])).expect("answered");
+
+    assert_eq!((relayed_5xx.status, relayed_2xx.status), (503, 202));
+    let marks = |events: Vec<fake_ingest::CapturedEvent>| -> Vec<(String, Option<String>)> {
+        events
+            .into_iter()
+            .map(|captured| (captured.event.dedupe_key, captured.upstream))
+            .collect()
+    };
+    let expected = vec![
+        (refused_there.clone(), Some("503".to_owned())),
+        (stored_there.clone(), Some("202".to_owned())),
+    ];
+    // The embedded handle.
+    assert_eq!(marks(proxy.events()), expected);
+    assert_eq!(
+        marks(plain.events()),
+        [(plain.events()[0].event.dedupe_key.clone(), None)]
+    );
+    // The JSON page, filtered by the upstream's answer, and a server that forwards nothing.
+    let page: serde_json::Value =
+        crate::support::get_json(&proxy.url(), "/_fake/events?upstream=503");
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["events"][0]["dedupe_key"], refused_there.as_str());
+    assert_eq!(page["events"][0]["upstream"], "503");
+    let plain_page: serde_json::Value = crate::support::get_json(&plain.url(), "/_fake/events");
+    assert!(
+        plain_page["events"][0].get("upstream").is_none(),
+        "{plain_page}"
+    );
+    // The NDJSON export.
+    let exported = client()
+        .get(format!("{}/_fake/events?format=ndjson", proxy.url()))
+        .call()
+        .expect("answered")
+        .body_mut()
+        .read_to_string()
+        .expect("text");
+    let exported: Vec<fake_ingest::CapturedEvent> = exported
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("an event a line"))
+        .collect();
+    assert_eq!(marks(exported), expected);
+    // The batch log keeps the mark across a restart.
+    proxy.shutdown();
+    let restarted = Server::start_blocking(Config {
+        data_dir: Some(dir.path().to_owned()),
+        ..Config::default()
+    })
+    .expect("restarts on the same data dir");
+    assert_eq!(marks(restarted.events()), expected);
+}
+
+#[test]
 fn a_crashed_upstream_is_answered_502_and_counted_as_refused_after_it_stopped() {
     let backend = upstream(r#"{"rules": [{"when": {"nth": 1}, "then": "crash_before_store"}]}"#);
     let proxy = proxy_to(&backend.url(), r#"{"rules": []}"#);
@@ -481,6 +552,13 @@ mod grpc {
         );
         results[1].as_ref().expect("relayed OK");
         assert_eq!(backend.stats().events_unique, 1);
+        // The proxy stored the span with the first request; the resend is its duplicate.
+        let marks: Vec<Option<String>> = proxy
+            .events()
+            .into_iter()
+            .map(|captured| captured.upstream)
+            .collect();
+        assert_eq!(marks, [Some("UNAVAILABLE".to_owned())]);
         assert_eq!(
             upstream_labels(&proxy),
             [Some("UNAVAILABLE".to_owned()), Some("OK".to_owned())]
