@@ -13,6 +13,7 @@ mod faults;
 mod ingest;
 mod otlp_client;
 mod otlp_grpc_client;
+mod otlp_grpc_node;
 mod otlp_grpc_python;
 mod page_api;
 mod persistence;
