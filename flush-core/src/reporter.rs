@@ -233,7 +233,8 @@ impl Reporter {
         })
     }
 
-    /// Records an event: stamps it with a UUID v7 and the current time and queues it. Returns at once: no I/O, no
+    /// Records an event: stamps it with the current time and queues it (its UUID v7 idempotency key is minted from
+    /// that instant on the spooler's thread, before the event is stored). Returns at once: no I/O, no
     /// lock, no wake-up of a worker (except when the queue crosses a threshold), never blocks, never panics. When the
     /// queue is full, the drop policy decides what is dropped, and it is counted in [`Stats::dropped`].
     pub fn record(&self, event: Event) {
