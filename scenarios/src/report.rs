@@ -553,6 +553,34 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_is_counted_from_its_tally_and_shown_beside_the_verdict() {
+        let tally = Tally {
+            recorded: 100,
+            delivered: 80,
+            lost: 5,
+            loss_window: 15,
+            ..Tally::default()
+        };
+        let mut report = sample("otel-app", vec![]);
+
+        report.peer = Some(PeerReport::from_tally("the SDK", &tally));
+
+        let peer = report.peer.clone().unwrap();
+        assert_eq!(
+            (
+                peer.recorded,
+                peer.delivered,
+                peer.lost_flushed,
+                peer.lost_unflushed
+            ),
+            (100, 80, 5, 15)
+        );
+        let table = report.table().to_string();
+        assert!(table.contains("not judged: the SDK"), "{table}");
+        assert!(report.passed());
+    }
+
+    #[test]
     fn xml_special_characters_are_escaped() {
         assert_eq!(xml_escape("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot;");
     }
