@@ -8,6 +8,7 @@
 //! | `cli` | one short CLI invocation: 1–3 events, a bounded send | background | bounded `shutdown` |
 //! | `drain` | a run that records nothing and delivers the spool's backlog | background | `flush`, `shutdown` |
 //! | `overhead` | a CPU-bound workload, one event per unit, with and without telemetry | background | `shutdown` |
+//! | `otel`, `otel-sdk` | a service instrumented with `tracing` and the OpenTelemetry API ([`crate::otel_app`]) | flush-core's processors, or the SDK's batch processors | `force_flush`, provider `shutdown` |
 //! | `cli-baseline` | the same CLI invocation without telemetry: no reporter; a plain wait for the deadline stands in for `shutdown` | — | the wait |
 //!
 //! Every event but the overhead workload's carries its ledger id in the `ledger_id` property (the session helpers'
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::ValueEnum;
-use flush_core::sink::{OtlpLogs, PostHog};
+use flush_core::sink::{OtlpLogs, OtlpTraces, PostHog};
 use flush_core::spool::{SpoolConfig, SyncPolicy};
 use flush_core::{
     BreakerPolicy, BreakerState, Config, DropPolicy, Event, FlushMode, QueueLimits, Reporter,
@@ -49,6 +50,11 @@ pub enum Mode {
     Drain,
     /// The proportional-overhead workload.
     Overhead,
+    /// The otel-app service, instrumented with `tracing` and the OpenTelemetry API, exporting through flush-core's
+    /// OpenTelemetry processors ([`crate::otel_app`]).
+    Otel,
+    /// The same service exporting through the OpenTelemetry SDK's batch processors and OTLP/HTTP exporter.
+    OtelSdk,
     /// A CLI invocation without telemetry: the calibration baseline of the CLI deadline check. It starts no
     /// reporter, records nothing, and where a CLI invocation calls `shutdown` it waits for a reply that never comes
     /// until the same deadline, the way `shutdown` waits for its workers; how late that wait returns is what the
@@ -66,10 +72,14 @@ pub enum SinkArg {
     Posthog,
     /// OTLP/HTTP logs (protobuf): `POST /v1/logs`.
     OtlpLogs,
+    /// OTLP/HTTP traces (protobuf): `POST /v1/traces`; it carries spans only, so only the otel-app scenario uses
+    /// it (to drain its spans' spool), and the runner refuses it on its command line.
+    #[value(hide = true)]
+    OtlpTraces,
 }
 
 impl SinkArg {
-    /// Every sink, in the order the runner uses them.
+    /// Every sink that carries any event, in the order the runner uses them (`otlp-traces` carries spans only).
     pub const ALL: [Self; 3] = [Self::Ingest, Self::Posthog, Self::OtlpLogs];
 
     /// The fake-ingest route this sink posts to.
@@ -79,6 +89,7 @@ impl SinkArg {
             Self::Ingest => "/ingest",
             Self::Posthog => "/batch/",
             Self::OtlpLogs => "/v1/logs",
+            Self::OtlpTraces => "/v1/traces",
         }
     }
 
@@ -332,8 +343,10 @@ pub fn run(args: &AppArgs) -> anyhow::Result<()> {
         mode: args.mode.name(),
         at_ms: now_ms(),
     })?;
-    if args.mode == Mode::CliBaseline {
-        return cli_baseline(args, &mut ledger);
+    match args.mode {
+        Mode::CliBaseline => return cli_baseline(args, &mut ledger),
+        Mode::Otel | Mode::OtelSdk => return crate::otel_app::run(args, &mut ledger),
+        _ => {}
     }
     let reporter = Reporter::start(config(args)?).context("starting the reporter")?;
     let mut app = App {
@@ -364,13 +377,17 @@ pub fn run(args: &AppArgs) -> anyhow::Result<()> {
             app.cli()?;
             Vec::new()
         }
-        Mode::Drain | Mode::CliBaseline => Vec::new(),
+        Mode::Drain | Mode::CliBaseline | Mode::Otel | Mode::OtelSdk => Vec::new(),
         Mode::Overhead => app.overhead()?,
     };
     app.finish(baseline_rss_kib, overhead)
 }
 
-fn config(args: &AppArgs) -> anyhow::Result<Config> {
+/// The reporter's configuration for `args` (its sink, spool, limits and policies).
+///
+/// # Errors
+/// When a limit is zero or the configuration does not build.
+pub(crate) fn config(args: &AppArgs) -> anyhow::Result<Config> {
     let nonzero = |value: usize, name: &str| {
         NonZeroUsize::new(value).with_context(|| format!("{name} must be > 0"))
     };
@@ -412,6 +429,9 @@ fn config(args: &AppArgs) -> anyhow::Result<Config> {
         SinkArg::Ingest => Config::builder(format!("{base}/ingest")),
         SinkArg::Posthog => Config::builder(base).sink(PostHog::new("phc_scenarios")),
         SinkArg::OtlpLogs => Config::builder(base).sink(OtlpLogs::new().service_name("scenarios")),
+        SinkArg::OtlpTraces => {
+            Config::builder(base).sink(OtlpTraces::new().service_name("scenarios"))
+        }
     };
     builder
         .spool(spool)
@@ -720,7 +740,7 @@ impl App<'_> {
             .collect();
         let report = ExitReport {
             at_ms: now_ms(),
-            stats: app_stats(&stats, self.breaker_opened),
+            stats: app_stats_of(&stats, self.breaker_opened),
             shutdown_ms: saturating_ms(took),
             shutdown_us: Some(saturating_us(took)),
             store_overrun_us: Some(saturating_us(stats.shutdown_store_overrun)),
@@ -758,16 +778,16 @@ fn cli_baseline(args: &AppArgs, ledger: &mut LedgerWriter) -> anyhow::Result<()>
     })))
 }
 
-fn saturating_ms(duration: Duration) -> u64 {
+pub(crate) fn saturating_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn saturating_us(duration: Duration) -> u64 {
+pub(crate) fn saturating_us(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Copies flush-core's counters into the ledger's shape.
-fn app_stats(stats: &Stats, breaker_opened: u64) -> AppStats {
+pub(crate) fn app_stats_of(stats: &Stats, breaker_opened: u64) -> AppStats {
     AppStats {
         recorded: stats.recorded,
         recovered: stats.recovered,

@@ -274,8 +274,22 @@ impl Ctx {
     /// # Errors
     /// When it cannot run or does not exit in time.
     pub fn drain(&mut self, ingest: &FakeIngest, spool: &Path) -> anyhow::Result<()> {
+        self.drain_with(ingest, spool, self.sink)
+    }
+
+    /// [`Ctx::drain`] through `sink` rather than the scenario's (for a spool one sink of several filled).
+    ///
+    /// # Errors
+    /// As [`Ctx::drain`].
+    pub fn drain_with(
+        &mut self,
+        ingest: &FakeIngest,
+        spool: &Path,
+        sink: SinkArg,
+    ) -> anyhow::Result<()> {
         self.step("draining the spool");
         let mut args = self.app_args(Mode::Drain, &ingest.url(), spool);
+        args.sink = sink;
         args.events = 0;
         args.batch_size = 500;
         args.flush_ms = u64::try_from(DRAIN_TIMEOUT.as_millis()).unwrap_or(u64::MAX);
@@ -291,12 +305,7 @@ impl Ctx {
     /// When the server's control API does not answer.
     pub fn judge(&mut self, ingest: &FakeIngest) -> anyhow::Result<()> {
         self.step("reading what the server stored");
-        let stats = ingest.stats()?;
-        let events = ingest.events()?;
-        let capture = ServerCapture {
-            stored_keys: events.iter().map(match_key).collect(),
-            raw_duplicates: stats.duplicates,
-        };
+        let (stats, capture) = capture(ingest)?;
         let verdict = judge(&self.runs, &capture);
         if verdict.tally.recorded == 0 {
             self.violate(Promise::ScenarioCompleted, "no app recorded anything");
@@ -374,6 +383,20 @@ impl Ctx {
             self.violate(Promise::EveryEventAccounted, detail);
         }
     }
+}
+
+/// What `ingest` stored, as the verdict reads it, and its counters.
+///
+/// # Errors
+/// When the server's control API does not answer.
+pub(crate) fn capture(ingest: &FakeIngest) -> anyhow::Result<(fake_ingest::Stats, ServerCapture)> {
+    let stats = ingest.stats()?;
+    let events = ingest.events()?;
+    let capture = ServerCapture {
+        stored_keys: events.iter().map(match_key).collect(),
+        raw_duplicates: stats.duplicates,
+    };
+    Ok((stats, capture))
 }
 
 /// FNV-1a of a name: mixes the scenario name into its harness seed so scenarios do not share kill moments.

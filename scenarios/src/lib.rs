@@ -10,6 +10,7 @@
 //! - `harness`: [`Ctx`], the per-scenario context (work directory, seed, processes, report) and [`Profile`].
 //! - `process`: app processes — spawn, exit times, SIGKILL, bounded waits, memory from `/proc`.
 //! - `ingest`: fake-ingest as a process and its control API; the one place its command line is built.
+//! - `otel_app`: the app of the otel-app scenario, instrumented with `tracing` and the OpenTelemetry API only.
 //! - `ledger`: the ground truth each app writes, which survives SIGKILL (its module doc is the format).
 //! - `verdict`: ledgers against the server: delivered, lost, loss window, dropped, duplicates; the [`Promise`]s.
 //! - `report`: the tables, `report.json` and `junit.xml`.
@@ -37,6 +38,7 @@ pub mod app;
 mod harness;
 pub mod ingest;
 pub mod ledger;
+pub mod otel_app;
 pub mod process;
 pub mod report;
 pub mod runner;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use scenarios::Profile;
-use scenarios::app::{AppArgs, SinkArg};
+use scenarios::app::{AppArgs, Mode, SinkArg};
 use scenarios::runner::{RunOptions, run_suite};
 
 #[derive(Debug, Parser)]
@@ -64,11 +64,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::App(args)) => {
-            // flush-core reports through `tracing`; `RUST_LOG=flush_core=debug` shows it in the app's log file.
-            tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-                .with_writer(std::io::stderr)
-                .init();
+            // flush-core reports through `tracing`; `RUST_LOG=flush_core=debug` shows it in the app's log file. The
+            // OpenTelemetry modes install their own subscriber (the same output, plus the bridge to their logs).
+            if !matches!(args.mode, Mode::Otel | Mode::OtelSdk) {
+                tracing_subscriber::fmt()
+                    .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                    .with_writer(std::io::stderr)
+                    .init();
+            }
             scenarios::app::run(&args).map(|()| ExitCode::SUCCESS)
         }
         Some(Command::Ingest { args }) => run_ingest(args),

@@ -33,6 +33,42 @@ pub struct CliDeadlineReport {
     pub worst_store_overrun_ms: f64,
 }
 
+/// A peer design run beside the scenario's app under the same faults and kills: what it lost, reported and not
+/// judged (the otel-app scenario: the OpenTelemetry SDK's batch processors).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PeerReport {
+    /// What the peer is.
+    pub name: String,
+    /// Records the peer's app ended (its ledgers).
+    pub recorded: u64,
+    /// Distinct records the server stored.
+    pub delivered: u64,
+    /// Records ended before a `force_flush` that returned `Ok`, never stored.
+    pub lost_flushed: u64,
+    /// Records never stored that no successful `force_flush` covered (a kill, a failed export, a full queue).
+    pub lost_unflushed: u64,
+    /// Extra stored copies of one record after dedupe.
+    pub duplicates_after_dedupe: u64,
+}
+
+impl PeerReport {
+    /// The peer's counts from the verdict's tally over its ledgers.
+    #[must_use]
+    pub fn from_tally(name: &str, tally: &Tally) -> Self {
+        Self {
+            name: name.to_owned(),
+            recorded: tally.recorded,
+            delivered: tally.delivered,
+            lost_flushed: tally.lost,
+            lost_unflushed: tally
+                .recorded
+                .saturating_sub(tally.delivered)
+                .saturating_sub(tally.lost),
+            duplicates_after_dedupe: tally.duplicates_after_dedupe,
+        }
+    }
+}
+
 /// Everything measured in one scenario run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ScenarioReport {
@@ -62,6 +98,9 @@ pub struct ScenarioReport {
     pub rss_bound_kib: Option<u64>,
     /// Overhead measurements (the overhead scenario).
     pub overhead: Vec<OverheadSample>,
+    /// A peer design run beside the app under the same faults and kills (reported, not judged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<PeerReport>,
     /// Facts worth a line that are not counts (fault counts, restarts, ...).
     pub notes: Vec<String>,
     /// Broken promises; empty means the scenario passed.
@@ -199,6 +238,20 @@ impl ScenarioReport {
         ];
         for (label, value) in rows {
             table.add_row(vec![Cell::new(label), Cell::new(value)]);
+        }
+        if let Some(peer) = &self.peer {
+            table.add_row(vec![
+                Cell::new(format!("beside it, not judged: {}", peer.name)),
+                Cell::new(format!(
+                    "{} recorded, {} delivered; lost: {} after a force_flush returned Ok, {} not covered by one \
+                     (kills, failed exports); {} duplicates after dedupe",
+                    peer.recorded,
+                    peer.delivered,
+                    peer.lost_flushed,
+                    peer.lost_unflushed,
+                    peer.duplicates_after_dedupe
+                )),
+            ]);
         }
         for sample in &self.overhead {
             table.add_row(vec![
@@ -450,6 +503,7 @@ mod tests {
                 bare_ns_per_unit: 10_000.0,
                 telemetry_ns_per_unit: 10_300.0,
             }],
+            peer: None,
             notes: vec!["fake-ingest restarted 2 times".to_owned()],
             violations,
             rerun: format!("cargo run --release -p scenarios -- run --scenario {name} --seed 42"),
@@ -496,6 +550,34 @@ mod tests {
 
         assert!(!suite.passed);
         insta::assert_snapshot!(summary);
+    }
+
+    #[test]
+    fn a_peer_is_counted_from_its_tally_and_shown_beside_the_verdict() {
+        let tally = Tally {
+            recorded: 100,
+            delivered: 80,
+            lost: 5,
+            loss_window: 15,
+            ..Tally::default()
+        };
+        let mut report = sample("otel-app", vec![]);
+
+        report.peer = Some(PeerReport::from_tally("the SDK", &tally));
+
+        let peer = report.peer.clone().unwrap();
+        assert_eq!(
+            (
+                peer.recorded,
+                peer.delivered,
+                peer.lost_flushed,
+                peer.lost_unflushed
+            ),
+            (100, 80, 5, 15)
+        );
+        let table = report.table().to_string();
+        assert!(table.contains("not judged: the SDK"), "{table}");
+        assert!(report.passed());
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub fn run_suite(scenarios_exe: &Path, options: &RunOptions) -> anyhow::Result<S
         }
         chosen
     };
+    if options.sinks.contains(&SinkArg::OtlpTraces) {
+        bail!("the otlp-traces sink carries spans only; the otel-app scenario uses it on its own");
+    }
     let runs: Vec<(&Scenario, SinkArg)> = chosen
         .into_iter()
         .flat_map(|scenario| {

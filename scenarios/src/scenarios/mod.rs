@@ -11,6 +11,7 @@ mod chat_idle_flush;
 mod cli_burst;
 mod concurrent_writers;
 mod crash_loop;
+mod otel_app;
 mod outage;
 mod overflow;
 mod overhead;
@@ -57,6 +58,12 @@ pub const ALL: &[Scenario] = &[
         summary: "SIGKILL at random moments, restart on the same spool: no checkpointed event lost or duplicated",
         run: crash_loop::run,
         every_sink: true,
+    },
+    Scenario {
+        name: "otel-app",
+        summary: "an app on tracing + the OpenTelemetry API, SIGKILLed: nothing force-flushed lost; the SDK's batch processors beside it",
+        run: otel_app::run,
+        every_sink: false,
     },
     Scenario {
         name: "ack-lost",
@@ -133,6 +140,7 @@ mod tests {
             ("cli-burst", cli_burst::plan()),
             ("concurrent-writers", concurrent_writers::plan()),
             ("crash-loop", crash_loop::plan()),
+            ("otel-app", otel_app::plan()),
             ("outage", outage::plan(2_000)),
             ("overflow", overflow::plan()),
             ("poison", poison::plan()),
