@@ -43,8 +43,12 @@ pub(crate) const KILL_EVERY: u32 = 7;
 /// that wait (`Stats::shutdown_store_overrun`); it is added to the allowance, and is itself judged against this.
 const STORE_GRACE_MS: f64 = 1_000.0;
 
-/// The smallest tolerance over the deadline, milliseconds: the scale of one scheduler time slice on a busy machine.
-pub(crate) const TOLERANCE_FLOOR_MS: f64 = 50.0;
+/// The smallest tolerance over the deadline, milliseconds. A baseline is one thread waiting; an invocation's caller
+/// wakes at the deadline beside its own spooler and sender, busy with a misbehaving server, so on a loaded machine it
+/// can wait longer for a core than any baseline: at a load average of 7.1, one shutdown came back 66.4 ms past its
+/// deadline, with no reported wait to store the queue, while the slowest baseline was 10.5 ms late. Twice that,
+/// rounded up.
+pub(crate) const TOLERANCE_FLOOR_MS: f64 = 150.0;
 
 /// The tolerance over the deadline is this many times the worst overshoot of a baseline wait in the same run.
 pub(crate) const TOLERANCE_FACTOR: f64 = 3.0;
@@ -213,12 +217,12 @@ mod tests {
 
     #[test]
     fn a_quiet_machine_allows_the_floor_over_the_deadline() {
-        assert_eq!(allowed_shutdown_ms(300, 300.4), 350.0);
-        assert_eq!(allowed_shutdown_ms(300, 0.0), 350.0);
+        assert_eq!(allowed_shutdown_ms(300, 300.4), 450.0);
+        assert_eq!(allowed_shutdown_ms(300, 0.0), 450.0);
     }
 
     #[test]
     fn a_loaded_machine_widens_the_tolerance_with_the_baselines_overshoot() {
-        assert_eq!(allowed_shutdown_ms(300, 340.0), 420.0);
+        assert_eq!(allowed_shutdown_ms(300, 360.0), 480.0);
     }
 }
