@@ -2,8 +2,6 @@
 //! that batches it to `POST {host}/batch/` and retries; `flush` waits until everything queued was attempted. Nothing
 //! is on disk: a crash loses the queue, and a full queue drops new events.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 use crate::sample::SampleEvent;
@@ -73,7 +71,5 @@ impl PostHogRsPeer {
     /// Flushes and stops the worker.
     pub fn shutdown(self) {
         self.client.shutdown();
-        // Let the worker's HTTP client wind down before the server goes.
-        std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -40,26 +40,23 @@ impl Sink for Ingest {
 
     fn classify(&self, response: &Response<'_>) -> Verdict {
         let status = response.status();
-        let reason = || {
-            let detail = serde_json::from_slice::<serde_json::Value>(response.body())
-                .ok()
-                .and_then(|value| {
-                    value
-                        .get("error")
-                        .and_then(|error| error.as_str())
-                        .map(str::to_owned)
-                })
-                .unwrap_or_else(|| response.body_text());
-            format!("HTTP {status}: {detail}")
-        };
         if (200..300).contains(&status) {
             return Verdict::Accepted;
         }
+        let detail = serde_json::from_slice::<serde_json::Value>(response.body())
+            .ok()
+            .and_then(|value| {
+                value
+                    .get("error")
+                    .and_then(|error| error.as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| response.body_text());
         failure_verdict(
             response,
             matches!(status, 408 | 429 | 500..=599),
             matches!(status, 400 | 422),
-            reason(),
+            format!("HTTP {status}: {detail}"),
         )
     }
 }

@@ -113,27 +113,24 @@ impl Sink for PostHog {
 
     fn classify(&self, response: &Response<'_>) -> Verdict {
         let status = response.status();
-        let reason = || {
-            // PostHog's error shape: {"type": ..., "code": ..., "detail": ..., "attr": ...}.
-            let detail = serde_json::from_slice::<Value>(response.body())
-                .ok()
-                .and_then(|value| {
-                    value
-                        .get("detail")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
-                .unwrap_or_else(|| response.body_text());
-            format!("HTTP {status}: {detail}")
-        };
         if (200..300).contains(&status) {
             return Verdict::Accepted;
         }
+        // PostHog's error shape: {"type": ..., "code": ..., "detail": ..., "attr": ...}.
+        let detail = serde_json::from_slice::<Value>(response.body())
+            .ok()
+            .and_then(|value| {
+                value
+                    .get("detail")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| response.body_text());
         failure_verdict(
             response,
             matches!(status, 408 | 429 | 500..=599),
             status == 400,
-            reason(),
+            format!("HTTP {status}: {detail}"),
         )
     }
 }
