@@ -3,7 +3,10 @@
 //! Every implementation stamps and serializes the same sample event (a UUID v7, a timestamp, `serde_json`), so the
 //! figures include serialization. One iteration appends one batch; throughput is in events.
 //!
-//! - `ours_spool/{never,group_commit,always}/{1,50,100,1000}`: flush-core's spool, per sync policy.
+//! - `ours_spool/{never,group_commit,always}/{1,50,100,1000}`: flush-core's spool, per sync policy, with
+//!   `Spool::append` (every batch reaches the kernel before it returns).
+//! - `ours_spool_write_behind/never/{1,50,1000}`: `Spool::append_buffered`, batches collected in the spool's 64 KiB
+//!   write-behind buffer (like for like with `floor_framed/no_fsync`).
 //! - `floor_framed/{no_fsync,write_per_batch,fsync_per_batch}/{1,50,100,1000}`: serialize + frame + buffered
 //!   write to one file (64 KiB buffer); `no_fsync` leaves a batch in the buffer (the floor), `write_per_batch`
 //!   hands every batch to the kernel as our spool does for every append (like for like), `fsync_per_batch` syncs it.
@@ -40,15 +43,25 @@ const DURABLE_BATCHES: [usize; 4] = [1, 50, 100, 1000];
 /// The group-commit interval measured (the spool's default).
 const GROUP_COMMIT: Duration = Duration::from_millis(200);
 
+/// How a benchmark hands batches to the spool.
+#[derive(Clone, Copy)]
+enum Append {
+    /// `Spool::append`: one `write` per batch.
+    Eager,
+    /// `Spool::append_buffered`: through the write-behind buffer.
+    WriteBehind,
+}
+
 /// A spool in a fresh temporary directory, and reusable serialization buffers for one batch.
 struct OurSpool {
     spool: Spool,
     records: Vec<Vec<u8>>,
+    append: Append,
     _dir: TempDir,
 }
 
 impl OurSpool {
-    fn open(sync: SyncPolicy, batch: usize) -> Self {
+    fn open(sync: SyncPolicy, append: Append, batch: usize) -> Self {
         let dir = temp_dir("spool");
         // The size budget is raised so that no sample ever hits retention: this group measures appending.
         let config = bench_spool_config(&dir.path().join("spool"), sync);
@@ -56,6 +69,7 @@ impl OurSpool {
         Self {
             spool,
             records: vec![Vec::with_capacity(512); batch],
+            append,
             _dir: dir,
         }
     }
@@ -66,24 +80,39 @@ impl OurSpool {
             record.clear();
             event.stamp_and_serialize_into(record);
         }
-        self.spool
-            .append(&self.records)
-            .expect("append to the spool");
+        match self.append {
+            Append::Eager => self.spool.append(&self.records),
+            Append::WriteBehind => self.spool.append_buffered(&self.records),
+        }
+        .expect("append to the spool");
     }
 }
 
 fn ours_spool(c: &mut Criterion) {
     let mut group = c.benchmark_group("spool_append");
-    for (name, sync, batches) in [
-        ("ours_spool/never", SyncPolicy::Never, &BATCHES[..]),
+    for (name, sync, append, batches) in [
+        (
+            "ours_spool/never",
+            SyncPolicy::Never,
+            Append::Eager,
+            &BATCHES[..],
+        ),
+        (
+            "ours_spool_write_behind/never",
+            SyncPolicy::Never,
+            Append::WriteBehind,
+            &BATCHES[..],
+        ),
         (
             "ours_spool/group_commit_200ms",
             SyncPolicy::GroupCommit(GROUP_COMMIT),
+            Append::Eager,
             &BATCHES[..],
         ),
         (
             "ours_spool/always",
             SyncPolicy::Always,
+            Append::Eager,
             &DURABLE_BATCHES[..],
         ),
     ] {
@@ -93,7 +122,7 @@ fn ours_spool(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::new(name, batch), &events, |b, events| {
                 common::iter_fresh(
                     b,
-                    || OurSpool::open(sync, batch),
+                    || OurSpool::open(sync, append, batch),
                     |spool| spool.append(events),
                 );
             });

@@ -195,6 +195,8 @@ pub(crate) struct Counters {
     pub(crate) recovered: u64,
     pub(crate) acknowledged: u64,
     pub(crate) settled_elsewhere: u64,
+    /// Records of `append_buffered` calls lost when their deferred write failed.
+    pub(crate) dropped_unwritten: u64,
     /// Files named like spool files that the spool cannot use, as of the last listing.
     pub(crate) foreign_files: u64,
     /// Damaged acknowledgement entries, as of the last read of the file.
@@ -1165,6 +1167,7 @@ impl Catalog {
             recovered_events: self.counters.recovered,
             acknowledged_events: self.counters.acknowledged,
             settled_elsewhere: self.counters.settled_elsewhere,
+            dropped_unwritten: self.counters.dropped_unwritten,
             foreign_files: self.counters.foreign_files,
             damaged_acks: self.counters.damaged_acks,
             ..SpoolStats::default()

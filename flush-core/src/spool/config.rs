@@ -128,13 +128,20 @@ impl SpoolConfig {
 ///
 /// All event counts are exact and in records. For this process, at any moment,
 /// `recorded + recovered_events = acknowledged_events + dropped_for_size + dropped_for_age + corrupt_records +
-/// settled_elsewhere + pending_events`, where `recorded` is the number of records of this process's
-/// [`append`](super::Spool::append) calls that returned `Ok`.
+/// settled_elsewhere + dropped_unwritten + pending_events + buffered_events`, where `recorded` is the number of
+/// records of this process's [`append`](super::Spool::append) and
+/// [`append_buffered`](super::Spool::append_buffered) calls that returned `Ok`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SpoolStats {
     /// Records known to this process and not yet acknowledged or dropped, in the whole directory.
     pub pending_events: u64,
+    /// Records of this process's [`append_buffered`](super::Spool::append_buffered) calls still in its write-behind
+    /// buffer (not yet written, not in `pending_events`).
+    pub buffered_events: u64,
+    /// Records of this process's [`append_buffered`](super::Spool::append_buffered) calls that returned `Ok` and were
+    /// lost when writing the buffer out failed later (a full disk, say).
+    pub dropped_unwritten: u64,
     /// The on-disk bytes (frames, headers included) of the pending records.
     pub pending_bytes: u64,
     /// Segment files in the directory known to this process (kept flushed ones excluded).

@@ -196,6 +196,18 @@
 //! never returned) was never known and is counted in bytes only. A process crash (SIGKILL included) loses nothing
 //! appended: the kernel has it.
 //!
+//! # The write-behind buffer
+//!
+//! [`Spool::append`] hands its batch to the kernel with one `write` before it returns. [`Spool::append_buffered`]
+//! instead encodes it into a user-space buffer of at most [`WRITE_BEHIND_BYTES`] (plus one batch), written with one
+//! `write` when it fills, and by the next `append`, [`Spool::write_out_buffered`], [`Spool::sync`],
+//! [`Spool::sync_if_due`], a rollover and the drop of the spool; the frontier readers see moves only when it is
+//! written. Records in the buffer are exactly as exposed as events in an application's in-memory queue: a process
+//! crash loses them, without a trace on disk. They are counted in [`SpoolStats::buffered_events`] meanwhile; if
+//! writing them fails (a full disk), they are dropped and counted in [`SpoolStats::dropped_unwritten`]. The
+//! reporter's spooler uses `append` (one `write` per drained chunk of up to 512 events), so everything it counts as
+//! stored has reached the kernel.
+//!
 //! # Delivery and acknowledgement
 //!
 //! One reader at a time per directory (the `delivery.lock` flock). It hands out each writer's records in append order;
@@ -237,12 +249,13 @@
 //! known record leaves `pending_events` exactly once: as `acknowledged_events`, `dropped_for_size`,
 //! `dropped_for_age`, `corrupt_records`, or `settled_elsewhere`
 //! (acknowledged or dropped by another process, seen in `acks` when this process next looks: every `try_deliver`,
-//! successful or not). So at any moment:
+//! successful or not). Records of `append_buffered` are `buffered_events` until written (then pending) or lost
+//! (`dropped_unwritten`). So at any moment:
 //!
 //! `recorded + recovered_events = acknowledged_events + dropped_for_size + dropped_for_age + corrupt_records +
-//! settled_elsewhere + pending_events`.
+//! settled_elsewhere + dropped_unwritten + pending_events + buffered_events`.
 //!
-//! With a single process the last term but one is always 0. With several, `pending_events` can include records
+//! With a single process `settled_elsewhere` is always 0. With several, `pending_events` can include records
 //! another process has delivered since this one last looked (it is an upper bound, exact as of the last
 //! `try_deliver`), and excludes records other live writers appended since then.
 //!
@@ -273,4 +286,4 @@ pub use error::SpoolError;
 pub use io::{DirEntry, FileSystem, NOT_A_REGULAR_FILE, OpenMode, RealFileSystem};
 pub(crate) use reader::PendingAck;
 pub use reader::{Position, SpoolBatch, SpoolReader};
-pub use writer::Spool;
+pub use writer::{Spool, WRITE_BEHIND_BYTES};

@@ -124,7 +124,9 @@ fn assert_identity(stats: &SpoolStats, recorded: u64) {
             + stats.dropped_for_age
             + stats.corrupt_records
             + stats.settled_elsewhere
-            + stats.pending_events,
+            + stats.dropped_unwritten
+            + stats.pending_events
+            + stats.buffered_events,
         "the accounting identity must balance: {stats:?}"
     );
 }
@@ -539,19 +541,32 @@ fn a_batch_respects_max_bytes_but_always_holds_one_record() {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Append { writer: usize, count: u8 },
-    Sync { writer: usize },
-    Read { max_records: u8 },
+    Append {
+        writer: usize,
+        count: u8,
+        buffered: bool,
+    },
+    Sync {
+        writer: usize,
+    },
+    Read {
+        max_records: u8,
+    },
     AckLast,
     Rewind,
     RestartDeliverer,
-    KillWriter { writer: usize },
-    Crash { cuts: [proptest::sample::Index; 2] },
+    KillWriter {
+        writer: usize,
+    },
+    Crash {
+        cuts: [proptest::sample::Index; 2],
+    },
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..2_usize, 1..6_u8).prop_map(|(writer, count)| Op::Append { writer, count }),
+        4 => (0..2_usize, 1..6_u8, any::<bool>())
+            .prop_map(|(writer, count, buffered)| Op::Append { writer, count, buffered }),
         1 => (0..2_usize).prop_map(|writer| Op::Sync { writer }),
         3 => (1..8_u8).prop_map(|max_records| Op::Read { max_records }),
         2 => Just(Op::AckLast),
@@ -644,7 +659,11 @@ impl Model {
 
     fn apply(&mut self, op: Op) {
         match op {
-            Op::Append { writer, count } => {
+            Op::Append {
+                writer,
+                count,
+                buffered,
+            } => {
                 let generation =
                     self.generations[writer] + u32::from(self.writers[writer].is_none());
                 let start = if self.writers[writer].is_none() {
@@ -655,7 +674,13 @@ impl Model {
                 let batch: Vec<String> = (start..start + u32::from(count))
                     .map(|sequence| format!("{writer}:{generation}:{sequence}"))
                     .collect();
-                self.writer(writer).append(&batch).expect("append");
+                // A buffered batch is as exposed as unsynced bytes: a drop writes it, an OS crash takes it.
+                let spool = self.writer(writer);
+                if buffered {
+                    spool.append_buffered(&batch).expect("append_buffered");
+                } else {
+                    spool.append(&batch).expect("append");
+                }
                 self.next_sequence[writer] = start + u32::from(count);
                 self.appended.extend(batch.iter().cloned());
                 self.unsynced[writer].extend(batch);
@@ -1242,4 +1267,94 @@ fn appends_and_stats_go_on_while_an_acknowledgement_is_fsynced() {
     assert_eq!(spool.stats().acknowledged_events, 8);
     drop(reader);
     assert_eq!(drain(&spool), records(8..10));
+}
+
+#[test]
+fn buffered_records_are_written_at_the_next_append_sync_or_drop_and_read_in_order() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let mut spool = Spool::open(config(temporary.path())).expect("open");
+    spool.append_buffered(&records(0..2)).expect("buffer");
+    spool.append_buffered(&records(2..3)).expect("buffer");
+    let stats = spool.stats();
+    assert_eq!((stats.buffered_events, stats.pending_events), (3, 0));
+    assert_identity(&stats, 3);
+    assert!(
+        drain(&spool).is_empty(),
+        "buffered records are not readable"
+    );
+
+    // An eager append writes the buffer ahead of its own batch.
+    spool.append(&records(3..4)).expect("append");
+    assert_eq!(spool.stats().buffered_events, 0);
+    assert_eq!(drain(&spool), records(0..4));
+
+    spool.append_buffered(&records(4..6)).expect("buffer");
+    spool.sync().expect("sync writes the buffer");
+    assert_eq!(drain(&spool), records(4..6));
+
+    spool.append_buffered(&records(6..9)).expect("buffer");
+    drop(spool);
+    let reopened = Spool::open(config(temporary.path())).expect("reopen");
+    assert_eq!(drain(&reopened), records(6..9), "a drop writes the buffer");
+    assert_identity(&reopened.stats(), 0);
+}
+
+#[test]
+fn the_write_behind_buffer_is_written_when_it_fills_and_across_rollovers() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let mut config = config(temporary.path());
+    config.max_segment_bytes = 4 * WRITE_BEHIND_BYTES as u64;
+    let mut spool = Spool::open(config).expect("open");
+    let record = vec![b'x'; 1000];
+    let count = 1_000_u64;
+    for _ in 0..count {
+        spool.append_buffered(&[&record]).expect("buffer");
+        let buffered = spool.stats().buffered_events;
+        assert!(
+            buffered * 1016 < WRITE_BEHIND_BYTES as u64 + 1016,
+            "the buffer never holds more than its size: {buffered} records"
+        );
+    }
+    let stats = spool.stats();
+    assert!(
+        stats.pending_events > 0 && stats.buffered_events > 0,
+        "{stats:?}"
+    );
+    assert_identity(&stats, count);
+    assert!(segment_files(temporary.path()).len() > 1, "rolled over");
+    spool.write_out_buffered().expect("write out");
+    let delivered = drain(&spool);
+    assert_eq!(delivered.len() as u64, count);
+    assert!(delivered.iter().all(|delivered| *delivered == record));
+}
+
+#[test]
+fn a_failed_write_out_counts_the_buffered_records_it_lost_and_the_spool_goes_on() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let faults = Arc::new(PlannedFaults::default());
+    let mut spool = Spool::open(faulty_config(temporary.path(), &faults)).expect("open");
+    spool.append_buffered(&records(0..3)).expect("buffer");
+    faults.inject(Operation::Write, std::io::ErrorKind::StorageFull, 20);
+    let error = spool.append(&records(3..5)).expect_err("disk full");
+    assert!(matches!(error, SpoolError::DiskFull { .. }), "{error:?}");
+    let stats = spool.stats();
+    assert_eq!(
+        (
+            stats.dropped_unwritten,
+            stats.buffered_events,
+            stats.pending_events
+        ),
+        (3, 0, 0),
+        "the earlier buffered records are counted, the failed batch is the caller's"
+    );
+    assert_identity(&stats, 3);
+
+    spool.append_buffered(&records(5..7)).expect("buffer");
+    faults.inject(Operation::Write, std::io::ErrorKind::StorageFull, 0);
+    assert!(spool.write_out_buffered().is_err());
+    assert_eq!(spool.stats().dropped_unwritten, 5);
+    spool.append_buffered(&records(7..8)).expect("buffer");
+    spool.write_out_buffered().expect("the disk has room again");
+    assert_eq!(drain(&spool), records(7..8));
+    assert_identity(&spool.stats(), 6);
 }

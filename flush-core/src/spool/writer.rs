@@ -61,7 +61,8 @@ pub struct Spool {
     lock: File,
     current: Option<OpenSegment>,
     next_seq: u64,
-    buffer: Vec<u8>,
+    /// The write-behind buffer of [`Spool::append_buffered`]: frames for the open segment, not yet written.
+    staged: Staged,
     unsynced_since: Option<Instant>,
     /// When the limits were last applied by taking the delivery lock for a moment (rate-limited: it reads the
     /// directory).
@@ -77,6 +78,18 @@ struct SizeCount {
     total: u64,
     appended: u64,
     counted_at: Option<Instant>,
+}
+
+/// The size at which the write-behind buffer of [`Spool::append_buffered`] is written out (64 KiB, as a buffered
+/// file writer's default).
+pub const WRITE_BEHIND_BYTES: usize = 64 * 1024;
+
+/// Frames encoded for the open segment and not yet written: they follow its frontier.
+#[derive(Debug, Default)]
+struct Staged {
+    bytes: Vec<u8>,
+    records: u32,
+    last_delta_ms: u32,
 }
 
 /// How often an append over the size budget may take the delivery lock to apply the limits.
@@ -119,7 +132,7 @@ impl Spool {
             lock,
             current: None,
             next_seq: 0,
-            buffer: Vec::new(),
+            staged: Staged::default(),
             unsynced_since: None,
             last_maintained: None,
             size: SizeCount::default(),
@@ -128,17 +141,63 @@ impl Spool {
         Ok(spool)
     }
 
-    /// Appends a batch of records (one record = one event), in order, with one `write` system call; the batch has
-    /// reached the kernel when this returns, so a crash of the process loses none of it. With
+    /// Appends a batch of records (one record = one event), in order, with one `write` system call (records still
+    /// in the write-behind buffer of [`append_buffered`](Self::append_buffered) go in the same write, ahead of them);
+    /// the batch has reached the kernel when this returns, so a crash of the process loses none of it. With
     /// [`SyncPolicy::Always`] it is fsynced too; with [`SyncPolicy::GroupCommit`] it is fsynced here if the oldest
     /// unsynced data is older than the interval. An empty batch does nothing.
     ///
     /// # Errors
     /// [`SpoolError::RecordTooLarge`] before anything is written; [`SpoolError::DiskFull`] and the other I/O
-    /// variants if the write (or, with `Always`, the fsync) fails. Either way nothing of the batch is kept.
+    /// variants if the write (or, with `Always`, the fsync) fails. Either way nothing of the batch is kept, and
+    /// neither is anything that was still buffered (counted in [`SpoolStats::dropped_unwritten`]).
     pub fn append<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<(), SpoolError> {
-        if records.is_empty() {
+        let Some(count) = self.stage(records)? else {
             return Ok(());
+        };
+        self.write_out(count)
+    }
+
+    /// Appends a batch of records into a small user-space write-behind buffer ([`WRITE_BEHIND_BYTES`]), which is
+    /// written with one `write` system call when it fills, and by [`write_out`](Self::write_out),
+    /// [`append`](Self::append), [`sync`](Self::sync), [`sync_if_due`](Self::sync_if_due), a rollover to a new
+    /// segment, and the drop of the spool. Until then the buffered records are in this process's memory only: a
+    /// crash of the process loses them (they are as exposed as events in a queue), readers do not see them, and
+    /// [`SpoolStats::buffered_events`] counts them. With [`SyncPolicy::Always`] this is [`append`](Self::append).
+    ///
+    /// # Errors
+    /// As [`append`](Self::append), when the buffer is written and that fails: nothing of this batch is kept, and
+    /// the records buffered by earlier calls are lost and counted in [`SpoolStats::dropped_unwritten`].
+    pub fn append_buffered<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<(), SpoolError> {
+        if self.config.sync == SyncPolicy::Always {
+            return self.append(records);
+        }
+        let Some(count) = self.stage(records)? else {
+            return Ok(());
+        };
+        if self.staged.bytes.len() >= WRITE_BEHIND_BYTES {
+            self.write_out(count)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Writes the write-behind buffer of [`append_buffered`](Self::append_buffered) to the open segment with one
+    /// `write` system call (nothing to do if it is empty): its records reach the kernel and become readable.
+    ///
+    /// # Errors
+    /// The I/O variants if the write (or, with `Always`, the fsync) fails: the buffered records are lost and counted
+    /// in [`SpoolStats::dropped_unwritten`].
+    pub fn write_out_buffered(&mut self) -> Result<(), SpoolError> {
+        self.write_out(0)
+    }
+
+    /// Checks `records` and encodes them as frames at the end of the write-behind buffer, opening a new segment
+    /// first (after writing out what the buffer holds for the old one) if they do not fit the open one. Returns the
+    /// number of records staged, or `None` for an empty batch.
+    fn stage<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<Option<u32>, SpoolError> {
+        if records.is_empty() {
+            return Ok(None);
         }
         let max = self.config.max_record_bytes;
         let mut batch_bytes = 0_u64;
@@ -152,7 +211,7 @@ impl Spool {
         let count = u32::try_from(records.len()).unwrap_or(u32::MAX);
         let now = now_ms();
         self.ensure_segment(batch_bytes, count, now)?;
-        let Some(segment) = self.current.as_mut() else {
+        let Some(segment) = self.current.as_ref() else {
             return Err(SpoolError::Io {
                 path: self.config.dir.clone(),
                 source: io::Error::other("no open segment"),
@@ -160,21 +219,55 @@ impl Spool {
         };
         let delta = u32::try_from(now.saturating_sub(segment.created_ms))
             .unwrap_or(u32::MAX)
-            .max(segment.last_delta_ms);
-        self.buffer.clear();
-        self.buffer
+            .max(segment.last_delta_ms)
+            .max(self.staged.last_delta_ms);
+        let first_index = segment.next_index + self.staged.records;
+        self.staged
+            .bytes
             .reserve(usize::try_from(batch_bytes).unwrap_or(0));
         for (offset, record) in records.iter().enumerate() {
             format::encode_frame(
-                &mut self.buffer,
-                segment.next_index + offset as u32,
+                &mut self.staged.bytes,
+                first_index + offset as u32,
                 delta,
                 record.as_ref(),
             );
         }
+        self.staged.records += count;
+        self.staged.last_delta_ms = delta;
+        Ok(Some(count))
+    }
+
+    /// Writes the staged frames to the open segment and publishes the new frontier. On failure everything staged is
+    /// discarded; the records staged by earlier calls (all but the last `own_batch`, which the caller reports through
+    /// its error) are counted as dropped unwritten.
+    fn write_out(&mut self, own_batch: u32) -> Result<(), SpoolError> {
+        if self.staged.records == 0 {
+            return Ok(());
+        }
+        let staged = std::mem::take(&mut self.staged);
+        let result = self.write_staged(&staged);
+        // The buffer's allocation is kept for the next appends.
+        self.staged.bytes = staged.bytes;
+        self.staged.bytes.clear();
+        if result.is_err() {
+            let earlier = u64::from(staged.records.saturating_sub(own_batch));
+            lock_catalog(&self.shared).counters.dropped_unwritten += earlier;
+        }
+        result
+    }
+
+    /// One `write` of `staged` at the open segment's end, then the bookkeeping of an append.
+    fn write_staged(&mut self, staged: &Staged) -> Result<(), SpoolError> {
+        let Some(segment) = self.current.as_mut() else {
+            return Err(SpoolError::Io {
+                path: self.config.dir.clone(),
+                source: io::Error::other("no open segment"),
+            });
+        };
         if let Err(error) = self
             .fs
-            .write_all_at(&segment.file, &self.buffer, segment.len)
+            .write_all_at(&segment.file, &staged.bytes, segment.len)
         {
             // Invariant: a failed append leaves no frame of its batch behind (cut back to the last whole batch).
             if self.fs.set_len(&segment.file, segment.len).is_err() {
@@ -190,21 +283,22 @@ impl Spool {
             }
             return Err(SpoolError::io(&segment.path, error));
         }
-        segment.len += self.buffer.len() as u64;
-        segment.next_index += count;
-        segment.last_delta_ms = delta;
-        segment.valid += u64::from(count);
+        let written = staged.bytes.len() as u64;
+        segment.len += written;
+        segment.next_index += staged.records;
+        segment.last_delta_ms = staged.last_delta_ms;
+        segment.valid += u64::from(staged.records);
         let frontier = Frontier {
             offset: segment.len,
             next_index: segment.next_index,
-            last_delta_ms: delta,
+            last_delta_ms: staged.last_delta_ms,
             valid: segment.valid,
         };
         let key = segment.key;
         // The directory's size is recounted (O(segments)) at most once per interval, or when this writer's appends
         // since the last count would take it over the budget: an append costs the same whatever the backlog.
         let max_total = self.config.max_total_bytes;
-        self.size.appended += self.buffer.len() as u64;
+        self.size.appended += written;
         let recount = self
             .size
             .counted_at
@@ -257,6 +351,7 @@ impl Spool {
     /// [`SpoolError::DirectoryMissing`] if the directory was deleted (its records are gone and counted in
     /// [`SpoolStats::corrupt_records`]; the next append re-creates it).
     pub fn sync(&mut self) -> Result<(), SpoolError> {
+        self.write_out(0)?;
         if let Some(segment) = &self.current
             && self.unsynced_since.is_some()
         {
@@ -286,6 +381,7 @@ impl Spool {
     /// # Errors
     /// As [`Spool::sync`].
     pub fn sync_if_due(&mut self) -> Result<bool, SpoolError> {
+        self.write_out(0)?;
         let acks = self.sync_acks(false)?;
         match (self.config.sync, self.unsynced_since) {
             (SyncPolicy::GroupCommit(interval), Some(since)) if since.elapsed() >= interval => {
@@ -331,7 +427,9 @@ impl Spool {
 
     /// The statistics, as seen by this process (no I/O).
     pub fn stats(&self) -> SpoolStats {
-        lock_catalog(&self.shared).stats()
+        let mut stats = lock_catalog(&self.shared).stats();
+        stats.buffered_events = u64::from(self.staged.records);
+        stats
     }
 
     /// The spool directory.
@@ -379,14 +477,25 @@ impl Spool {
         let roll = match &self.current {
             None => true,
             Some(segment) => {
+                let len = segment.len + self.staged.bytes.len() as u64;
                 segment.broken
-                    || (segment.len > SEGMENT_HEADER_LEN
-                        && segment.len + batch_bytes > self.config.max_segment_bytes)
+                    || (len > SEGMENT_HEADER_LEN
+                        && len + batch_bytes > self.config.max_segment_bytes)
                     || now.saturating_sub(segment.created_ms) > MAX_SEGMENT_AGE_MS
-                    || segment.next_index.checked_add(count).is_none()
+                    || segment
+                        .next_index
+                        .checked_add(self.staged.records)
+                        .and_then(|next| next.checked_add(count))
+                        .is_none()
             }
         };
-        if roll { self.roll(now) } else { Ok(()) }
+        if roll {
+            // What is buffered belongs to the segment being sealed.
+            self.write_out(0)?;
+            self.roll(now)
+        } else {
+            Ok(())
+        }
     }
 
     /// Seals the open segment (fsyncing it unless the policy is `Never`) and opens the next one.
@@ -524,6 +633,9 @@ pub(crate) fn acquire(catalog: &mut Catalog) -> Result<(), SpoolError> {
 
 impl Drop for Spool {
     fn drop(&mut self) {
+        if let Err(error) = self.write_out(0) {
+            tracing::debug!(%error, "spool: the write-behind buffer could not be written when closing");
+        }
         if self.config.sync != SyncPolicy::Never
             && self.unsynced_since.is_some()
             && let Err(error) = self.sync()
