@@ -334,14 +334,39 @@ impl Delivery {
         self.wants_to_send(now) && self.blocked_until(now).is_none()
     }
 
+    /// How long to wait for a command before looking again: not at all when a flush or the shutdown can be answered
+    /// (a step that settled their last records must not leave them waiting a poll interval), and never past the
+    /// deadline of one.
     fn wait_time(&mut self, now: Instant) -> Duration {
-        if !self.wants_to_send(now) {
-            return self.poll_interval;
+        if self.answer_is_due() {
+            return Duration::ZERO;
         }
-        match self.blocked_until(now) {
-            None => Duration::ZERO,
-            Some(until) => until.duration_since(now).min(self.poll_interval),
-        }
+        let wait = if !self.wants_to_send(now) {
+            self.poll_interval
+        } else {
+            match self.blocked_until(now) {
+                None => Duration::ZERO,
+                Some(until) => until.duration_since(now).min(self.poll_interval),
+            }
+        };
+        let nearest_deadline = self
+            .waiters
+            .iter()
+            .map(|waiter| waiter.deadline)
+            .chain(self.shutdown.as_ref().map(|shutdown| shutdown.deadline))
+            .min();
+        nearest_deadline.map_or(wait, |deadline| {
+            wait.min(deadline.saturating_duration_since(now))
+        })
+    }
+
+    /// Whether a flush waiter or the shutdown has what it waits for (see `answer_waiters` and `shutdown_is_over`).
+    fn answer_is_due(&self) -> bool {
+        self.waiters.iter().any(|waiter| self.covers(waiter.target))
+            || self.shutdown.as_ref().is_some_and(|shutdown| {
+                self.covers(shutdown.target)
+                    || (shutdown.budget == Some(0) && self.in_flight.is_none())
+            })
     }
 
     /// Answers the flush waiters that are done or out of time.

@@ -324,7 +324,7 @@ fn events_recorded_after_shutdown_are_counted_as_dropped() {
     let reporter = start(memory_config(&server));
     reporter.record(Event::new("before"));
     assert_eq!(
-        reporter.shutdown(Duration::from_secs(10)),
+        reporter.shutdown(Duration::from_secs(300)),
         ShutdownOutcome::Drained
     );
 
@@ -376,5 +376,45 @@ fn retry_after_is_honoured_up_to_its_cap() {
         started.elapsed()
     );
     assert_eq!(server.stats().requests, 2);
+    server.shutdown();
+}
+
+#[test]
+fn a_flush_and_the_shutdown_are_answered_when_delivery_ends_not_at_the_next_poll() {
+    let server = server("[]");
+    // A poll interval longer than the test may take: an answer that waited for the next poll would come an hour late.
+    let hour = Duration::from_secs(3600);
+    let reporter = start(memory_config(&server).poll_interval(hour));
+    let (answers, answered) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        for round in 0..3 {
+            (0..5).for_each(|n| reporter.record(Event::new("e").with("round", round).with("n", n)));
+            answers
+                .send(format!("flush {:?}", reporter.flush(hour)))
+                .expect("the test waits");
+        }
+        answers
+            .send(format!("shutdown {:?}", reporter.shutdown(hour)))
+            .expect("the test waits");
+    });
+    let mut outcomes = Vec::new();
+    for _ in 0..4 {
+        outcomes.push(
+            answered
+                .recv_timeout(Duration::from_secs(300))
+                .unwrap_or_else(|_| panic!("no answer within 5 minutes after {outcomes:?}")),
+        );
+    }
+    worker.join().expect("the worker ends");
+    assert_eq!(
+        outcomes,
+        [
+            "flush Acknowledged",
+            "flush Acknowledged",
+            "flush Acknowledged",
+            "shutdown Drained"
+        ]
+    );
+    assert_eq!(server.stats().events_unique, 15);
     server.shutdown();
 }
