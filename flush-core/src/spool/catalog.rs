@@ -2,7 +2,7 @@
 //! acknowledged and read cursors, every writer's liveness, and the counters behind [`SpoolStats`]. One catalog per
 //! open [`Spool`](super::Spool), shared (behind a mutex) with its [`SpoolReader`](super::SpoolReader).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use super::format::{self, AckEntry, SEGMENT_HEADER_LEN, SegmentHeader, SegmentKe
 use super::io::{FileSystem, OpenMode, read_at_most, read_whole};
 use super::lock::{Liveness, parse_any_lock_file_name, probe_writer, remove_dead_lock_file};
 use super::segment::{self, Frontier};
+use super::segment_map::{SegmentMap, SegmentState};
 
 /// The acknowledgement file in the spool directory.
 pub(crate) const ACKS_FILE: &str = "acks";
@@ -28,161 +29,6 @@ pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
-
-/// One segment as this process knows it.
-#[derive(Debug)]
-pub(crate) struct SegmentState {
-    /// Its name.
-    pub(crate) key: SegmentKey,
-    /// Its creation time (from the header), milliseconds since the epoch.
-    pub(crate) created_ms: u64,
-    /// Its length when last looked at.
-    pub(crate) file_len: u64,
-    /// How far its valid frames are known.
-    pub(crate) frontier: Frontier,
-    /// No byte will ever be added: its writer rolled over to a later segment or is dead.
-    pub(crate) sealed: bool,
-    /// Sealed and scanned to its end.
-    pub(crate) complete: bool,
-    /// The segment this process's writer is appending to (its frontier is kept by the writer, never scanned).
-    pub(crate) own_open: bool,
-    /// Everything before this cursor is acknowledged or dropped (durably, in the acks file, once persisted).
-    pub(crate) acked: Frontier,
-    /// Everything before this cursor was handed out by this process's reader. Invariant: `acked <= read <= frontier`.
-    pub(crate) read: Frontier,
-    /// Damaged regions to jump over, sorted.
-    pub(crate) skips: Vec<(u64, u64)>,
-    /// How far the segment is known to have extended (from the acknowledgement file), until a complete scan has
-    /// checked that nothing of it is missing.
-    pub(crate) known: Option<Frontier>,
-    /// How far the segment is known to extend *durably*: its writer fsynced it that far (this process's own
-    /// segments), or an acknowledgement file said so. Only this is written as the known extent: records a scan found
-    /// but nobody fsynced can go with an OS crash (the documented loss window), which must not read as a loss later.
-    pub(crate) vouched: Frontier,
-}
-
-impl SegmentState {
-    fn new(key: SegmentKey, created_ms: u64, file_len: u64) -> Self {
-        let start = Frontier {
-            offset: SEGMENT_HEADER_LEN,
-            next_index: 0,
-            last_delta_ms: 0,
-            valid: 0,
-        };
-        Self {
-            key,
-            created_ms,
-            file_len,
-            frontier: start,
-            sealed: false,
-            complete: false,
-            own_open: false,
-            acked: start,
-            read: start,
-            skips: Vec::new(),
-            known: None,
-            vouched: start,
-        }
-    }
-
-    /// A segment this process's writer just created.
-    pub(crate) fn new_own(key: SegmentKey, created_ms: u64) -> Self {
-        let mut state = Self::new(key, created_ms, SEGMENT_HEADER_LEN);
-        state.own_open = true;
-        state
-    }
-
-    /// Known records not yet acknowledged or dropped.
-    pub(crate) fn pending(&self) -> u64 {
-        self.frontier.valid.saturating_sub(self.acked.valid)
-    }
-
-    /// The append time of the last known record.
-    pub(crate) fn last_time_ms(&self) -> u64 {
-        self.created_ms + u64::from(self.frontier.last_delta_ms)
-    }
-
-    /// Fully acknowledged and sealed: the file can go.
-    fn settled(&self) -> bool {
-        self.sealed && self.complete && !self.own_open && self.acked.offset >= self.frontier.offset
-    }
-
-    /// The acknowledgement file's entry: settled up to `acked`, known to extend as far as it is durably known to
-    /// (never behind `acked`).
-    fn ack_entry(&self, acked: Frontier) -> AckEntry {
-        let mut known = self.vouched;
-        if acked.offset > known.offset {
-            known = acked;
-        }
-        AckEntry {
-            key: self.key,
-            offset: acked.offset,
-            valid: acked.valid,
-            next_index: acked.next_index,
-            last_delta_ms: acked.last_delta_ms,
-            known_offset: known.offset,
-            known_valid: known.valid.max(acked.valid),
-            known_next_index: known.next_index.max(acked.next_index),
-        }
-    }
-
-    /// Writes off what is known of this segment beyond what was handed out, as lost: the file is gone, cannot be
-    /// read, or holds less than was known. Returns how many records that loses. Records handed out and not yet
-    /// acknowledged stay pending (their acknowledgement settles them); if none are, the segment is settled as it
-    /// stands, so it can be removed. The second number is how many of the lost records this process had not counted
-    /// yet (known from the acknowledgement file only): the caller counts them as recovered.
-    pub(crate) fn write_off_unread(&mut self) -> (u64, u64) {
-        let mut end = self.frontier;
-        if let Some(known) = self.known.take()
-            && known.offset > end.offset
-        {
-            end = known;
-        }
-        let newly_known = end.valid.saturating_sub(self.frontier.valid);
-        let lost = end.valid.saturating_sub(self.read.valid);
-        self.frontier = Frontier {
-            offset: end.offset.max(self.read.offset),
-            next_index: end.next_index.max(self.read.next_index),
-            last_delta_ms: end.last_delta_ms.max(self.read.last_delta_ms),
-            valid: self.read.valid,
-        };
-        self.read = self.frontier;
-        if self.acked.valid == self.frontier.valid {
-            self.acked = self.frontier;
-        }
-        // Counted: what was known beyond is not known any more, so no other process counts it again.
-        self.vouched = self.frontier;
-        // A sealed segment holds nothing more; an unsealed one is scanned on from its frontier as its writer appends.
-        if self.sealed {
-            self.complete = true;
-        }
-        (lost, newly_known)
-    }
-
-    /// Takes in what the acknowledgement file knew of this segment beyond its frontier.
-    fn learn(&mut self, entry: &AckEntry) {
-        if entry.known_offset > self.vouched.offset {
-            self.vouched = Frontier {
-                offset: entry.known_offset,
-                next_index: entry.known_next_index,
-                last_delta_ms: entry.last_delta_ms,
-                valid: entry.known_valid,
-            };
-        }
-        if entry.known_offset > self.frontier.offset
-            && self
-                .known
-                .is_none_or(|known| entry.known_offset > known.offset)
-        {
-            self.known = Some(Frontier {
-                offset: entry.known_offset,
-                next_index: entry.known_next_index,
-                last_delta_ms: entry.last_delta_ms,
-                valid: entry.known_valid,
-            });
-        }
-    }
 }
 
 /// The counters behind [`SpoolStats`]; see there.
@@ -242,7 +88,7 @@ pub(crate) struct Catalog {
     /// Every file operation goes through here.
     pub(crate) fs: Arc<dyn FileSystem>,
     pub(crate) own: WriterId,
-    pub(crate) segments: BTreeMap<SegmentKey, SegmentState>,
+    pub(crate) segments: SegmentMap,
     writers: HashMap<WriterId, WriterState>,
     pub(crate) counters: Counters,
     /// This process holds the delivery lock (its reader is alive).
@@ -275,7 +121,7 @@ impl Catalog {
             fs: Arc::clone(config.file_system()),
             config,
             own,
-            segments: BTreeMap::new(),
+            segments: SegmentMap::default(),
             writers: HashMap::new(),
             counters: Counters::default(),
             delivering: false,
@@ -435,11 +281,12 @@ impl Catalog {
                 .range(writer_range(writer))
                 .next_back()
                 .map_or(0, |(key, _)| key.seq);
-            for (_, state) in self.segments.range_mut(writer_range(writer)) {
-                if state.key.seq < last_seq {
-                    state.sealed = true;
-                }
-            }
+            self.segments
+                .for_each_mut_in(writer_range(writer), |state| {
+                    if state.key.seq < last_seq {
+                        state.sealed = true;
+                    }
+                });
             let tail = SegmentKey {
                 writer,
                 seq: last_seq,
@@ -607,18 +454,20 @@ impl Catalog {
     }
 
     fn apply_foreign_ack(&mut self, key: SegmentKey, entry: AckEntry) {
-        let Some(state) = self.segments.get_mut(&key) else {
+        let Some(mut state) = self.segments.get_mut(&key) else {
             return;
         };
         state.learn(&entry);
         if entry.offset <= state.acked.offset {
             return;
         }
-        if entry.offset > state.frontier.offset {
+        let beyond_frontier = entry.offset > state.frontier.offset;
+        drop(state);
+        if beyond_frontier {
             // Another process read further than this one scanned: catch up first, so the counts compare.
             self.scan_segment(key);
         }
-        let Some(state) = self.segments.get_mut(&key) else {
+        let Some(mut state) = self.segments.get_mut(&key) else {
             return;
         };
         let cursor = Frontier {
@@ -658,7 +507,7 @@ impl Catalog {
                     .map(|(key, _)| *key)
                     .collect();
                 for key in keys {
-                    if let Some(state) = self.segments.get_mut(&key) {
+                    if let Some(mut state) = self.segments.get_mut(&key) {
                         state.sealed = true;
                     }
                     let torn_at = self.scan_segment(key);
@@ -681,7 +530,7 @@ impl Catalog {
         });
         match result {
             Ok(()) => {
-                if let Some(state) = self.segments.get_mut(&key) {
+                if let Some(mut state) = self.segments.get_mut(&key) {
                     state.file_len = torn_at;
                 }
             }
@@ -710,7 +559,7 @@ impl Catalog {
         let chunk = self.config.read_ahead_bytes;
         let own = self.own;
         let path = self.dir.join(key.file_name());
-        let state = self.segments.get_mut(&key)?;
+        let mut state = self.segments.get_mut(&key)?;
         if state.own_open || state.complete {
             return None;
         }
@@ -732,16 +581,19 @@ impl Catalog {
         if file_len <= state.frontier.offset && !state.sealed {
             return None;
         }
-        let report = match segment::scan(
+        let (mut frontier, sealed) = (state.frontier, state.sealed);
+        let scanned = segment::scan(
             self.fs.as_ref(),
             &file,
             file_len,
-            &mut state.frontier,
-            state.sealed,
+            &mut frontier,
+            sealed,
             max_record,
             chunk,
             &mut self.scratch,
-        ) {
+        );
+        state.frontier = frontier;
+        let report = match scanned {
             Ok(report) => report,
             Err(error) => {
                 tracing::debug!(%error, path = %path.display(), "spool: cannot scan a segment");
@@ -907,7 +759,7 @@ impl Catalog {
     }
 
     fn segment_bytes(&self) -> u64 {
-        self.segments.values().map(|state| state.file_len).sum()
+        self.segments.totals().file_bytes
     }
 
     /// The directory's size as this process knows it.
@@ -917,7 +769,7 @@ impl Catalog {
 
     /// Moves the acknowledged cursor of `key` to `to` (if that is forward) and counts the records it settles.
     pub(crate) fn settle(&mut self, key: SegmentKey, to: Frontier, why: Settle) {
-        let Some(state) = self.segments.get_mut(&key) else {
+        let Some(mut state) = self.segments.get_mut(&key) else {
             return;
         };
         if to.offset <= state.acked.offset {
@@ -1099,12 +951,16 @@ impl Catalog {
     pub(crate) fn enforce_retention(&mut self, now: u64) -> Result<(), SpoolError> {
         let cutoff = now.saturating_sub(self.config.max_age.as_millis() as u64);
         let mut drops: Vec<(SegmentKey, Frontier, Settle)> = Vec::new();
-        for state in self.segments.values() {
-            if state.read.offset == state.acked.offset
-                && state.pending() > 0
-                && state.last_time_ms() < cutoff
-            {
-                drops.push((state.key, state.frontier, Settle::Age));
+        // A writer's segments are in time order: only its first ones can be past the age limit, so this visits the
+        // expired segments and one more per writer, whatever the backlog.
+        for writer in self.segments.writers() {
+            for (_, state) in self.segments.of_writer(writer) {
+                if state.last_time_ms() >= cutoff {
+                    break;
+                }
+                if state.read.offset == state.acked.offset && state.pending() > 0 {
+                    drops.push((state.key, state.frontier, Settle::Age));
+                }
             }
         }
         let mut removals: Vec<SegmentKey> = Vec::new();
@@ -1172,17 +1028,22 @@ impl Catalog {
             damaged_acks: self.counters.damaged_acks,
             ..SpoolStats::default()
         };
-        let mut oldest: Option<u64> = None;
-        for state in self.segments.values() {
-            let pending = state.pending();
-            stats.segments += 1;
-            stats.pending_events += pending;
-            if pending > 0 {
-                stats.pending_bytes += state.frontier.offset.saturating_sub(state.acked.offset);
-                let since = state.created_ms + u64::from(state.acked.last_delta_ms);
-                oldest = Some(oldest.map_or(since, |current| current.min(since)));
-            }
-        }
+        let totals = self.segments.totals();
+        stats.segments = totals.segments;
+        stats.pending_events = totals.pending_events;
+        stats.pending_bytes = totals.pending_bytes;
+        // A writer's oldest pending record is in its first segment with any: O(writers), not O(segments).
+        let oldest = self
+            .segments
+            .writers()
+            .filter_map(|writer| {
+                self.segments
+                    .of_writer(writer)
+                    .map(|(_, state)| state)
+                    .find(|state| state.pending() > 0)
+                    .map(|state| state.created_ms + u64::from(state.acked.last_delta_ms))
+            })
+            .min();
         stats.oldest_pending_age =
             oldest.map(|since| Duration::from_millis(now.saturating_sub(since)));
         stats

@@ -44,6 +44,13 @@ impl WriterId {
         Self(*uuid::Uuid::now_v7().as_bytes())
     }
 
+    /// The next id in key order (ids order as their bytes do), or `None` after the last.
+    pub(crate) fn successor(self) -> Option<Self> {
+        u128::from_be_bytes(self.0)
+            .checked_add(1)
+            .map(|next| Self(next.to_be_bytes()))
+    }
+
     /// Parses the 32 lowercase hexadecimal digits used in file names.
     pub(crate) fn parse(text: &str) -> Option<Self> {
         if text.len() != 32

@@ -276,6 +276,7 @@ mod io;
 mod lock;
 mod reader;
 mod segment;
+mod segment_map;
 mod writer;
 
 #[cfg(test)]

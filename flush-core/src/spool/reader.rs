@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::acks::AcksSync;
-use super::catalog::{Catalog, SegmentState, Settle, View, now_ms};
+use super::catalog::{Catalog, Settle, View, now_ms};
 use super::error::SpoolError;
 use super::format::{self, Parsed, SegmentKey};
 use super::io::{FileSystem, OpenMode, read_at_most};
 use super::segment::Frontier;
+use super::segment_map::SegmentState;
 use super::writer::{SharedCatalog, lock_catalog};
 
 /// Numbers readers, so a position is only accepted by the reader that handed it out.
@@ -89,18 +90,21 @@ impl SpoolReader {
             age_drops: false,
         };
         for pass in 0..2 {
-            // Writers oldest first (by their oldest readable segment), each writer's segments in sequence order. The
-            // catalog is ordered by writer, then sequence: one pass finds each writer's start, only writers are
-            // sorted, and each writer's segments are visited in place.
-            let mut writers: Vec<(u64, format::WriterId)> = Vec::new();
-            for state in catalog.segments.values().filter(|state| readable(state)) {
-                match writers.last_mut() {
-                    Some((start, writer)) if *writer == state.key.writer => {
-                        *start = (*start).min(state.created_ms);
-                    }
-                    _ => writers.push((state.created_ms, state.key.writer)),
-                }
-            }
+            // Writers oldest first (by their first readable segment), each writer's segments in sequence order. The
+            // catalog is ordered by writer, then sequence: each writer's start is found from its first segments
+            // (O(writers), not O(segments)), only writers are sorted, and each writer's segments are visited in place.
+            let mut writers: Vec<(u64, format::WriterId)> = catalog
+                .segments
+                .writers()
+                .filter_map(|writer| {
+                    catalog
+                        .segments
+                        .of_writer(writer)
+                        .map(|(_, state)| state)
+                        .find(|state| readable(state))
+                        .map(|state| (state.created_ms, writer))
+                })
+                .collect();
             writers.sort_unstable();
             for (_, writer) in writers {
                 let mut from = SegmentKey { writer, seq: 0 };
@@ -219,9 +223,9 @@ impl SpoolReader {
     /// the first unacknowledged record.
     pub fn rewind(&mut self) {
         let mut catalog = lock_catalog(&self.shared);
-        for state in catalog.segments.values_mut() {
-            state.read = state.acked;
-        }
+        catalog
+            .segments
+            .for_each_mut(|state| state.read = state.acked);
     }
 
     /// Reads records of one segment into `out`, from its read cursor up to its known frontier, through the
@@ -249,7 +253,7 @@ impl SpoolReader {
                 acks_outdated,
                 ..
             } = &mut *catalog;
-            let Some(state) = segments.get_mut(&key) else {
+            let Some(mut state) = segments.get_mut(&key) else {
                 return Ok(());
             };
             // Invariant: a skip ends after it starts, so this loop ends.
@@ -443,8 +447,8 @@ impl Drop for SpoolReader {
         let mut catalog = lock_catalog(&self.shared);
         catalog.release_acks();
         catalog.delivering = false;
-        for state in catalog.segments.values_mut() {
-            state.read = state.acked;
-        }
+        catalog
+            .segments
+            .for_each_mut(|state| state.read = state.acked);
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::catalog::{Catalog, SegmentState, View, now_ms};
+use super::catalog::{Catalog, View, now_ms};
 use super::config::{SpoolConfig, SpoolStats, SyncPolicy};
 use super::error::SpoolError;
 use super::format::{
@@ -16,6 +16,7 @@ use super::io::{FileSystem, OpenMode};
 use super::lock::{create_writer_lock, try_delivery_lock};
 use super::reader::SpoolReader;
 use super::segment::Frontier;
+use super::segment_map::SegmentState;
 
 /// The catalog shared by a [`Spool`] and its [`SpoolReader`].
 pub(crate) type SharedCatalog = Arc<Mutex<Catalog>>;
@@ -67,17 +68,6 @@ pub struct Spool {
     /// When the limits were last applied by taking the delivery lock for a moment (rate-limited: it reads the
     /// directory).
     last_maintained: Option<Instant>,
-    /// The directory's size as last counted, and what this writer appended since.
-    size: SizeCount,
-}
-
-/// The directory's size as this process last counted it, and what its writer appended since (segments removed or
-/// found since are not in it until the next count, at most [`MAINTAIN_INTERVAL`] later).
-#[derive(Debug, Default)]
-struct SizeCount {
-    total: u64,
-    appended: u64,
-    counted_at: Option<Instant>,
 }
 
 /// The size at which the write-behind buffer of [`Spool::append_buffered`] is written out (64 KiB, as a buffered
@@ -135,7 +125,6 @@ impl Spool {
             staged: Staged::default(),
             unsynced_since: None,
             last_maintained: None,
-            size: SizeCount::default(),
         };
         spool.maintain();
         Ok(spool)
@@ -283,8 +272,7 @@ impl Spool {
             }
             return Err(SpoolError::io(&segment.path, error));
         }
-        let written = staged.bytes.len() as u64;
-        segment.len += written;
+        segment.len += staged.bytes.len() as u64;
         segment.next_index += staged.records;
         segment.last_delta_ms = staged.last_delta_ms;
         segment.valid += u64::from(staged.records);
@@ -295,34 +283,19 @@ impl Spool {
             valid: segment.valid,
         };
         let key = segment.key;
-        // The directory's size is recounted (O(segments)) at most once per interval, or when this writer's appends
-        // since the last count would take it over the budget: an append costs the same whatever the backlog.
-        let max_total = self.config.max_total_bytes;
-        self.size.appended += written;
-        let recount = self
-            .size
-            .counted_at
-            .is_none_or(|at| at.elapsed() >= MAINTAIN_INTERVAL)
-            || (self.size.total <= max_total
-                && self.size.total.saturating_add(self.size.appended) > max_total);
-        {
+        // The directory's size is a running total in the catalog: checking the budget costs the same whatever the
+        // backlog.
+        let over_budget = {
             let mut catalog = lock_catalog(&self.shared);
-            if let Some(state) = catalog.segments.get_mut(&key) {
+            if let Some(mut state) = catalog.segments.get_mut(&key) {
                 state.frontier = frontier;
                 state.file_len = frontier.offset;
                 if self.config.sync == SyncPolicy::Always {
                     state.vouched = frontier;
                 }
             }
-            if recount {
-                self.size = SizeCount {
-                    total: catalog.total_bytes(),
-                    appended: 0,
-                    counted_at: Some(Instant::now()),
-                };
-            }
-        }
-        let over_budget = self.size.total.saturating_add(self.size.appended) > max_total;
+            catalog.total_bytes() > self.config.max_total_bytes
+        };
         if self.config.sync != SyncPolicy::Always {
             self.unsynced_since.get_or_insert_with(Instant::now);
         }
@@ -509,7 +482,7 @@ impl Spool {
                 mark_synced(&mut lock_catalog(&self.shared), segment.key);
             }
             let mut catalog = lock_catalog(&self.shared);
-            if let Some(state) = catalog.segments.get_mut(&segment.key) {
+            if let Some(mut state) = catalog.segments.get_mut(&segment.key) {
                 state.own_open = false;
                 state.sealed = true;
                 // A broken segment has garbage after its frontier: a scan counts it as a torn tail.
@@ -587,7 +560,7 @@ impl Spool {
 /// Records that this writer's segment `key` is fsynced up to its frontier: that far it may be written as its known
 /// extent.
 fn mark_synced(catalog: &mut Catalog, key: SegmentKey) {
-    if let Some(state) = catalog.segments.get_mut(&key) {
+    if let Some(mut state) = catalog.segments.get_mut(&key) {
         state.vouched = state.frontier;
     }
 }
@@ -608,9 +581,9 @@ pub(crate) fn acquire(catalog: &mut Catalog) -> Result<(), SpoolError> {
     catalog.release_acks();
     catalog.refresh(View::Taking)?;
     catalog.delivering = true;
-    for state in catalog.segments.values_mut() {
-        state.read = state.acked;
-    }
+    catalog
+        .segments
+        .for_each_mut(|state| state.read = state.acked);
     if let Ok(entries) = catalog.fs.read_dir(&catalog.dir) {
         for entry in entries {
             if entry.is_file
@@ -645,7 +618,7 @@ impl Drop for Spool {
         // No more appends: a reader that outlives this writer may settle and remove its last segment.
         let mut catalog = lock_catalog(&self.shared);
         if let Some(segment) = &self.current
-            && let Some(state) = catalog.segments.get_mut(&segment.key)
+            && let Some(mut state) = catalog.segments.get_mut(&segment.key)
         {
             state.own_open = false;
             state.sealed = true;
