@@ -1,14 +1,14 @@
 //! Group `end_to_end`: events per second from the application to acknowledged by an in-process fake-ingest over
-//! loopback, batches of 1, 50 and 500, with and without gzip. Throughput is in events.
+//! loopback, batches of 1, 10, 50, 500 and 1000, with and without gzip. Throughput is in events.
 //!
-//! - `ours/{plain,gzip}/{1,50,500}`: flush-core's reporter (spool with its default group commit, one keep-alive
+//! - `ours/{plain,gzip}/{1,10,50,500,1000}`: flush-core's reporter (spool with its default group commit, one keep-alive
 //!   connection) with `batch_size` set. One iteration is one event: `record()` it; every 1000 events a
 //!   `checkpoint()` (so the in-memory queue never overflows: a benchmark that dropped events would flatter us), and
 //!   at the end of the sample a `flush()` that returns once the server has acknowledged everything. All timed.
 //! - `ours_diag/{acks_not_fsynced,poll_1ms,acks_not_fsynced_poll_1ms}/50`: diagnostics, not targets: ours with
 //!   batches of 50 and the spool's sync policy `Never` (so acknowledgements are not fsynced) and/or a 1 ms poll
 //!   interval instead of 20 ms, to show where the end-to-end time goes.
-//! - `floor_post_loop/{plain,gzip}/{1,50,500}`: serialize each batch and POST it with the same HTTP client as
+//! - `floor_post_loop/{plain,gzip}/{1,10,50,500,1000}`: serialize each batch and POST it with the same HTTP client as
 //!   flush-core (`ureq`, one keep-alive connection, the same gzip level), waiting for each answer. One iteration
 //!   is one batch.
 //! - `ours_sink/{posthog,otlp_logs}/{plain,gzip}/50` and `floor_sink_post/{posthog,otlp_logs}/{plain,gzip}/50`: the
@@ -40,7 +40,7 @@ use flush_core::spool::SyncPolicy;
 use flush_core::{Config, FlushOutcome, Reporter};
 
 /// Events per request.
-const BATCHES: [usize; 3] = [1, 50, 500];
+const BATCHES: [usize; 5] = [1, 10, 50, 500, 1000];
 /// Events recorded between two checkpoints (well under the queue's 8192 slots).
 const CHECKPOINT_EVERY: u64 = 1000;
 

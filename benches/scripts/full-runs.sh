@@ -4,7 +4,7 @@
 #   bash benches/scripts/full-runs.sh [RUNS] [OUT_DIR]
 #
 # Each run's criterion results and standard output go to OUT_DIR/runN/ (default target/bench-runs); the tables are
-# printed to OUT_DIR/tables.md and the chart to OUT_DIR/ratios.svg. Run it on a quiet machine: note the load average
+# printed to OUT_DIR/tables.md, the ratio chart to OUT_DIR/ratios.svg and the scaling chart to OUT_DIR/scaling.svg. Run it on a quiet machine: note the load average
 # printed at the start and end of every group (the LOAD lines), it is part of the result.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,5 +26,5 @@ for run in $(seq 1 "$runs"); do
   cp -r target/criterion "$dir/criterion"
 done
 
-target/release/bench-report --svg "$out/ratios.svg" "$out"/run* > "$out/tables.md"
-echo "tables: $out/tables.md, chart: $out/ratios.svg"
+target/release/bench-report --svg "$out/ratios.svg" --scaling-svg "$out/scaling.svg" "$out"/run* > "$out/tables.md"
+echo "tables: $out/tables.md, charts: $out/ratios.svg, $out/scaling.svg"

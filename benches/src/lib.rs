@@ -10,9 +10,10 @@
 //!   axum handler, a plain "serialize and POST" loop.
 //! - [`flush`]: flush-core set up for the benchmarks (a reporter in a given state, spool backlogs).
 //! - [`util`]: smoke-mode detection, temporary directories, chunked timing, percentiles, memory.
+//! - [`scaling_chart`]: the SVG chart of the cost per event as the backlog and the batch grow (`bench-report`).
 //!
-//! The groups (one file each in `benches/benches/`): `record`, `spool_append`, `spool_read`, `end_to_end`,
-//! `fake_ingest`. Run them with `just bench` (`cargo bench -p benches`); `cargo bench -p benches -- --test` runs
+//! The groups (one file each in `benches/benches/`): `record`, `spool_append`, `spool_read`, `backlog`,
+//! `end_to_end`, `fake_ingest`, `otel`. Run them with `just bench` (`cargo bench -p benches`); `cargo bench -p benches -- --test` runs
 //! each once as a smoke test. Method and results: `docs/BENCHMARKS.md`.
 //!
 //! ```
@@ -25,4 +26,5 @@ pub mod floors;
 pub mod flush;
 pub mod peers;
 pub mod sample;
+pub mod scaling_chart;
 pub mod util;

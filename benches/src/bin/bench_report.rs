@@ -6,7 +6,8 @@
 //! and `bench.log` (its standard output, with the `PERCENTILES`, `STATE`, `MEMORY`, `EVENT` and `LOAD` lines).
 //!
 //! ```text
-//! cargo run -p benches --release --bin bench-report -- [--svg docs/benchmarks-ratios.svg] RUN_DIR...
+//! cargo run -p benches --release --bin bench-report -- [--svg docs/benchmarks-ratios.svg] \
+//!     [--scaling-svg docs/benchmarks-scaling.svg] RUN_DIR...
 //! ```
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use benches::scaling_chart::{self, Panel, Series};
 use serde_json::Value;
 
 /// One benchmark's result in one run.
@@ -197,6 +199,13 @@ const TARGETS: &[Target] = &[
         target: 30.0,
     },
     Target {
+        label: "spool cycle per batch, 10 M backlog ÷ 1 000 backlog",
+        ours: "backlog/ours_spool/cycle/10000000",
+        reference: "backlog/ours_spool/cycle/1000",
+        goal: Goal::TimeAtMost,
+        target: 1.2,
+    },
+    Target {
         label: "read + durable ack ÷ end to end (batches of 50)",
         ours: "spool_read/ours_spool/read_ack/group_commit_200ms/",
         reference: "end_to_end/ours/plain/50",
@@ -277,17 +286,22 @@ const TARGETS: &[Target] = &[
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut svg_path = None;
+    let mut scaling_svg_path = None;
     let mut run_dirs = Vec::new();
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
         if argument == "--svg" {
             svg_path = Some(PathBuf::from(arguments.next().ok_or("--svg needs a path")?));
+        } else if argument == "--scaling-svg" {
+            scaling_svg_path = Some(PathBuf::from(
+                arguments.next().ok_or("--scaling-svg needs a path")?,
+            ));
         } else {
             run_dirs.push(PathBuf::from(argument));
         }
     }
     if run_dirs.is_empty() {
-        return Err("usage: bench-report [--svg PATH] RUN_DIR...".into());
+        return Err("usage: bench-report [--svg PATH] [--scaling-svg PATH] RUN_DIR...".into());
     }
     let runs = run_dirs
         .iter()
@@ -302,6 +316,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "record",
         "spool_append",
         "spool_read",
+        "backlog",
         "end_to_end",
         "fake_ingest",
     ] {
@@ -310,6 +325,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     print!("{out}");
     if let Some(path) = svg_path {
         fs::write(path, svg_chart(&ratios))?;
+    }
+    if let Some(path) = scaling_svg_path {
+        let chart = scaling_chart::svg(&scaling_panels(&runs))
+            .ok_or("no backlog or end_to_end results to chart")?;
+        fs::write(path, chart)?;
     }
     Ok(())
 }
@@ -695,6 +715,62 @@ fn seconds(nanos: f64) -> String {
     } else {
         format!("{nanos:.1} n")
     }
+}
+
+/// The backlogs of the `backlog` group and the batch sizes of the `end_to_end` group.
+const BACKLOGS: [u32; 4] = [1_000, 100_000, 1_000_000, 10_000_000];
+const BATCH_SIZES: [u32; 5] = [1, 10, 50, 500, 1000];
+
+/// The median over the runs of the nanoseconds per event of exactly `id`.
+fn median_nanos_per_event(runs: &[Run], id: &str) -> Option<f64> {
+    let values: Vec<f64> = runs
+        .iter()
+        .filter_map(|run| run.benchmarks.get(id))
+        .map(Measurement::nanos_per_element)
+        .collect();
+    spread(&values).map(|(median, _, _)| median)
+}
+
+/// One line: the points of `id_of(x)` for each x that was measured.
+fn series(runs: &[Run], name: &str, xs: &[u32], id_of: impl Fn(u32) -> String) -> Series {
+    Series {
+        name: name.to_owned(),
+        points: xs
+            .iter()
+            .filter_map(|&x| Some((f64::from(x), median_nanos_per_event(runs, &id_of(x))?)))
+            .collect(),
+    }
+}
+
+/// How the cost per event grows with the backlog and with the batch size, ours beside the floor.
+fn scaling_panels(runs: &[Run]) -> Vec<Panel> {
+    vec![
+        Panel {
+            title: "Spool cost per delivered event as the backlog grows".into(),
+            x_label: "events of backlog (batches of 50: append, read, acknowledge)".into(),
+            series: vec![series(runs, "ours: spool cycle", &BACKLOGS, |backlog| {
+                format!("backlog/ours_spool/cycle/{backlog}")
+            })],
+        },
+        Panel {
+            title: "Delivery cost per event as the batch grows".into(),
+            x_label: "events per batch (plain JSON, loopback fake-ingest)".into(),
+            series: vec![
+                series(
+                    runs,
+                    "ours: record to acknowledged",
+                    &BATCH_SIZES,
+                    |batch| format!("end_to_end/ours/plain/{batch}"),
+                ),
+                series(
+                    runs,
+                    "floor: serialize + POST loop",
+                    &BATCH_SIZES,
+                    |batch| format!("end_to_end/floor_post_loop/plain/{batch}"),
+                ),
+            ],
+        },
+    ]
 }
 
 /// A horizontal bar chart of the ratios (log scale), each with its target marked.
