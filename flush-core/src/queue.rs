@@ -2,7 +2,7 @@
 //! drop policy when full, and no per-event wake-up of the consumer.
 //!
 //! The consumer (the spooler) polls on a short tick; a producer wakes it only when the queue crosses a threshold
-//! (a batch worth of events, or half the capacity). Waking a blocked consumer costs the producer ~1–14 µs, ten to a
+//! (a batch worth of events but at least [`MIN_WAKE_FILL`], or half the capacity). Waking a blocked consumer costs the producer ~1–14 µs, ten to a
 //! hundred times a `try_send` (measured when the queue was chosen), so it must not happen per event.
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -12,6 +12,11 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crate::config::{DropPolicy, QueueLimits};
 use crate::event::StampedEvent;
 use crate::stats::{Counters, add};
+
+/// The smallest queue length that wakes the consumer (unless half the capacity is smaller): the spooler appends up
+/// to this many events per store call, and a wake every few dozen events would cost the recording threads a futex
+/// wake and a drain competing for their cores that often. Below it, the consumer's tick drains the queue.
+pub(crate) const MIN_WAKE_FILL: usize = 512;
 
 /// How many times drop-oldest evicts before giving up and dropping the new event instead.
 const MAX_EVICTIONS: usize = 4;
@@ -31,7 +36,7 @@ pub(crate) struct EventQueue {
 
 impl EventQueue {
     /// A queue, and the receiver the consumer waits on for threshold wake-ups. `wake_at` is the queue length at
-    /// which a producer wakes the consumer (besides half the capacity).
+    /// which a producer wakes the consumer (raised to [`MIN_WAKE_FILL`]; besides half the capacity).
     pub(crate) fn new(
         limits: QueueLimits,
         policy: DropPolicy,
@@ -47,7 +52,7 @@ impl EventQueue {
             policy,
             sample_counter: AtomicU32::new(0),
             wake,
-            wake_at: wake_at.clamp(1, limits.max_events.get()),
+            wake_at: wake_at.max(MIN_WAKE_FILL).clamp(1, limits.max_events.get()),
         };
         (queue, woken)
     }
@@ -202,14 +207,27 @@ mod tests {
     }
 
     #[test]
-    fn the_consumer_is_woken_at_the_threshold_only() {
+    fn the_consumer_is_woken_at_the_thresholds_only() {
+        let counters = Counters::default();
+        // A batch of 10 is raised to the smallest fill that wakes; half of 4096 is the other threshold.
+        let (queue, woken) = EventQueue::new(limits(4096, 1 << 30), DropPolicy::DropNewest, 10);
+        (0..MIN_WAKE_FILL as i64 - 1).for_each(|n| queue.push(numbered(n), &counters));
+        assert!(woken.try_recv().is_err());
+        queue.push(numbered(MIN_WAKE_FILL as i64 - 1), &counters);
+        assert!(woken.try_recv().is_ok());
+        (MIN_WAKE_FILL as i64..2047).for_each(|n| queue.push(numbered(n), &counters));
+        assert!(woken.try_recv().is_err());
+        queue.push(numbered(2047), &counters);
+        assert!(woken.try_recv().is_ok(), "half the capacity wakes too");
+    }
+
+    #[test]
+    fn a_small_queue_wakes_its_consumer_at_half_its_capacity() {
         let counters = Counters::default();
         let (queue, woken) = EventQueue::new(limits(100, 1 << 20), DropPolicy::DropNewest, 10);
-        (0..9).for_each(|n| queue.push(numbered(n), &counters));
+        (0..49).for_each(|n| queue.push(numbered(n), &counters));
         assert!(woken.try_recv().is_err());
-        queue.push(numbered(9), &counters);
+        queue.push(numbered(49), &counters);
         assert!(woken.try_recv().is_ok());
-        queue.push(numbered(10), &counters);
-        assert!(woken.try_recv().is_err());
     }
 }
