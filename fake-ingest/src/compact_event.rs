@@ -217,8 +217,16 @@ impl CompactEvent {
 #[derive(Debug)]
 pub(crate) struct EventReader<'a> {
     log: Option<&'a BatchLog>,
-    /// The last record read, by its batch, or why it could not be read.
-    last: Option<(Arc<BatchOrigin>, Result<BatchRecord, Arc<Error>>)>,
+    last: Option<LastRecord>,
+}
+
+/// The last record an [`EventReader`] read.
+#[derive(Debug)]
+struct LastRecord {
+    /// The batch whose record it is.
+    batch: Arc<BatchOrigin>,
+    /// The record, or why it could not be read.
+    record: Result<BatchRecord, Error>,
 }
 
 impl<'a> EventReader<'a> {
@@ -246,23 +254,26 @@ impl<'a> EventReader<'a> {
         let is_cached = self
             .last
             .as_ref()
-            .is_some_and(|(batch, _)| Arc::ptr_eq(batch, &event.batch));
+            .is_some_and(|last| Arc::ptr_eq(&last.batch, &event.batch));
         if !is_cached {
             let record = match (self.log, event.batch.location) {
-                (Some(log), Some(location)) => log.read_at(location).map_err(Arc::new),
-                _ => Err(Arc::new(not_in_log())),
+                (Some(log), Some(location)) => log.read_at(location),
+                _ => Err(not_in_log()),
             };
             if let Err(error) = &record {
-                tracing::error!(error = %error_chain(&**error), "cannot read captured events back from the batch log");
+                tracing::error!(error = %error_chain(error), "cannot read captured events back from the batch log");
             }
-            self.last = Some((Arc::clone(&event.batch), record));
+            self.last = Some(LastRecord {
+                batch: Arc::clone(&event.batch),
+                record,
+            });
         }
-        let incoming = match self.last.as_ref().map(|(_, record)| record) {
+        let incoming = match self.last.as_ref().map(|last| &last.record) {
             Some(Ok(record)) => match record.events.get(index as usize) {
                 Some(incoming) => incoming.clone(),
                 None => unreadable(&not_in_log()),
             },
-            Some(Err(error)) => unreadable(&**error),
+            Some(Err(error)) => unreadable(error),
             None => unreadable(&not_in_log()),
         };
         event.captured(incoming)
