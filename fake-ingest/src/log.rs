@@ -32,10 +32,11 @@
 //! decodes there is [`Error::CorruptRecord`].
 //!
 //! # Recovery
-//! A process killed mid-append leaves a torn tail: a last line without its `\n`, or trailing lines that do not
-//! decode. Recovery keeps every decodable record before the first bad one, requires everything after it to be bad
-//! too (only a tail can be torn), truncates the tail away and logs a warning. A bad record followed by a good one
-//! is corruption, reported as [`Error::CorruptLog`].
+//! A process killed mid-append leaves a torn tail: a last line without its `\n`, or a last line that does not
+//! decode. Appends are serialized and each is synced before the next, so only the last line can be torn: recovery
+//! keeps every record before it, copies the torn bytes to `batches.jsonl.torn-at-<offset>` (synced, so nothing is
+//! lost, whatever they were), truncates them away and logs a warning. A bad line followed by any other line is
+//! corruption (or a file that is not a batch log), reported as [`Error::CorruptLog`] with the file left as it was.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -373,9 +374,11 @@ impl BatchLog {
             .len();
         let valid_len = decode(&path, BufReader::new(&file), replay)?;
         if valid_len < total_len {
+            let kept = keep_torn_tail(dir, &file, valid_len)?;
             tracing::warn!(
                 path = %path.display(),
                 torn_bytes = total_len - valid_len,
+                kept = %kept.display(),
                 "the batch log ends with a torn record (a crash mid-append); truncating it away"
             );
             file.set_len(valid_len)
@@ -474,6 +477,26 @@ pub(crate) fn read(dir: &Path, replay: impl FnMut(BatchRecord, Location)) -> Res
     Ok(())
 }
 
+/// Copies the bytes of the log from `valid_len` on (its torn tail) to `batches.jsonl.torn-at-<valid_len>` in `dir`,
+/// synced, and returns that file's path.
+fn keep_torn_tail(dir: &Path, log: &File, valid_len: u64) -> Result<PathBuf, Error> {
+    let path = dir.join(format!("batches.jsonl.torn-at-{valid_len}"));
+    let mut tail = Vec::new();
+    let mut reader = log;
+    reader
+        .seek(SeekFrom::Start(valid_len))
+        .and_then(|_| std::io::Read::read_to_end(&mut reader, &mut tail))
+        .map_err(io_error(
+            &path,
+            "cannot read the torn tail of the batch log",
+        ))?;
+    let mut copy = File::create(&path).map_err(io_error(&path, "cannot keep the torn tail"))?;
+    copy.write_all(&tail)
+        .and_then(|()| copy.sync_all())
+        .map_err(io_error(&path, "cannot keep the torn tail"))?;
+    Ok(path)
+}
+
 /// Builds the `map_err` closure of an I/O step on `path`.
 fn io_error(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.to_owned();
@@ -488,7 +511,7 @@ fn decode(
     mut replay: impl FnMut(BatchRecord, Location),
 ) -> Result<u64, Error> {
     let mut valid_len = 0;
-    let mut first_bad: Option<(usize, serde_json::Error)> = None;
+    let mut bad_line: Option<(usize, serde_json::Error)> = None;
     let mut offset = 0;
     let mut line = Vec::new();
     for line_number in 1.. {
@@ -496,8 +519,19 @@ fn decode(
         let read = reader
             .read_until(b'\n', &mut line)
             .map_err(io_error(path, "cannot read the batch log"))?;
-        if read == 0 || !line.ends_with(b"\n") {
-            // The end, or a last line without its newline: torn, even if it happens to parse.
+        if read == 0 {
+            break;
+        }
+        if let Some((line, source)) = bad_line {
+            // Only the last line can be torn: a bad line followed by another is corruption.
+            return Err(Error::CorruptLog {
+                path: path.to_owned(),
+                line,
+                source,
+            });
+        }
+        if !line.ends_with(b"\n") {
+            // A last line without its newline: torn, even if it happens to parse.
             break;
         }
         let location = Location {
@@ -507,21 +541,10 @@ fn decode(
         offset += line.len() as u64;
         match serde_json::from_slice::<LineIn>(&line).and_then(LineIn::into_record) {
             Ok(record) => {
-                if let Some((line, source)) = first_bad {
-                    return Err(Error::CorruptLog {
-                        path: path.to_owned(),
-                        line,
-                        source,
-                    });
-                }
                 replay(record, location);
                 valid_len = offset;
             }
-            Err(source) => {
-                if first_bad.is_none() {
-                    first_bad = Some((line_number, source));
-                }
-            }
+            Err(source) => bad_line = Some((line_number, source)),
         }
     }
     Ok(valid_len)
@@ -626,6 +649,63 @@ mod tests {
             matches!(error, Error::CorruptLog { line: 1, .. }),
             "{error}"
         );
+    }
+
+    /// A log of `records` records followed by `tail`.
+    fn log_with_tail(dir: &Path, records: u64, tail: &[u8]) -> Vec<u8> {
+        {
+            let mut log = BatchLog::open(dir, |_, _| {}).expect("opens");
+            for id in 1..=records {
+                log.append(&borrowed(&record(id))).expect("appends");
+            }
+        }
+        let path = dir.join("batches.jsonl");
+        let mut bytes = std::fs::read(&path).expect("reads");
+        bytes.extend_from_slice(tail);
+        std::fs::write(&path, &bytes).expect("writes");
+        bytes
+    }
+
+    #[test]
+    fn a_torn_tail_is_kept_beside_the_log_and_cut_from_it() {
+        for tail in [&b"{\"request_id\": 3, \"prot"[..], b"{not a record}\n"] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let bytes = log_with_tail(dir.path(), 2, tail);
+            let valid_len = bytes.len() - tail.len();
+
+            let mut replayed = 0;
+            drop(BatchLog::open(dir.path(), |_, _| replayed += 1).expect("recovers"));
+
+            assert_eq!(replayed, 2);
+            let log = std::fs::read(dir.path().join("batches.jsonl")).expect("reads");
+            assert_eq!(log, bytes[..valid_len]);
+            let kept = dir
+                .path()
+                .join(format!("batches.jsonl.torn-at-{valid_len}"));
+            assert_eq!(std::fs::read(kept).expect("the tail is kept"), tail);
+        }
+    }
+
+    #[test]
+    fn a_bad_line_followed_by_any_other_is_corruption_and_the_file_is_left_as_it_was() {
+        for tail in [&b"{x}\n{y}\n"[..], b"{x}\n{torn"] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let bytes = log_with_tail(dir.path(), 1, tail);
+
+            let error = BatchLog::open(dir.path(), |_, _| {}).expect_err("corrupt");
+
+            assert!(
+                matches!(error, Error::CorruptLog { line: 2, .. }),
+                "{error}"
+            );
+            let log = std::fs::read(dir.path().join("batches.jsonl")).expect("reads");
+            assert_eq!(log, bytes);
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .expect("lists")
+                .map(|entry| entry.expect("an entry").file_name())
+                .collect();
+            assert_eq!(names.len(), 2, "{names:?}");
+        }
     }
 
     #[test]

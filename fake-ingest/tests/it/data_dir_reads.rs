@@ -1,5 +1,6 @@
 //! `--data-dir` serves captured events from the batch log: every query answers as the in-memory store does, after a
-//! restart too, and a record changed under the running server is reported in the events it held, not a panic.
+//! restart too; a record changed under the running server is reported in the events it held, not a panic; a torn
+//! tail is kept aside, a file that is not a batch log stops the start and is left as it was.
 
 use std::time::Duration;
 
@@ -226,4 +227,76 @@ fn a_record_changed_under_the_running_server_is_reported_in_its_events_and_the_o
     assert!(reason.contains("is corrupt at byte 0"), "{reason}");
     assert_eq!(events[0].seq, 1);
     assert_eq!(events[1].event.dedupe_key, uuids[1]);
+}
+
+#[test]
+fn a_torn_tail_is_kept_aside_and_the_events_before_and_after_it_are_served_from_the_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = Config {
+        data_dir: Some(dir.path().to_owned()),
+        ..Config::default()
+    };
+    let uuids: Vec<String> = (0..3).map(|_| fresh_uuid()).collect();
+    let body = |uuid: &str| json!({ "batch": [event_with(uuid, json!({"n": 1}))] }).to_string();
+    {
+        let server = Server::start_blocking(config.clone()).expect("starts");
+        for uuid in &uuids[..2] {
+            post_ingest(&client(), &server.url(), &body(uuid)).expect("answered");
+        }
+    }
+    let log = dir.path().join("batches.jsonl");
+    let valid_len = std::fs::metadata(&log).expect("the log").len();
+    let mut torn = std::fs::read(&log).expect("reads the log");
+    torn.extend_from_slice(b"{\"request_id\": 3, \"proto");
+    std::fs::write(&log, torn).expect("writes the log");
+    // A file of the user's beside the log.
+    std::fs::write(dir.path().join("notes.txt"), "mine").expect("writes a file");
+
+    let restarted = Server::start_blocking(config).expect("recovers");
+    post_ingest(&client(), &restarted.url(), &body(&uuids[2])).expect("answered");
+    let keys: Vec<String> = restarted
+        .events()
+        .into_iter()
+        .map(|event| event.event.dedupe_key)
+        .collect();
+
+    assert_eq!(keys, uuids);
+    let kept = dir
+        .path()
+        .join(format!("batches.jsonl.torn-at-{valid_len}"));
+    assert_eq!(
+        std::fs::read(kept).expect("the torn tail is kept"),
+        b"{\"request_id\": 3, \"proto"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes.txt")).expect("reads"),
+        "mine"
+    );
+}
+
+#[test]
+fn a_foreign_file_in_place_of_the_log_stops_the_start_with_a_clear_error_and_is_left_as_it_was() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let foreign =
+        "{\"level\":\"info\",\"msg\":\"started\"}\n{\"level\":\"info\",\"msg\":\"stopped\"}\n";
+    std::fs::write(dir.path().join("batches.jsonl"), foreign).expect("writes");
+
+    let error = Server::start_blocking(Config {
+        data_dir: Some(dir.path().to_owned()),
+        ..Config::default()
+    })
+    .expect_err("not a batch log");
+
+    assert!(
+        matches!(error, fake_ingest::Error::CorruptLog { line: 1, .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("is corrupt at line 1"),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("batches.jsonl")).expect("reads"),
+        foreign
+    );
 }
