@@ -86,9 +86,10 @@ struct Own(
     Map<String, Value>,
 );
 
-/// The property that stands in for an event's properties if its fields could not be written or read back as JSON.
-/// Neither can happen (`serde_json` writes every [`Value`] and reads back what it wrote), but if it did, the event
-/// would still be there, with the reason in this property, rather than be dropped from a read.
+/// The property that stands in for an event's properties if its fields could not be written or read back: the
+/// event is still there, with the reason in this property, rather than dropped from a read. For an event kept in
+/// memory this cannot happen (`serde_json` writes every [`Value`] and reads back what it wrote); for one in the
+/// batch log it happens when the file was changed under the running server.
 const DECODE_ERROR: &str = "fake_ingest.compact_error";
 
 fn error_properties(error: &dyn std::error::Error) -> Map<String, Value> {
