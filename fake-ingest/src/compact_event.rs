@@ -8,6 +8,11 @@
 //! per request). A reader gets a [`CapturedEvent`] back with [`CompactEvent::decode`]; filters on the protocol,
 //! the route, the request or the upstream's answer look at the compact form only.
 //!
+//! With a batch log (`--data-dir`) the event's own fields, resource and shared properties are not kept at all: the
+//! batch remembers where its record is in the log ([`Location`]) and the event its index in that record, and an
+//! [`EventReader`] reads the record back when the event is read (a few dozen bytes per event in memory, whatever the
+//! event's size). A reader that goes through the events in order reads each record once.
+//!
 //! Invariant: `decode(compact(event)) == event`: every field survives (a JSON number is read back as the same
 //! number, a string as the same string; a float keeps its value as `serde_json` writes and reads it, as the batch
 //! log already relies on).
@@ -17,7 +22,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::error::Error;
 use crate::event::{CapturedEvent, IncomingEvent, Protocol, SharedProperties};
+use crate::log::{BatchLog, BatchRecord, Location};
 
 /// What the events of one stored batch share.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,6 +37,8 @@ pub(crate) struct BatchOrigin {
     pub(crate) received_at: String,
     /// Proxy mode: what the upstream answered the request (as in the request log); `None` when not forwarded.
     pub(crate) upstream: Option<String>,
+    /// Where the batch's record is in the batch log, when its events are read back from there.
+    pub(crate) location: Option<Location>,
 }
 
 /// One captured event as the store keeps it.
@@ -40,10 +49,21 @@ pub(crate) struct CompactEvent {
     pub(crate) protocol: Protocol,
     has_idempotency_key: bool,
     pub(crate) batch: Arc<BatchOrigin>,
-    /// `[dedupe_key, name, timestamp, distinct_id, properties]` as JSON.
-    own: Box<[u8]>,
-    resource: Option<Arc<Map<String, Value>>>,
-    shared: Option<Arc<SharedProperties>>,
+    body: Body,
+}
+
+/// Where an event's own fields are.
+#[derive(Debug)]
+enum Body {
+    /// In memory.
+    Kept {
+        /// `[dedupe_key, name, timestamp, distinct_id, properties]` as JSON.
+        own: Box<[u8]>,
+        resource: Option<Arc<Map<String, Value>>>,
+        shared: Option<Arc<SharedProperties>>,
+    },
+    /// In the batch log: the event at this index of its batch's record.
+    Logged { index: u32 },
 }
 
 /// The own fields, as written.
@@ -66,16 +86,61 @@ struct Own(
     Map<String, Value>,
 );
 
-/// The property that stands in for an event's properties if its fields could not be written or read back as JSON.
-/// Neither can happen (`serde_json` writes every [`Value`] and reads back what it wrote), but if it did, the event
-/// would still be there, with the reason in this property, rather than be dropped from a read.
+/// The property that stands in for an event's properties if its fields could not be written or read back: the
+/// event is still there, with the reason in this property, rather than dropped from a read. For an event kept in
+/// memory this cannot happen (`serde_json` writes every [`Value`] and reads back what it wrote); for one in the
+/// batch log it happens when the file was changed under the running server.
 const DECODE_ERROR: &str = "fake_ingest.compact_error";
 
-fn error_properties(error: &serde_json::Error) -> Map<String, Value> {
-    Map::from_iter([(DECODE_ERROR.to_owned(), Value::String(error.to_string()))])
+fn error_properties(error: &dyn std::error::Error) -> Map<String, Value> {
+    Map::from_iter([(DECODE_ERROR.to_owned(), Value::String(error_chain(error)))])
+}
+
+/// The error and its sources, `: `-separated.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// An event with no fields but the reason they could not be read.
+fn unreadable(error: &dyn std::error::Error) -> IncomingEvent {
+    IncomingEvent {
+        dedupe_key: String::new(),
+        has_idempotency_key: false,
+        name: String::new(),
+        timestamp: None,
+        distinct_id: None,
+        resource: None,
+        shared: None,
+        properties: error_properties(error),
+    }
 }
 
 impl CompactEvent {
+    /// The index form of the event at `index` of `batch`'s record in the batch log (its `seq` is set when the store
+    /// applies it).
+    pub(crate) fn logged(
+        protocol: Protocol,
+        batch: &Arc<BatchOrigin>,
+        index: u32,
+        event: &IncomingEvent,
+    ) -> Self {
+        Self {
+            seq: 0,
+            resent: 0,
+            protocol,
+            has_idempotency_key: event.has_idempotency_key,
+            batch: Arc::clone(batch),
+            body: Body::Logged { index },
+        }
+    }
+
     /// The compact form of `event` from `batch` (its `seq` is set when the store applies it).
     pub(crate) fn new(protocol: Protocol, batch: &Arc<BatchOrigin>, event: &IncomingEvent) -> Self {
         let own = |properties: &Map<String, Value>| {
@@ -96,16 +161,23 @@ impl CompactEvent {
             protocol,
             has_idempotency_key: event.has_idempotency_key,
             batch: Arc::clone(batch),
-            own: own.into_boxed_slice(),
-            resource: event.resource.clone(),
-            shared: event.shared.clone(),
+            body: Body::Kept {
+                own: own.into_boxed_slice(),
+                resource: event.resource.clone(),
+                shared: event.shared.clone(),
+            },
         }
     }
 
-    /// The event as readers see it.
-    pub(crate) fn decode(&self) -> CapturedEvent {
-        let Own(dedupe_key, name, timestamp, distinct_id, properties) =
-            serde_json::from_slice(&self.own).unwrap_or_else(|error| {
+    /// The own fields of a kept event, read back.
+    fn decode_kept(
+        &self,
+        own: &[u8],
+        resource: &Option<Arc<Map<String, Value>>>,
+        shared: &Option<Arc<SharedProperties>>,
+    ) -> IncomingEvent {
+        let Own(dedupe_key, name, timestamp, distinct_id, properties) = serde_json::from_slice(own)
+            .unwrap_or_else(|error| {
                 Own(
                     String::new(),
                     String::new(),
@@ -114,6 +186,20 @@ impl CompactEvent {
                     error_properties(&error),
                 )
             });
+        IncomingEvent {
+            dedupe_key,
+            has_idempotency_key: self.has_idempotency_key,
+            name,
+            timestamp,
+            distinct_id,
+            resource: resource.clone(),
+            shared: shared.clone(),
+            properties,
+        }
+    }
+
+    /// `event` with what the store knows about it.
+    fn captured(&self, event: IncomingEvent) -> CapturedEvent {
         CapturedEvent {
             seq: self.seq,
             resent: u64::from(self.resent),
@@ -122,17 +208,76 @@ impl CompactEvent {
             route: self.batch.route.clone(),
             received_at: self.batch.received_at.clone(),
             upstream: self.batch.upstream.clone(),
-            event: IncomingEvent {
-                dedupe_key,
-                has_idempotency_key: self.has_idempotency_key,
-                name,
-                timestamp,
-                distinct_id,
-                resource: self.resource.clone(),
-                shared: self.shared.clone(),
-                properties,
-            },
+            event,
         }
+    }
+}
+
+/// Reads captured events, the kept ones from memory and the logged ones from the batch log, keeping the last
+/// record read so that events read in order read each record once.
+#[derive(Debug)]
+pub(crate) struct EventReader<'a> {
+    log: Option<&'a BatchLog>,
+    last: Option<LastRecord>,
+}
+
+/// The last record an [`EventReader`] read.
+#[derive(Debug)]
+struct LastRecord {
+    /// The batch whose record it is.
+    batch: Arc<BatchOrigin>,
+    /// The record, or why it could not be read.
+    record: Result<BatchRecord, Error>,
+}
+
+impl<'a> EventReader<'a> {
+    /// A reader of events whose logged ones are in `log`.
+    pub(crate) fn new(log: Option<&'a BatchLog>) -> Self {
+        Self { log, last: None }
+    }
+
+    /// The event as readers see it. If its record cannot be read back (the log was changed or removed under the
+    /// server), the event is still there, its properties holding the reason (`fake_ingest.compact_error`), rather
+    /// than silently dropped from the read; the error is logged once per record.
+    pub(crate) fn read(&mut self, event: &CompactEvent) -> CapturedEvent {
+        let index = match &event.body {
+            Body::Kept {
+                own,
+                resource,
+                shared,
+            } => return event.captured(event.decode_kept(own, resource, shared)),
+            Body::Logged { index } => *index,
+        };
+        let not_in_log = || Error::NotInLog {
+            offset: event.batch.location.map(|location| location.offset),
+            index,
+        };
+        let is_cached = self
+            .last
+            .as_ref()
+            .is_some_and(|last| Arc::ptr_eq(&last.batch, &event.batch));
+        if !is_cached {
+            let record = match (self.log, event.batch.location) {
+                (Some(log), Some(location)) => log.read_at(location),
+                _ => Err(not_in_log()),
+            };
+            if let Err(error) = &record {
+                tracing::error!(error = %error_chain(error), "cannot read captured events back from the batch log");
+            }
+            self.last = Some(LastRecord {
+                batch: Arc::clone(&event.batch),
+                record,
+            });
+        }
+        let incoming = match self.last.as_ref().map(|last| &last.record) {
+            Some(Ok(record)) => match record.events.get(index as usize) {
+                Some(incoming) => incoming.clone(),
+                None => unreadable(&not_in_log()),
+            },
+            Some(Err(error)) => unreadable(error),
+            None => unreadable(&not_in_log()),
+        };
+        event.captured(incoming)
     }
 }
 
@@ -149,6 +294,7 @@ mod tests {
             route: "/v1/logs".to_owned(),
             received_at: "2026-11-23T10:55:10.123456789Z".to_owned(),
             upstream: Some("200".to_owned()),
+            location: None,
         });
         let shared = Arc::new(SharedProperties {
             properties: Map::from_iter([("otel.scope.name".to_owned(), json!("lib"))]),
@@ -174,7 +320,7 @@ mod tests {
         };
         let mut compact = CompactEvent::new(Protocol::OtlpLogs, &batch, &event);
         compact.seq = 3;
-        let back = compact.decode();
+        let back = EventReader::new(None).read(&compact);
         assert_eq!(back.event, event);
         assert!(Arc::ptr_eq(
             back.event.shared.as_ref().expect("shared"),

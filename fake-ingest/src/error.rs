@@ -53,6 +53,27 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A record of the batch log, read back to serve the events it holds, no longer decodes (the file was changed
+    /// under the running server).
+    #[error("batch log {path} is corrupt at byte {offset}")]
+    CorruptRecord {
+        /// The log file.
+        path: PathBuf,
+        /// Where the record starts.
+        offset: u64,
+        /// Why it could not be decoded.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A captured event kept in the batch log is not where its index says (the file was changed under the running
+    /// server).
+    #[error("captured event {index} of the record at byte {offset:?} is not in the batch log")]
+    NotInLog {
+        /// Where its batch's record starts, if known.
+        offset: Option<u64>,
+        /// Its index among the record's events.
+        index: u32,
+    },
     /// The background runtime thread of [`crate::Server::start_blocking`] could not be started.
     #[error("cannot start the server runtime")]
     Runtime(#[source] std::io::Error),

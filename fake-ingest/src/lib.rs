@@ -33,7 +33,8 @@
 //! - `fault_kinds`: the one list of fault kinds ([`FaultKind`], [`FaultCounts`], the plain action names).
 //! - `faults`: the fault plan ([`FaultPlan`]) and the deterministic per-request decision ([`FaultPlan::decide`]).
 //! - `dedupe_key`: the compact, exact form of a stored idempotency key.
-//! - `compact_event`: how the store keeps a captured event (its own fields as JSON, what it shares by pointer).
+//! - `compact_event`: how the store keeps a captured event (its own fields as JSON, what it shares by pointer; with
+//!   `--data-dir`, only its place in the batch log, read back by an `EventReader`).
 //! - `store`: capture, dedupe, persistence and counters shared by every front door.
 //! - `log`: the on-disk batch log behind `--data-dir` (its module doc is the format spec).
 //! - `stats`: the [`Stats`] shape served at `/_fake/stats`.

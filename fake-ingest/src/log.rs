@@ -26,15 +26,22 @@
 //! A record is written with one `write_all` and then `fdatasync`ed before the store applies it in memory and before
 //! the response is sent. `POST /_fake/reset` truncates the log (and syncs) under the same lock.
 //!
+//! # Reading back
+//! The server keeps in memory only where each record starts and how long it is ([`Location`]); a reader of
+//! captured events reads the record again (`pread`, [`BatchLog::read_at`]) and decodes it. A record that no longer
+//! decodes there is [`Error::CorruptRecord`].
+//!
 //! # Recovery
-//! A process killed mid-append leaves a torn tail: a last line without its `\n`, or trailing lines that do not
-//! decode. Recovery keeps every decodable record before the first bad one, requires everything after it to be bad
-//! too (only a tail can be torn), truncates the tail away and logs a warning. A bad record followed by a good one
-//! is corruption, reported as [`Error::CorruptLog`].
+//! A process killed mid-append leaves a torn tail: a last line without its `\n`, or a last line that does not
+//! decode. Appends are serialized and each is synced before the next, so only the last line can be torn: recovery
+//! keeps every record before it, copies the torn bytes to `batches.jsonl.torn-at-<offset>` (synced, so nothing is
+//! lost, whatever they were), truncates them away and logs a warning. A bad line followed by any other line is
+//! corruption (or a file that is not a batch log), reported as [`Error::CorruptLog`] with the file left as it was.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -57,6 +64,13 @@ pub(crate) struct BatchRecord {
     pub(crate) events: Vec<IncomingEvent>,
     /// How many events of the batch were duplicates when it was stored.
     pub(crate) duplicates: u64,
+}
+
+/// Where a record is in the log: its first byte and its length without the `\n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Location {
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
 }
 
 /// One stored batch as it is written, borrowing the events.
@@ -319,8 +333,12 @@ pub(crate) struct BatchLog {
 }
 
 impl BatchLog {
-    /// Opens (creating if needed) the log in `dir`, locks it, and returns it with the records to replay.
-    pub(crate) fn open(dir: &Path) -> Result<(Self, Vec<BatchRecord>), Error> {
+    /// Opens (creating if needed) the log in `dir`, locks it, and hands each record to replay to `replay`, in order,
+    /// with its location (one record at a time: replay holds no more than one record in memory).
+    pub(crate) fn open(
+        dir: &Path,
+        replay: impl FnMut(BatchRecord, Location),
+    ) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(io_error(dir, "cannot create the directory"))?;
         let lock_path = dir.join("lock");
         let lock = OpenOptions::new()
@@ -350,37 +368,61 @@ impl BatchLog {
             .write(true)
             .open(&path)
             .map_err(io_error(&path, "cannot open the batch log"))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(io_error(&path, "cannot read the batch log"))?;
-        let (records, valid_len) = decode(&path, &bytes)?;
-        if valid_len < bytes.len() {
+        let total_len = file
+            .metadata()
+            .map_err(io_error(&path, "cannot read the batch log"))?
+            .len();
+        let valid_len = decode(&path, BufReader::new(&file), replay)?;
+        if valid_len < total_len {
+            let kept = keep_torn_tail(dir, &file, valid_len)?;
             tracing::warn!(
                 path = %path.display(),
-                torn_bytes = bytes.len() - valid_len,
+                torn_bytes = total_len - valid_len,
+                kept = %kept.display(),
                 "the batch log ends with a torn record (a crash mid-append); truncating it away"
             );
-            file.set_len(valid_len as u64)
+            file.set_len(valid_len)
                 .map_err(io_error(&path, "cannot truncate the torn tail"))?;
             file.sync_all()
                 .map_err(io_error(&path, "cannot sync the batch log"))?;
         }
-        let len = valid_len as u64;
+        let len = valid_len;
         file.seek(SeekFrom::Start(len))
             .map_err(io_error(&path, "cannot seek the batch log"))?;
-        Ok((
-            Self {
-                path,
-                file,
-                len,
-                _lock: lock,
-            },
-            records,
-        ))
+        Ok(Self {
+            path,
+            file,
+            len,
+            _lock: lock,
+        })
     }
 
-    /// Appends one record and syncs it to disk; on failure the log is rolled back to its previous length.
-    pub(crate) fn append(&mut self, record: &BatchRecordRef<'_>) -> Result<(), Error> {
+    /// Reads back the record at `location` (as [`BatchLog::append`] returned it or replay reported it).
+    ///
+    /// # Errors
+    /// [`Error::DataDir`] when it cannot be read, [`Error::CorruptRecord`] when it does not decode.
+    pub(crate) fn read_at(&self, location: Location) -> Result<BatchRecord, Error> {
+        let len = usize::try_from(location.len).map_err(|_| Error::DataDir {
+            path: self.path.clone(),
+            what: "a record is longer than this platform can read",
+            source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+        })?;
+        let mut line = vec![0; len];
+        self.file
+            .read_exact_at(&mut line, location.offset)
+            .map_err(io_error(&self.path, "cannot read a record back"))?;
+        serde_json::from_slice::<LineIn>(&line)
+            .and_then(LineIn::into_record)
+            .map_err(|source| Error::CorruptRecord {
+                path: self.path.clone(),
+                offset: location.offset,
+                source,
+            })
+    }
+
+    /// Appends one record and syncs it to disk, and returns where it is; on failure the log is rolled back to its
+    /// previous length.
+    pub(crate) fn append(&mut self, record: &BatchRecordRef<'_>) -> Result<Location, Error> {
         let mut line = record.encode().map_err(|source| Error::DataDir {
             path: self.path.clone(),
             what: "cannot encode a record",
@@ -401,8 +443,12 @@ impl BatchLog {
                 source,
             });
         }
+        let location = Location {
+            offset: self.len,
+            len: line.len() as u64 - 1,
+        };
         self.len += line.len() as u64;
-        Ok(())
+        Ok(location)
     }
 
     /// Empties the log durably.
@@ -423,11 +469,32 @@ impl BatchLog {
 }
 
 /// Reads the records of the log in `dir` without locking or repairing it (for `fake-ingest export` on a stopped
-/// server's directory): a torn tail is left out, as on open.
-pub(crate) fn read(dir: &Path) -> Result<Vec<BatchRecord>, Error> {
+/// server's directory), handing each to `replay` in order: a torn tail is left out, as on open.
+pub(crate) fn read(dir: &Path, replay: impl FnMut(BatchRecord, Location)) -> Result<(), Error> {
     let path = dir.join("batches.jsonl");
-    let bytes = std::fs::read(&path).map_err(io_error(&path, "cannot read the batch log"))?;
-    Ok(decode(&path, &bytes)?.0)
+    let file = File::open(&path).map_err(io_error(&path, "cannot read the batch log"))?;
+    decode(&path, BufReader::new(file), replay)?;
+    Ok(())
+}
+
+/// Copies the bytes of the log from `valid_len` on (its torn tail) to `batches.jsonl.torn-at-<valid_len>` in `dir`,
+/// synced, and returns that file's path.
+fn keep_torn_tail(dir: &Path, log: &File, valid_len: u64) -> Result<PathBuf, Error> {
+    let path = dir.join(format!("batches.jsonl.torn-at-{valid_len}"));
+    let mut tail = Vec::new();
+    let mut reader = log;
+    reader
+        .seek(SeekFrom::Start(valid_len))
+        .and_then(|_| std::io::Read::read_to_end(&mut reader, &mut tail))
+        .map_err(io_error(
+            &path,
+            "cannot read the torn tail of the batch log",
+        ))?;
+    let mut copy = File::create(&path).map_err(io_error(&path, "cannot keep the torn tail"))?;
+    copy.write_all(&tail)
+        .and_then(|()| copy.sync_all())
+        .map_err(io_error(&path, "cannot keep the torn tail"))?;
+    Ok(path)
 }
 
 /// Builds the `map_err` closure of an I/O step on `path`.
@@ -436,38 +503,51 @@ fn io_error(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> E
     move |source| Error::DataDir { path, what, source }
 }
 
-/// Decodes the records of a log; returns them and the length of the valid prefix.
-fn decode(path: &Path, bytes: &[u8]) -> Result<(Vec<BatchRecord>, usize), Error> {
-    let mut records = Vec::new();
+/// Decodes the records of a log, one line at a time, handing each to `replay` with its location; returns the
+/// length of the valid prefix.
+fn decode(
+    path: &Path,
+    mut reader: impl BufRead,
+    mut replay: impl FnMut(BatchRecord, Location),
+) -> Result<u64, Error> {
     let mut valid_len = 0;
-    let mut first_bad: Option<(usize, serde_json::Error)> = None;
+    let mut bad_line: Option<(usize, serde_json::Error)> = None;
     let mut offset = 0;
-    for (line_index, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
-        offset += line.len();
-        if !line.ends_with(b"\n") {
-            // A last line without its newline is torn, even if it happens to parse.
+    let mut line = Vec::new();
+    for line_number in 1.. {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(io_error(path, "cannot read the batch log"))?;
+        if read == 0 {
             break;
         }
-        match serde_json::from_slice::<LineIn>(line).and_then(LineIn::into_record) {
+        if let Some((line, source)) = bad_line {
+            // Only the last line can be torn: a bad line followed by another is corruption.
+            return Err(Error::CorruptLog {
+                path: path.to_owned(),
+                line,
+                source,
+            });
+        }
+        if !line.ends_with(b"\n") {
+            // A last line without its newline: torn, even if it happens to parse.
+            break;
+        }
+        let location = Location {
+            offset,
+            len: line.len() as u64 - 1,
+        };
+        offset += line.len() as u64;
+        match serde_json::from_slice::<LineIn>(&line).and_then(LineIn::into_record) {
             Ok(record) => {
-                if let Some((line, source)) = first_bad {
-                    return Err(Error::CorruptLog {
-                        path: path.to_owned(),
-                        line,
-                        source,
-                    });
-                }
-                records.push(record);
+                replay(record, location);
                 valid_len = offset;
             }
-            Err(source) => {
-                if first_bad.is_none() {
-                    first_bad = Some((line_index + 1, source));
-                }
-            }
+            Err(source) => bad_line = Some((line_number, source)),
         }
     }
-    Ok((records, valid_len))
+    Ok(valid_len)
 }
 
 #[cfg(test)]
@@ -487,6 +567,13 @@ mod tests {
         }
     }
 
+    /// Every record of `bytes` and the length of the valid prefix.
+    fn decode_all(bytes: &[u8]) -> Result<(Vec<BatchRecord>, usize), Error> {
+        let mut records = Vec::new();
+        let valid_len = decode(Path::new("x"), bytes, |record, _| records.push(record))?;
+        Ok((records, valid_len as usize))
+    }
+
     fn borrowed(record: &BatchRecord) -> BatchRecordRef<'_> {
         BatchRecordRef {
             request_id: record.request_id,
@@ -503,8 +590,9 @@ mod tests {
     fn any_truncation_recovers_a_prefix_of_whole_records() {
         let dir = tempfile::tempdir().expect("temp dir");
         {
-            let (mut log, replayed) = BatchLog::open(dir.path()).expect("opens");
-            assert!(replayed.is_empty());
+            let mut replayed = 0;
+            let mut log = BatchLog::open(dir.path(), |_, _| replayed += 1).expect("opens");
+            assert_eq!(replayed, 0);
             for id in 1..=3 {
                 let record = record(id);
                 log.append(&borrowed(&record)).expect("appends");
@@ -513,7 +601,7 @@ mod tests {
         let full = std::fs::read(dir.path().join("batches.jsonl")).expect("reads");
         for cut in 0..full.len() {
             let (records, valid_len) =
-                decode(Path::new("x"), &full[..cut]).expect("a torn tail is not corruption");
+                decode_all(&full[..cut]).expect("a torn tail is not corruption");
             assert!(full[..valid_len].ends_with(b"\n") || valid_len == 0);
             let ids: Vec<u64> = records.iter().map(|r| r.request_id).collect();
             assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
@@ -521,22 +609,110 @@ mod tests {
     }
 
     #[test]
+    fn a_record_reads_back_at_the_location_its_append_and_its_replay_report() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let written: Vec<BatchRecord> = (1..=3).map(record).collect();
+        let appended: Vec<Location> = {
+            let mut log = BatchLog::open(dir.path(), |_, _| {}).expect("opens");
+            written
+                .iter()
+                .map(|record| log.append(&borrowed(record)).expect("appends"))
+                .collect()
+        };
+        let mut replayed = Vec::new();
+        let log = BatchLog::open(dir.path(), |record, location| {
+            replayed.push((record, location));
+        })
+        .expect("reopens");
+        for ((record, location), (written, appended)) in
+            replayed.iter().zip(written.iter().zip(&appended))
+        {
+            assert_eq!((record, location), (written, appended));
+            assert_eq!(&log.read_at(*location).expect("reads back"), written);
+        }
+        let error = log
+            .read_at(Location {
+                offset: appended[1].offset + 1,
+                len: appended[1].len - 1,
+            })
+            .expect_err("not a record");
+        assert!(matches!(error, Error::CorruptRecord { .. }), "{error}");
+    }
+
+    #[test]
     fn a_bad_record_before_a_good_one_is_corruption() {
         let good =
             String::from_utf8(borrowed(&record(1)).encode().expect("encodes")).expect("UTF-8");
         let text = format!("{{oops\n{good}\n");
-        let error = decode(Path::new("x"), text.as_bytes()).expect_err("corrupt");
+        let error = decode_all(text.as_bytes()).expect_err("corrupt");
         assert!(
             matches!(error, Error::CorruptLog { line: 1, .. }),
             "{error}"
         );
     }
 
+    /// A log of `records` records followed by `tail`.
+    fn log_with_tail(dir: &Path, records: u64, tail: &[u8]) -> Vec<u8> {
+        {
+            let mut log = BatchLog::open(dir, |_, _| {}).expect("opens");
+            for id in 1..=records {
+                log.append(&borrowed(&record(id))).expect("appends");
+            }
+        }
+        let path = dir.join("batches.jsonl");
+        let mut bytes = std::fs::read(&path).expect("reads");
+        bytes.extend_from_slice(tail);
+        std::fs::write(&path, &bytes).expect("writes");
+        bytes
+    }
+
+    #[test]
+    fn a_torn_tail_is_kept_beside_the_log_and_cut_from_it() {
+        for tail in [&b"{\"request_id\": 3, \"prot"[..], b"{not a record}\n"] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let bytes = log_with_tail(dir.path(), 2, tail);
+            let valid_len = bytes.len() - tail.len();
+
+            let mut replayed = 0;
+            drop(BatchLog::open(dir.path(), |_, _| replayed += 1).expect("recovers"));
+
+            assert_eq!(replayed, 2);
+            let log = std::fs::read(dir.path().join("batches.jsonl")).expect("reads");
+            assert_eq!(log, bytes[..valid_len]);
+            let kept = dir
+                .path()
+                .join(format!("batches.jsonl.torn-at-{valid_len}"));
+            assert_eq!(std::fs::read(kept).expect("the tail is kept"), tail);
+        }
+    }
+
+    #[test]
+    fn a_bad_line_followed_by_any_other_is_corruption_and_the_file_is_left_as_it_was() {
+        for tail in [&b"{x}\n{y}\n"[..], b"{x}\n{torn"] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let bytes = log_with_tail(dir.path(), 1, tail);
+
+            let error = BatchLog::open(dir.path(), |_, _| {}).expect_err("corrupt");
+
+            assert!(
+                matches!(error, Error::CorruptLog { line: 2, .. }),
+                "{error}"
+            );
+            let log = std::fs::read(dir.path().join("batches.jsonl")).expect("reads");
+            assert_eq!(log, bytes);
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .expect("lists")
+                .map(|entry| entry.expect("an entry").file_name())
+                .collect();
+            assert_eq!(names.len(), 2, "{names:?}");
+        }
+    }
+
     #[test]
     fn a_second_open_of_a_locked_directory_fails() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let _first = BatchLog::open(dir.path()).expect("opens");
-        let second = BatchLog::open(dir.path()).expect_err("locked");
+        let _first = BatchLog::open(dir.path(), |_, _| {}).expect("opens");
+        let second = BatchLog::open(dir.path(), |_, _| {}).expect_err("locked");
         assert!(matches!(second, Error::DataDirLocked { .. }), "{second}");
     }
 
@@ -595,7 +771,7 @@ mod tests {
 
         let mut text = line;
         text.push(b'\n');
-        let (records, _) = decode(Path::new("x"), &text).expect("decodes");
+        let (records, _) = decode_all(&text).expect("decodes");
         let read = &records[0];
         assert_eq!(read, &written);
         let first = read.events[0].resource.as_ref().expect("a resource");
@@ -611,13 +787,12 @@ mod tests {
     fn an_index_out_of_range_is_corruption_and_a_resource_object_is_read_inline() {
         let bad = r#"{"request_id":1,"protocol":"otlp_logs","route":"/v1/logs","received_at":"t","events":[{"dedupe_key":"k","has_idempotency_key":true,"name":"n","resource":3,"properties":{}}]}"#;
         let good = r#"{"request_id":2,"protocol":"otlp_logs","route":"/v1/logs","received_at":"t","events":[{"dedupe_key":"k","has_idempotency_key":true,"name":"n","resource":{"a":1},"properties":{}}]}"#;
-        let error =
-            decode(Path::new("x"), format!("{bad}\n{good}\n").as_bytes()).expect_err("corrupt");
+        let error = decode_all(format!("{bad}\n{good}\n").as_bytes()).expect_err("corrupt");
         assert!(
             error_chain_contains(&error, "is not an index of resources"),
             "{error}"
         );
-        let (records, _) = decode(Path::new("x"), format!("{good}\n").as_bytes()).expect("valid");
+        let (records, _) = decode_all(format!("{good}\n").as_bytes()).expect("valid");
         assert_eq!(
             records[0].events[0].resource.as_deref(),
             Some(&Map::from_iter([("a".to_owned(), Value::from(1))]))

@@ -6,7 +6,9 @@
 //! duplicates. Counters of requests, responses and injected faults live here too, so `/_fake/stats` is one snapshot.
 //! Events are kept in their compact form ([`CompactEvent`]: a few hundred bytes for a 300-byte event instead of
 //! the ~1.2 KB its decoded tree takes) and decoded for readers; filters on protocol, route, request and (proxy
-//! mode) the upstream's answer need no decoding.
+//! mode) the upstream's answer need no decoding. With a batch log (`--data-dir`) the store keeps only an index of
+//! each event (its `seq`, protocol, resend count, its batch and its place in the batch's record) and reads the
+//! events back from the log when they are read, so memory does not grow with the events' size.
 //!
 //! Invariant: one mutex guards the events, the dedupe keys, the counters and the log, so the log order is the `seq`
 //! order, a batch is applied whole or not at all, and a duplicate is only ever answered once the original is durable.
@@ -18,12 +20,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-use crate::compact_event::{BatchOrigin, CompactEvent};
+use crate::compact_event::{BatchOrigin, CompactEvent, EventReader};
 use crate::dedupe_key::DedupeKey;
 use crate::error::Error;
 use crate::event::{CapturedEvent, IncomingEvent, Protocol};
 use crate::fault_kinds::FaultKind;
-use crate::log::{BatchLog, BatchRecord, BatchRecordRef};
+use crate::log::{BatchLog, BatchRecord, BatchRecordRef, Location};
 use crate::query::{EventsPage, EventsQuery, RequestRecord, RequestsPage, RequestsQuery};
 use crate::rate_history::{History, RateHistory};
 use crate::request_log::RequestLog;
@@ -111,11 +113,11 @@ impl Store {
             history: History::new(),
         };
         if let Some(dir) = data_dir {
-            let (log, records) = BatchLog::open(dir)?;
-            let batches = records.len();
-            for record in records {
-                inner.apply(record);
-            }
+            let mut batches = 0_u64;
+            let log = BatchLog::open(dir, |record, location| {
+                batches += 1;
+                inner.apply(record, Some(location));
+            })?;
             tracing::info!(
                 dir = %dir.display(),
                 batches,
@@ -150,9 +152,9 @@ impl Store {
             requests: RequestLog::new(0),
             history: History::new(),
         };
-        for record in crate::log::read(data_dir)? {
-            inner.apply(record);
-        }
+        crate::log::read(data_dir, |record, _| {
+            inner.apply(record, None);
+        })?;
         Ok(inner.decoded())
     }
 
@@ -286,8 +288,9 @@ impl Store {
         let received = events.len() as u64;
         let (events, duplicate_seqs) = inner.partition(events);
         let duplicates = duplicate_seqs.len() as u64;
-        if let Some(log) = inner.log.as_mut() {
-            log.append(&BatchRecordRef {
+        let location = match inner.log.as_mut() {
+            None => None,
+            Some(log) => Some(log.append(&BatchRecordRef {
                 request_id,
                 protocol,
                 route,
@@ -295,17 +298,20 @@ impl Store {
                 upstream: upstream.as_deref(),
                 events: &events,
                 duplicates,
-            })?;
-        }
-        let mut outcome = inner.apply(BatchRecord {
-            request_id,
-            protocol,
-            route: route.to_owned(),
-            received_at,
-            upstream,
-            events,
-            duplicates,
-        });
+            })?),
+        };
+        let mut outcome = inner.apply(
+            BatchRecord {
+                request_id,
+                protocol,
+                route: route.to_owned(),
+                received_at,
+                upstream,
+                events,
+                duplicates,
+            },
+            location,
+        );
         inner.count_resent(&duplicate_seqs);
         let since_start = inner.started.elapsed();
         inner.history.count(since_start, received, 0);
@@ -416,10 +422,11 @@ impl Store {
         let limit = query.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE);
         let mut total = 0;
         let mut events = Vec::new();
+        let mut reader = EventReader::new(inner.log.as_ref());
         for event in inner.events.iter().filter(origin_matches) {
             let on_page = total >= offset && events.len() < limit;
             if needs_fields {
-                let decoded = event.decode();
+                let decoded = reader.read(event);
                 if !filter.matches(&decoded) {
                     continue;
                 }
@@ -427,7 +434,7 @@ impl Store {
                     events.push(decoded);
                 }
             } else if on_page {
-                events.push(event.decode());
+                events.push(reader.read(event));
             }
             total += 1;
         }
@@ -465,9 +472,10 @@ impl Store {
 }
 
 impl Inner {
-    /// Every kept event, decoded, in arrival order.
+    /// Every kept event, decoded (read back from the log if it is there), in arrival order.
     fn decoded(&self) -> Vec<CapturedEvent> {
-        self.events.iter().map(CompactEvent::decode).collect()
+        let mut reader = EventReader::new(self.log.as_ref());
+        self.events.iter().map(|event| reader.read(event)).collect()
     }
 
     /// Splits a batch into the events whose key is new (in request order) and, for each of the others (keys
@@ -521,8 +529,9 @@ impl Inner {
     }
 
     /// Applies a batch in memory: its `events` (each still checked against the stored keys, so that a log written
-    /// with duplicates inline replays the same) plus its `duplicates` counted without their events.
-    fn apply(&mut self, record: BatchRecord) -> StoreOutcome {
+    /// with duplicates inline replays the same) plus its `duplicates` counted without their events. With the
+    /// `location` of its record in the batch log, the events are kept there and only indexed in memory.
+    fn apply(&mut self, record: BatchRecord, location: Option<Location>) -> StoreOutcome {
         let BatchRecord {
             request_id,
             protocol,
@@ -543,8 +552,9 @@ impl Inner {
             route,
             received_at,
             upstream,
+            location,
         });
-        for event in events {
+        for (index, event) in events.into_iter().enumerate() {
             self.stats.events_received += 1;
             let seq = self.stats.events_unique + outcome.accepted + 1;
             if event.has_idempotency_key {
@@ -568,7 +578,11 @@ impl Inner {
                 self.events.pop_front();
                 self.stats.events_evicted += 1;
             }
-            let mut compact = CompactEvent::new(protocol, &batch, &event);
+            let mut compact = match (location, u32::try_from(index)) {
+                (Some(_), Ok(index)) => CompactEvent::logged(protocol, &batch, index, &event),
+                // More than 4 billion events in one record cannot be indexed: such an event is kept in memory.
+                _ => CompactEvent::new(protocol, &batch, &event),
+            };
             compact.seq = seq;
             self.events.push_back(compact);
         }

@@ -59,6 +59,15 @@ impl BareAxumServer {
     /// # Errors
     /// Any I/O error building the runtime or binding the socket.
     pub fn start() -> io::Result<Self> {
+        Self::serve(app())
+    }
+
+    /// Binds `127.0.0.1:0` and serves `router` the same way (runtime, socket options, shutdown): how the peers
+    /// that put a store behind the same handler are served.
+    ///
+    /// # Errors
+    /// Any I/O error building the runtime or binding the socket.
+    pub fn serve(router: Router) -> io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -72,7 +81,7 @@ impl BareAxumServer {
                 let listener = listener.tap_io(|stream| {
                     let _ = stream.set_nodelay(true);
                 });
-                let _ = axum::serve(listener, app())
+                let _ = axum::serve(listener, router)
                     .with_graceful_shutdown(async move {
                         let _ = stopped.await;
                     })

@@ -4,6 +4,7 @@
 //! Designs for keeping events on disk, built as their design documents describe them:
 //! - [`json_files`]: one JSON file per event in a directory, as a CLI that posts them later keeps them.
 //! - [`sqlite_wal`]: a SQLite table in WAL mode, one row per event, as a service buffering in SQLite keeps them.
+//! - [`sqlite_ingest`]: an ingest server that keeps what it captures in SQLite in WAL mode (fake-ingest's peer).
 //!
 //! Real clients, which keep events in memory only:
 //! - [`posthog_rs`]: PostHog's Rust SDK, batching to `/batch/`.
@@ -12,4 +13,5 @@
 pub mod json_files;
 pub mod otel_batch_logs;
 pub mod posthog_rs;
+pub mod sqlite_ingest;
 pub mod sqlite_wal;

@@ -543,6 +543,19 @@ fn the_reported_amplification_a_thousand_resource_attributes_over_twenty_thousan
 /// records the larger runs).
 const MEMORY_EVENTS: usize = 100_000;
 
+/// How many events the per-event measurements store.
+fn memory_events() -> usize {
+    std::env::var("FAKE_INGEST_MEMORY_EVENTS")
+        .ok()
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(MEMORY_EVENTS)
+}
+
+/// What a captured event may keep allocated with a data dir, whatever its size: its index (`seq`, protocol, resend
+/// count, its batch and place in the batch's record) and its dedupe key, with the spare capacity of the queue and
+/// the key set, which grow by doubling.
+const INDEX_PER_EVENT: f64 = 256.0;
+
 /// What a captured event may keep allocated: 1.5 times its bytes on the wire plus this much.
 const OVERHEAD_PER_EVENT: f64 = 64.0;
 
@@ -564,22 +577,79 @@ fn sample_event(n: usize) -> Value {
 
 #[test]
 fn a_captured_event_keeps_at_most_one_and_a_half_times_its_wire_size_plus_64_bytes() {
-    let events: usize = std::env::var("FAKE_INGEST_MEMORY_EVENTS")
-        .ok()
-        .and_then(|count| count.parse().ok())
-        .unwrap_or(MEMORY_EVENTS);
+    let (per_event, wire_per_event) =
+        kept_per_event(Config::default(), memory_events(), 1_000, sample_event);
+
+    let limit = 1.5 * wire_per_event + OVERHEAD_PER_EVENT;
+    eprintln!(
+        "{} events: {wire_per_event:.1} bytes each on the wire, {per_event:.1} bytes each kept \
+         ({:.2}x the wire size; the limit is {limit:.1})",
+        memory_events(),
+        per_event / wire_per_event
+    );
+    assert!(
+        per_event <= limit,
+        "{per_event:.1} bytes per event kept, more than {limit:.1}"
+    );
+}
+
+/// The sample event with a 4 KB property.
+fn large_event(n: usize) -> Value {
+    let mut event = sample_event(n);
+    event["properties"]["stack"] = Value::String("at frame\n".repeat(455));
+    event
+}
+
+#[test]
+fn with_a_data_dir_a_captured_event_keeps_a_small_fixed_index_in_memory_whatever_its_size() {
+    // Fewer large events, in smaller batches (a request body is at most 4 MiB).
+    let measure = |events: usize, batch: usize, event: fn(usize) -> Value| {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let config = Config {
+            data_dir: Some(dir.path().to_owned()),
+            ..Config::default()
+        };
+        kept_per_event(config, events, batch, event)
+    };
+
+    let (small, small_wire) = measure(memory_events(), 1_000, sample_event);
+    let (large, large_wire) = measure(memory_events() / 5, 200, large_event);
+
+    eprintln!(
+        "with a data dir: {} events of {small_wire:.0} bytes on the wire keep {small:.1} bytes each, {} of \
+         {large_wire:.0} keep {large:.1}",
+        memory_events(),
+        memory_events() / 5
+    );
+    assert!(large_wire > 10.0 * small_wire);
+    for kept in [small, large] {
+        assert!(
+            kept <= INDEX_PER_EVENT,
+            "{kept:.1} bytes per event kept, more than {INDEX_PER_EVENT}"
+        );
+    }
+}
+
+/// What each of `events` events built by `event` keeps allocated in a server with `config`, and its size on the
+/// wire, in bytes (stored through `POST /ingest` in batches of `batch`, then read back).
+fn kept_per_event(
+    config: Config,
+    events: usize,
+    batch: usize,
+    event: fn(usize) -> Value,
+) -> (f64, f64) {
     let _serial = serial();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    // Batches of 1 000 built before counting; the bytes on the wire are each event's JSON in its batch.
+    // Batches built before counting; the bytes on the wire are each event's JSON in its batch.
     let mut wire_bytes = 0;
     let bodies: Vec<Bytes> = (0..events)
         .collect::<Vec<_>>()
-        .chunks(1_000)
+        .chunks(batch)
         .map(|chunk| {
-            let batch: Vec<Value> = chunk.iter().map(|n| sample_event(*n)).collect();
+            let batch: Vec<Value> = chunk.iter().map(|n| event(*n)).collect();
             wire_bytes += batch
                 .iter()
                 .map(|event| event.to_string().len())
@@ -604,7 +674,7 @@ fn a_captured_event_keeps_at_most_one_and_a_half_times_its_wire_size_plus_64_byt
         &app(Config::default()).expect("a valid config"),
         bodies[0].clone(),
     );
-    let router = app(Config::default()).expect("a valid config");
+    let router = app(config).expect("a valid config");
 
     // The bodies stay allocated until after the count (each request gets a reference), so that freeing them is
     // not subtracted from what the server kept.
@@ -653,17 +723,9 @@ fn a_captured_event_keeps_at_most_one_and_a_half_times_its_wire_size_plus_64_byt
         "the event reads back whole"
     );
 
-    let per_event = retained as f64 / events as f64;
-    let wire_per_event = wire_bytes as f64 / events as f64;
-    let limit = 1.5 * wire_per_event + OVERHEAD_PER_EVENT;
-    eprintln!(
-        "{events} events: {wire_per_event:.1} bytes each on the wire, {per_event:.1} bytes each kept \
-         ({:.2}x the wire size; the limit is {limit:.1})",
-        per_event / wire_per_event
-    );
-    assert!(
-        per_event <= limit,
-        "{per_event:.1} bytes per event kept, more than {limit:.1}"
-    );
     drop(router);
+    (
+        retained as f64 / events as f64,
+        wire_bytes as f64 / events as f64,
+    )
 }

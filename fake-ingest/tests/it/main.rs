@@ -5,6 +5,7 @@
 mod browser;
 mod cli;
 mod control;
+mod data_dir_reads;
 mod determinism;
 mod eviction;
 mod export;
