@@ -262,8 +262,9 @@
 //! # Module map
 //!
 //! `format` (byte layout, pure), `segment` (scanning and resynchronisation), `acks` (writing the acknowledgement
-//! file in place, group-committed), `catalog` (this process's view of the
-//! directory: cursors, liveness, counters, retention), `writer` ([`Spool`]), `reader` ([`SpoolReader`]), `lock`
+//! file in place, group-committed), `segment_map` (the known segments, with running totals kept as they change, so
+//! the statistics and the size budget cost O(writers), not O(segments)), `catalog` (this process's view of the
+//! directory: cursors, liveness, counters, retention), `writer` ([`Spool`], with its write-behind buffer), `reader` ([`SpoolReader`]), `lock`
 //! (flocks), `io` (the [`FileSystem`] seam every file operation goes through, where tests inject faults), `config`,
 //! `error`.
 
