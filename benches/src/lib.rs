@@ -11,7 +11,7 @@
 //! - [`flush`]: flush-core set up for the benchmarks (a reporter in a given state, spool backlogs).
 //! - [`util`]: smoke-mode detection, temporary directories, chunked timing, percentiles, memory.
 //!
-//! The groups (one file each in `benches/benches/`): `record`, `spool_append`, `spool_read`, `end_to_end`,
+//! The groups (one file each in `benches/benches/`): `record`, `spool_append`, `spool_read`, `end_to_end`, `otel`,
 //! `fake_ingest`. Run them with `just bench` (`cargo bench -p benches`); `cargo bench -p benches -- --test` runs
 //! each once as a smoke test. Method and results: `docs/BENCHMARKS.md`.
 //!
