@@ -131,6 +131,19 @@ impl Event {
         }
     }
 
+    /// An event with `properties`, in their order, the vector moved in as it is (an adapter that gathers the
+    /// properties first spares growing the event's own vector one property at a time).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn with_properties(
+        name: impl Into<Cow<'static, str>>,
+        properties: Vec<(Cow<'static, str>, Value)>,
+    ) -> Self {
+        Self {
+            properties,
+            ..Self::new(name)
+        }
+    }
+
     /// Adds a property (a later one with the same key wins on the wire).
     #[must_use]
     pub fn with(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) -> Self {
