@@ -32,6 +32,19 @@ pub fn bench_spool_config(dir: &Path, sync: SyncPolicy) -> SpoolConfig {
     config
 }
 
+/// A benchmark spool configuration in `dir` (no fsync, [`bench_spool_config`]) whose spool already holds a backlog of
+/// `events` pending sample events ([`fill_spool`]), written before any reporter opens it.
+///
+/// # Panics
+/// If the spool cannot be opened or filled: a benchmark cannot run without its backlog.
+pub fn spool_with_backlog(dir: &Path, events: usize) -> SpoolConfig {
+    let spool = bench_spool_config(dir, SyncPolicy::Never);
+    let mut writer =
+        Spool::open(spool.clone()).unwrap_or_else(|error| panic!("open the spool: {error}"));
+    fill_spool(&mut writer, events);
+    spool
+}
+
 /// Appends `events` freshly stamped sample events (the reporter's wire form) to `spool`, 1000 per append.
 ///
 /// # Panics
@@ -106,12 +119,11 @@ impl ReporterUnderTest {
     /// If the server, the backlog or the reporter cannot be set up.
     pub fn start(state: ReporterState) -> Self {
         let dir = temp_dir("reporter");
-        let spool = bench_spool_config(&dir.path().join("spool"), SyncPolicy::Never);
-        if let ReporterState::Backlog { events } = state {
-            let mut writer = Spool::open(spool.clone())
-                .unwrap_or_else(|error| panic!("open the spool: {error}"));
-            fill_spool(&mut writer, events);
-        }
+        let spool_dir = dir.path().join("spool");
+        let spool = match state {
+            ReporterState::Backlog { events } => spool_with_backlog(&spool_dir, events),
+            _ => bench_spool_config(&spool_dir, SyncPolicy::Never),
+        };
         let server = state.fault_plan().map(|plan| {
             let faults = fake_ingest::FaultPlan::from_json(plan)
                 .unwrap_or_else(|error| panic!("fault plan: {error}"));

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::Error;
+use crate::error::{Error, error_chain};
 use crate::event::{CapturedEvent, IncomingEvent, Protocol, SharedProperties};
 use crate::log::{BatchLog, BatchRecord, Location};
 
@@ -94,18 +94,6 @@ const DECODE_ERROR: &str = "fake_ingest.compact_error";
 
 fn error_properties(error: &dyn std::error::Error) -> Map<String, Value> {
     Map::from_iter([(DECODE_ERROR.to_owned(), Value::String(error_chain(error)))])
-}
-
-/// The error and its sources, `: `-separated.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// An event with no fields but the reason they could not be read.

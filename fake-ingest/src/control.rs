@@ -27,10 +27,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
+use crate::error::error_chain;
 use crate::event::CapturedEvent;
 use crate::expect;
 use crate::faults::FaultPlan;
-use crate::front_door::{Rejection, error_chain};
+use crate::front_door::Rejection;
 use crate::otlp::otlp_json_requests;
 use crate::query::{
     EventsFormat, EventsQuery, RequestsPage, RequestsQuery, WaitOutcome, WaitQuery,

@@ -78,3 +78,15 @@ pub enum Error {
     #[error("cannot start the server runtime")]
     Runtime(#[source] std::io::Error),
 }
+
+/// An error and its sources, joined with `: `.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

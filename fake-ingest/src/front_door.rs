@@ -24,6 +24,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
 use crate::connection::ConnectionHandle;
+use crate::error::error_chain;
 use crate::event::{IncomingEvent, Protocol};
 use crate::fault_kinds::FaultKind;
 use crate::faults::{Action, FaultContext};
@@ -671,16 +672,4 @@ pub(crate) fn method_not_allowed(
         upstream: None,
     });
     response
-}
-
-/// An error and its sources, joined with `: `.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

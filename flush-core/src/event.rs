@@ -23,6 +23,7 @@ use std::time::SystemTime;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// One telemetry event: a name and properties. The reporter adds `uuid`, `timestamp` and `distinct_id`.
@@ -81,7 +82,8 @@ impl PartialEq for OwnStamp {
 
 /// Properties that are expensive to build (an OpenTelemetry span converted to its OTLP message, say), built on the
 /// spooler thread when the event is serialized instead of in `record()`'s caller: the adapters' way to keep the
-/// application's thread to moving a value.
+/// application's thread to moving a value. Each property is built as JSON text (no `Value` tree in between) and
+/// written into the stored form as it is.
 pub(crate) trait DeferredProperties: Send + Sync + fmt::Debug {
     /// A cheap estimate of the built properties' size, for the queue's byte bound.
     fn estimated_bytes(&self) -> usize;
@@ -90,7 +92,14 @@ pub(crate) trait DeferredProperties: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// If they cannot be built; the event is then dropped as unserializable, and counted.
-    fn build(&self) -> Result<Vec<(&'static str, Value)>, serde_json::Error>;
+    fn build(&self) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error>;
+
+    /// The event's idempotency key when it derives from what the properties hold (an OpenTelemetry span's trace
+    /// and span ids), minted on the spooler thread like a UUID v7 key; `None`: the event's own key, else a UUID v7.
+    /// It must depend on the properties alone, so that the same record recorded twice gets the same key.
+    fn idempotency_key(&self) -> Option<Uuid> {
+        None
+    }
 }
 
 /// An event time given as text was not RFC 3339 with an offset.
@@ -119,6 +128,19 @@ impl Event {
             distinct_id: None,
             properties: Vec::new(),
             own: None,
+        }
+    }
+
+    /// An event with `properties`, in their order, the vector moved in as it is (an adapter that gathers the
+    /// properties first spares growing the event's own vector one property at a time).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn with_properties(
+        name: impl Into<Cow<'static, str>>,
+        properties: Vec<(Cow<'static, str>, Value)>,
+    ) -> Self {
+        Self {
+            properties,
+            ..Self::new(name)
         }
     }
 
@@ -177,6 +199,11 @@ impl Event {
         self.own.as_ref().and_then(|own| own.idempotency_key)
     }
 
+    /// The properties left to be built on the spooler thread, if any.
+    fn deferred(&self) -> Option<&dyn DeferredProperties> {
+        self.own.as_ref().and_then(|own| own.deferred.as_deref())
+    }
+
     /// Adds properties that are built on the spooler thread, when the event is serialized.
     #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
     #[must_use]
@@ -207,9 +234,7 @@ impl Event {
             .map(|(key, value)| key.len() + 4 + shallow_size(value))
             .sum();
         let deferred = self
-            .own
-            .as_ref()
-            .and_then(|own| own.deferred.as_ref())
+            .deferred()
             .map_or(0, |deferred| deferred.estimated_bytes());
         OVERHEAD
             + self.name.len()
@@ -251,8 +276,9 @@ impl StampedEvent {
         }
     }
 
-    /// The event's idempotency key: its own, or a fresh UUID v7 minted on this thread for the recording instant.
-    /// Called once per event, before it is stored: the key is part of the stored record from then on.
+    /// The event's idempotency key: its own, else the one its deferred properties derive (an OpenTelemetry span's,
+    /// from its ids), else a fresh UUID v7 minted on this thread for the recording instant. Called once per event,
+    /// on the spooler's thread, before it is stored: the key is part of the stored record from then on.
     ///
     /// A minted id carries the recording instant in its time bits, except when events recorded on several threads
     /// reach the minting thread out of order within a millisecond or two: the id then carries the latest instant
@@ -261,6 +287,11 @@ impl StampedEvent {
     pub(crate) fn key(&self) -> Uuid {
         self.event
             .idempotency_key()
+            .or_else(|| {
+                self.event
+                    .deferred()
+                    .and_then(DeferredProperties::idempotency_key)
+            })
             .unwrap_or_else(|| new_v7_at(self.recorded_at))
     }
 
@@ -284,12 +315,7 @@ impl StampedEvent {
         } else {
             format!("{at:.3}")
         };
-        let deferred = match self
-            .event
-            .own
-            .as_ref()
-            .and_then(|own| own.deferred.as_ref())
-        {
+        let deferred = match self.event.deferred() {
             Some(deferred) => deferred.build()?,
             None => Vec::new(),
         };
@@ -412,7 +438,7 @@ struct WireEvent<'a> {
 /// An event's own properties, then the deferred ones, as one JSON object.
 struct WireProperties<'a> {
     own: &'a [(Cow<'static, str>, Value)],
-    deferred: &'a [(&'static str, Value)],
+    deferred: &'a [(&'static str, Box<RawValue>)],
 }
 
 impl serde::Serialize for WireProperties<'_> {
@@ -579,12 +605,52 @@ mod tests {
             1000
         }
 
-        fn build(&self) -> Result<Vec<(&'static str, Value)>, serde_json::Error> {
+        fn build(&self) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error> {
             match self.0 {
-                Some(n) => Ok(vec![("built", Value::from(n))]),
+                Some(n) => Ok(vec![("built", serde_json::value::to_raw_value(&n)?)]),
                 None => Err(serde::ser::Error::custom("cannot build")),
             }
         }
+    }
+
+    /// Deferred properties that derive the event's key.
+    #[derive(Debug)]
+    struct Keyed(Uuid);
+
+    impl DeferredProperties for Keyed {
+        fn estimated_bytes(&self) -> usize {
+            0
+        }
+
+        fn build(&self) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error> {
+            Ok(Vec::new())
+        }
+
+        fn idempotency_key(&self) -> Option<Uuid> {
+            Some(self.0)
+        }
+    }
+
+    #[test]
+    fn a_key_derived_by_deferred_properties_is_minted_at_keying_and_an_own_key_wins_over_it() {
+        let derived = Uuid::from_u128(5);
+        let event = Event::new("e").with_deferred(Arc::new(Keyed(derived)));
+        assert_eq!(
+            event.idempotency_key(),
+            None,
+            "nothing is keyed in record()'s caller"
+        );
+        assert_eq!(StampedEvent::stamp(event.clone()).key(), derived);
+        assert_eq!(
+            StampedEvent::stamp(event.clone()).key(),
+            derived,
+            "the same key again"
+        );
+        let own = Uuid::from_u128(6);
+        assert_eq!(
+            StampedEvent::stamp(event.with_idempotency_key(own)).key(),
+            own
+        );
     }
 
     #[test]

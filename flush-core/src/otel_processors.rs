@@ -6,8 +6,9 @@
 //! This module owns the mapping of the SDK's calls onto the reporter's (`emit`/`on_end` → `record`, `force_flush`
 //! → `checkpoint` + `flush`, `shutdown` → `shutdown`) and the conversion of the SDK's records into the messages
 //! `otlp_form` stores (with `opentelemetry-proto`'s own conversions, the ones the SDK's OTLP exporter uses). On the
-//! application's thread a processor only names, times and keys the event and moves the SDK's record into it; the
-//! conversion runs on the spooler thread, when the event is serialized (the event's deferred properties).
+//! application's thread a processor only names and times the event and moves the SDK's record into it; keying a
+//! span (a SHA-1 of its ids) and the conversion run on the spooler thread, when the event is keyed and serialized
+//! (the event's deferred properties).
 
 use std::fmt;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ use opentelemetry_proto::tonic::trace::v1::Span as ProtoSpan;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
+use serde_json::value::RawValue;
+use uuid::Uuid;
 
 use crate::error::chain_text;
 use crate::event::{DeferredProperties, Event};
@@ -286,15 +289,7 @@ impl SpanProcessor for OtelSpanProcessor {
         if !span.span_context.is_sampled() || is_own(span.instrumentation_scope.name()) {
             return;
         }
-        self.calls.record(|| {
-            let event = otlp_form::span_event_shell(
-                span.name.clone(),
-                span.start_time,
-                &span.span_context.trace_id().to_bytes(),
-                &span.span_context.span_id().to_bytes(),
-            );
-            event.with_deferred(Arc::new(DeferredSpan(span)))
-        });
+        self.calls.record(|| span_event(span));
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -306,7 +301,14 @@ impl SpanProcessor for OtelSpanProcessor {
     }
 }
 
-/// A span's stored properties, built on the spooler thread.
+/// The event of an ended span: named and timed on the caller's thread; the span itself moved (not copied) into its
+/// deferred properties, which key it by its ids and convert it on the spooler thread.
+fn span_event(span: SpanData) -> Event {
+    otlp_form::span_event_shell(span.name.clone(), span.start_time)
+        .with_deferred(Arc::new(DeferredSpan(span)))
+}
+
+/// A span's stored properties and key, built on the spooler thread.
 #[derive(Debug)]
 struct DeferredSpan(SpanData);
 
@@ -316,9 +318,17 @@ impl DeferredProperties for DeferredSpan {
         384 + 48 * span.attributes.len() + 96 * span.events.len() + 128 * span.links.len()
     }
 
-    fn build(&self) -> Result<Vec<(&'static str, serde_json::Value)>, serde_json::Error> {
+    fn build(&self) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error> {
         let scope = ProtoScope::from((&self.0.instrumentation_scope, None));
         otlp_form::span_properties(&ProtoSpan::from(self.0.clone()), &scope)
+    }
+
+    fn idempotency_key(&self) -> Option<Uuid> {
+        let context = &self.0.span_context;
+        Some(otlp_form::span_key(
+            &context.trace_id().to_bytes(),
+            &context.span_id().to_bytes(),
+        ))
     }
 }
 
@@ -335,8 +345,88 @@ impl DeferredProperties for DeferredLog {
         384 + 48 * self.record.attributes_iter().count()
     }
 
-    fn build(&self) -> Result<Vec<(&'static str, serde_json::Value)>, serde_json::Error> {
+    fn build(&self) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error> {
         let scope = ProtoScope::from((&self.scope, self.target.clone()));
         otlp_form::log_properties(&ProtoLogRecord::from(&self.record), &scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    use super::*;
+    use crate::event::{StampedEvent, decode_stored};
+
+    /// A span processor that keeps what ended.
+    #[derive(Debug, Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<SpanData>>>);
+
+    impl SpanProcessor for Capture {
+        fn on_start(
+            &self,
+            _span: &mut opentelemetry_sdk::trace::Span,
+            _cx: &opentelemetry::Context,
+        ) {
+        }
+
+        fn on_end(&self, span: SpanData) {
+            self.0.lock().unwrap().push(span);
+        }
+
+        fn force_flush(&self) -> OTelSdkResult {
+            Ok(())
+        }
+
+        fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    fn ended_span() -> SpanData {
+        let ended = Capture::default();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(ended.clone())
+            .build();
+        provider.tracer("app").in_span("checkout", |_cx| {});
+        ended.0.lock().unwrap().remove(0)
+    }
+
+    #[test]
+    fn a_span_is_keyed_by_its_ids_when_it_is_keyed_for_the_spool_not_when_it_ends() {
+        let span = ended_span();
+        let expected = otlp_form::span_key(
+            &span.span_context.trace_id().to_bytes(),
+            &span.span_context.span_id().to_bytes(),
+        );
+
+        let event = span_event(span.clone());
+        assert_eq!(
+            event.idempotency_key(),
+            None,
+            "no SHA-1 on the caller's thread"
+        );
+        let stamped = StampedEvent::stamp(event);
+        assert_eq!(stamped.key(), expected);
+
+        let mut buffer = Vec::new();
+        stamped
+            .serialize_into(stamped.key(), "install-1", &mut buffer)
+            .unwrap();
+        let stored = decode_stored(&buffer).unwrap();
+        assert_eq!(stored.uuid, expected);
+        assert_eq!(stored.name, "checkout");
+        let stored_span = otlp_form::stored_span(&stored.properties).unwrap().unwrap();
+        assert_eq!(stored_span.span_id, span.span_context.span_id().to_bytes());
+
+        let again = StampedEvent::stamp(span_event(span));
+        assert_eq!(
+            again.key(),
+            expected,
+            "a span recorded again gets the same key"
+        );
     }
 }

@@ -32,6 +32,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
+#[cfg(any(test, feature = "opentelemetry"))]
+use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Map, Value};
 #[cfg(any(test, feature = "opentelemetry"))]
 use uuid::Uuid;
@@ -65,20 +67,17 @@ pub(crate) fn span_key(trace_id: &[u8], span_id: &[u8]) -> Uuid {
     Uuid::new_v5(&SPAN_KEY_NAMESPACE, &name)
 }
 
-/// The event of a span, before its properties: named by the span, timed at its start, keyed by its ids.
+/// The event of a span, before its properties: named by the span, timed at its start. Its key, [`span_key`], is
+/// derived from its ids by its deferred properties, on the spooler thread.
 #[cfg(any(test, feature = "opentelemetry"))]
 pub(crate) fn span_event_shell(
     name: impl Into<std::borrow::Cow<'static, str>>,
     start: SystemTime,
-    trace_id: &[u8],
-    span_id: &[u8],
 ) -> Event {
-    Event::new(name)
-        .with_timestamp(start)
-        .with_idempotency_key(span_key(trace_id, span_id))
+    Event::new(name).with_timestamp(start)
 }
 
-/// The properties that carry `span`, emitted under `scope`.
+/// The properties that carry `span`, emitted under `scope`, as JSON text.
 ///
 /// # Errors
 /// If the message cannot be put into JSON (the `opentelemetry-proto` serializers only fail on a custom error).
@@ -86,10 +85,10 @@ pub(crate) fn span_event_shell(
 pub(crate) fn span_properties(
     span: &Span,
     scope: &InstrumentationScope,
-) -> Result<Vec<(&'static str, Value)>, serde_json::Error> {
+) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error> {
     Ok(vec![
-        (SPAN_PROPERTY, serde_json::to_value(span)?),
-        (SCOPE_PROPERTY, serde_json::to_value(scope)?),
+        (SPAN_PROPERTY, to_raw_value(span)?),
+        (SCOPE_PROPERTY, to_raw_value(scope)?),
     ])
 }
 
@@ -113,7 +112,7 @@ pub(crate) fn log_event_shell(
     }
 }
 
-/// The properties that carry `record`, emitted under `scope`.
+/// The properties that carry `record`, emitted under `scope`, as JSON text.
 ///
 /// # Errors
 /// If the message cannot be put into JSON (the `opentelemetry-proto` serializers only fail on a custom error).
@@ -121,10 +120,10 @@ pub(crate) fn log_event_shell(
 pub(crate) fn log_properties(
     record: &LogRecord,
     scope: &InstrumentationScope,
-) -> Result<Vec<(&'static str, Value)>, serde_json::Error> {
+) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error> {
     Ok(vec![
-        (LOG_PROPERTY, serde_json::to_value(record)?),
-        (SCOPE_PROPERTY, serde_json::to_value(scope)?),
+        (LOG_PROPERTY, to_raw_value(record)?),
+        (SCOPE_PROPERTY, to_raw_value(scope)?),
     ])
 }
 
@@ -134,13 +133,12 @@ pub(crate) fn span_event(span: &Span, scope: &InstrumentationScope) -> Event {
     let shell = span_event_shell(
         span.name.clone(),
         from_unix_nanos(span.start_time_unix_nano),
-        &span.trace_id,
-        &span.span_id,
-    );
+    )
+    .with_idempotency_key(span_key(&span.trace_id, &span.span_id));
     span_properties(span, scope)
         .unwrap()
         .into_iter()
-        .fold(shell, |event, (key, value)| event.with(key, value))
+        .fold(shell, |event, (key, value)| event.with(key, parsed(&value)))
 }
 
 /// The event that carries `record` (emitted under `scope`), its properties built at once.
@@ -154,7 +152,13 @@ pub(crate) fn log_event(record: &LogRecord, scope: &InstrumentationScope) -> Eve
     log_properties(record, scope)
         .unwrap()
         .into_iter()
-        .fold(shell, |event, (key, value)| event.with(key, value))
+        .fold(shell, |event, (key, value)| event.with(key, parsed(&value)))
+}
+
+/// A built property as a JSON value (test events carry their properties as ordinary ones).
+#[cfg(test)]
+fn parsed(value: &RawValue) -> Value {
+    serde_json::from_str(value.get()).unwrap()
 }
 
 /// The span stored in `properties`, if they hold one.

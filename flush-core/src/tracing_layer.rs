@@ -365,7 +365,8 @@ where
         if let Some(parent) = span.parent() {
             push_scope(&mut properties, parent);
         }
-        self.reporter.record(event_from(name, properties));
+        self.reporter
+            .record(Event::with_properties(name, properties));
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
@@ -402,19 +403,12 @@ where
         {
             push_scope(&mut properties, current);
         }
-        self.reporter.record(event_from(name, properties));
+        self.reporter
+            .record(Event::with_properties(name, properties));
     }
 }
 
 type Properties = Vec<(Cow<'static, str>, Value)>;
-
-fn event_from(name: String, properties: Properties) -> Event {
-    properties
-        .into_iter()
-        .fold(Event::new(name), |event, (key, value)| {
-            event.with(key, value)
-        })
-}
 
 /// Adds `key` unless the properties already have it (the first one wins).
 fn push(properties: &mut Properties, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {

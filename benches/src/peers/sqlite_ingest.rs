@@ -52,13 +52,7 @@ impl SqliteIngest {
     /// # Errors
     /// Any SQLite error opening the file or creating the table.
     pub fn open(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Self> {
-        let connection = Connection::open(path)?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        let synchronous = match synchronous {
-            Synchronous::Normal => "NORMAL",
-            Synchronous::Full => "FULL",
-        };
-        connection.pragma_update(None, "synchronous", synchronous)?;
+        let connection = synchronous.open_wal(path)?;
         connection.execute_batch(
             "CREATE TABLE IF NOT EXISTS events (
                 seq INTEGER PRIMARY KEY,

@@ -27,6 +27,23 @@ pub enum Synchronous {
     Full,
 }
 
+impl Synchronous {
+    /// Opens (or creates) the database at `path` in WAL mode with this setting.
+    ///
+    /// # Errors
+    /// Any SQLite error opening the file or setting the pragmas.
+    pub fn open_wal(self, path: &Path) -> rusqlite::Result<Connection> {
+        let connection = Connection::open(path)?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        let synchronous = match self {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        connection.pragma_update(None, "synchronous", synchronous)?;
+        Ok(connection)
+    }
+}
+
 /// A SQLite database in WAL mode with one table of events.
 #[derive(Debug)]
 pub struct SqliteWalPeer {
@@ -58,13 +75,7 @@ impl SqliteWalPeer {
     /// # Errors
     /// Any SQLite error opening the file or creating the table.
     pub fn open(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Self> {
-        let connection = Connection::open(path)?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        let synchronous = match synchronous {
-            Synchronous::Normal => "NORMAL",
-            Synchronous::Full => "FULL",
-        };
-        connection.pragma_update(None, "synchronous", synchronous)?;
+        let connection = synchronous.open_wal(path)?;
         connection.execute_batch(
             "CREATE TABLE IF NOT EXISTS events (
                 seq INTEGER PRIMARY KEY,

@@ -681,8 +681,15 @@ impl Catalog {
             .filter(|state| state.settled())
             .map(|state| state.key)
             .collect();
-        for key in settled {
-            if self.remove_segment_file(key, false).is_ok() {
+        self.remove_settled_among(settled);
+    }
+
+    /// Removes those of `keys` that are settled (or moves them to `flushed/`).
+    pub(crate) fn remove_settled_among(&mut self, keys: impl IntoIterator<Item = SegmentKey>) {
+        for key in keys {
+            if self.segments.get(&key).is_some_and(SegmentState::settled)
+                && self.remove_segment_file(key, false).is_ok()
+            {
                 self.forget_segment(key);
             }
         }

@@ -145,12 +145,7 @@ impl SpoolReader {
         if out.records.is_empty() {
             return Ok(None);
         }
-        let cursors = catalog
-            .segments
-            .values()
-            .filter(|state| state.read.offset > state.acked.offset)
-            .map(|state| (state.key, state.read))
-            .collect();
+        let cursors = handed_out(&catalog);
         Ok(Some(SpoolBatch {
             records: out.records,
             position: Position {
@@ -413,12 +408,44 @@ fn updates(catalog: &Catalog, position: &Position) -> Vec<(SegmentKey, Frontier)
         .collect()
 }
 
-/// Settles acknowledged cursors (durable as the policy asks) and removes the segments that are settled.
+/// Settles acknowledged cursors (durable as the policy asks) and removes the segments that are settled (only those
+/// the acknowledgement moved can have become so).
 fn settle(catalog: &mut Catalog, updates: Vec<(SegmentKey, Frontier)>) {
-    for (key, cursor) in updates {
+    for &(key, cursor) in &updates {
         catalog.settle(key, cursor, Settle::Delivered);
     }
-    catalog.remove_settled();
+    catalog.remove_settled_among(updates.into_iter().map(|(key, _)| key));
+}
+
+/// The read cursors of the segments handed out and not yet acknowledged. A writer's segments are read in sequence
+/// order, each to its frontier before the next, so those segments come before the first segment of the writer that
+/// has unread records and none handed out: the walk stops there, and costs what was handed out (plus the settled
+/// segments not yet removed) per writer, not O(segments).
+fn handed_out(catalog: &Catalog) -> Vec<(SegmentKey, Frontier)> {
+    let cursors: Vec<(SegmentKey, Frontier)> = catalog
+        .segments
+        .writers()
+        .flat_map(|writer| {
+            catalog
+                .segments
+                .of_writer(writer)
+                .map(|(_, state)| state)
+                .take_while(|state| !(state.read.offset == state.acked.offset && readable(state)))
+                .filter(|state| state.read.offset > state.acked.offset)
+                .map(|state| (state.key, state.read))
+        })
+        .collect();
+    debug_assert_eq!(
+        cursors,
+        catalog
+            .segments
+            .values()
+            .filter(|state| state.read.offset > state.acked.offset)
+            .map(|state| (state.key, state.read))
+            .collect::<Vec<_>>(),
+        "a handed-out segment after an unread one"
+    );
+    cursors
 }
 
 /// Whether a segment has records not handed out yet.

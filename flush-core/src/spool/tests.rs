@@ -213,6 +213,33 @@ fn segments_roll_over_at_the_size_limit_and_settled_ones_are_deleted() {
 }
 
 #[test]
+fn a_segment_acknowledged_while_open_is_removed_when_its_writer_rolls_over_while_delivering() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let mut config = config(temporary.path());
+    config.max_segment_bytes = 1024;
+    let mut spool = Spool::open(config).expect("open");
+    let mut reader = spool.try_deliver().expect("try_deliver").expect("free");
+    let mut delivered = Vec::new();
+    for chunk in 0..20 {
+        spool
+            .append(&records(chunk * 10..chunk * 10 + 10))
+            .expect("append");
+        // The reader keeps up: every segment is fully acknowledged while it is still the open one.
+        while let Some(batch) = reader.next_batch(100, 1 << 20).expect("next_batch") {
+            delivered.extend(batch.records);
+            reader.ack(&batch.position).expect("ack");
+        }
+        assert_eq!(
+            segment_files(temporary.path()).len(),
+            1,
+            "after chunk {chunk}"
+        );
+    }
+    assert_eq!(delivered, records(0..200));
+    assert_eq!(spool.stats().segments, 1);
+}
+
+#[test]
 fn keep_flushed_moves_settled_segments_aside() {
     let temporary = tempfile::tempdir().expect("tempdir");
     let mut config = config(temporary.path());

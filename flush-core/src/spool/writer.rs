@@ -488,6 +488,10 @@ impl Spool {
                 // A broken segment has garbage after its frontier: a scan counts it as a torn tail.
                 state.complete = !segment.broken;
             }
+            // Fully acknowledged before it was sealed: it can go now (an acknowledgement removes only what it moved).
+            if catalog.delivering {
+                catalog.remove_settled_among([segment.key]);
+            }
         }
         self.current = None;
         let dir = self.config.dir.clone();
