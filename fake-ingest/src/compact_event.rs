@@ -66,6 +66,9 @@ enum Body {
     Logged { index: u32 },
 }
 
+/// The buffer an event's own fields are first written into (shrunk to their size once written).
+const OWN_CAPACITY: usize = 512;
+
 /// The own fields, as written.
 #[derive(Serialize)]
 struct OwnRef<'a>(
@@ -132,13 +135,19 @@ impl CompactEvent {
     /// The compact form of `event` from `batch` (its `seq` is set when the store applies it).
     pub(crate) fn new(protocol: Protocol, batch: &Arc<BatchOrigin>, event: &IncomingEvent) -> Self {
         let own = |properties: &Map<String, Value>| {
-            serde_json::to_vec(&OwnRef(
-                &event.dedupe_key,
-                &event.name,
-                &event.timestamp,
-                &event.distinct_id,
-                properties,
-            ))
+            // Room for a typical event up front, so that writing it seldom grows the buffer.
+            let mut written = Vec::with_capacity(OWN_CAPACITY);
+            serde_json::to_writer(
+                &mut written,
+                &OwnRef(
+                    &event.dedupe_key,
+                    &event.name,
+                    &event.timestamp,
+                    &event.distinct_id,
+                    properties,
+                ),
+            )
+            .map(|()| written)
         };
         let own = own(&event.properties)
             .or_else(|error| own(&error_properties(&error)))

@@ -145,9 +145,9 @@ async fn wait(
         .min(expect::MAX_WAIT);
     let filter = query.filter();
     let min = query.min.unwrap_or(1);
-    let (_, outcome) = state
+    let outcome = state
         .store
-        .wait_until(timeout, |events, _| expect::look(events, &filter, min))
+        .wait_until(timeout, expect::Look::new(&filter, min))
         .await;
     Ok(Json(outcome))
 }

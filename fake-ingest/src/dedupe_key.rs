@@ -51,7 +51,11 @@ impl DedupeKey {
             // exactly when they differ as text.
             uuid::Uuid::try_parse(key)
                 .ok()
-                .filter(|uuid| uuid.hyphenated().to_string() == key)
+                .filter(|uuid| {
+                    // Written into a buffer on the stack: this runs twice per stored event.
+                    let mut canonical = [0_u8; uuid::fmt::Hyphenated::LENGTH];
+                    uuid.hyphenated().encode_lower(&mut canonical) == key
+                })
                 .map(|uuid| DedupeKey::Uuid(uuid.as_u128()))
         };
         compact.unwrap_or_else(|| DedupeKey::Other(key.into()))

@@ -3,15 +3,18 @@
 //! shows what was captured.
 //!
 //! Waits never poll: the store wakes them after every stored batch (and reset), and each wait is bounded by its
-//! timeout.
+//! timeout. Each wait is a [`Watcher`]: it sees every captured event once and keeps counts, so a look after a
+//! stored batch costs that batch's events, whatever was captured before (with `--data-dir`, it reads only the new
+//! records back from the log).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::event::CapturedEvent;
 use crate::query::{EventFilter, WaitOutcome};
 use crate::stats::Stats;
+use crate::store::{Captured, Watcher};
 
 /// The most matching events a [`WaitOutcome`] carries.
 const MAX_WAIT_EVENTS: usize = 100;
@@ -20,30 +23,55 @@ const MAX_WAIT_EVENTS: usize = 100;
 pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(60);
 
-/// Looks at the captured events for a wait: whether at least `min` match, and what matched.
-pub(crate) fn look(
-    events: &[CapturedEvent],
-    filter: &EventFilter,
+/// A wait for at least `min` captured events that match `filter`: counts the matching events it sees and keeps the
+/// `seq`s of the first [`MAX_WAIT_EVENTS`], which its answer reads back.
+pub(crate) struct Look<'a> {
+    filter: &'a EventFilter,
     min: usize,
-) -> (bool, WaitOutcome) {
-    let mut matching = 0;
-    let mut shown = Vec::new();
-    for event in events.iter().filter(|event| filter.matches(event)) {
-        matching += 1;
-        if shown.len() < MAX_WAIT_EVENTS {
-            shown.push(event.clone());
+    matching: usize,
+    shown: Vec<u64>,
+}
+
+impl<'a> Look<'a> {
+    pub(crate) fn new(filter: &'a EventFilter, min: usize) -> Self {
+        Self {
+            filter,
+            min,
+            matching: 0,
+            shown: Vec::new(),
         }
     }
-    let satisfied = matching >= min;
-    (
-        satisfied,
+}
+
+impl Watcher for Look<'_> {
+    type Answer = WaitOutcome;
+
+    fn restart(&mut self) {
+        self.matching = 0;
+        self.shown.clear();
+    }
+
+    fn see(&mut self, event: &CapturedEvent) {
+        if self.filter.matches(event) {
+            self.matching += 1;
+            if self.shown.len() < MAX_WAIT_EVENTS {
+                self.shown.push(event.seq);
+            }
+        }
+    }
+
+    fn holds(&self, _: &Stats) -> bool {
+        self.matching >= self.min
+    }
+
+    fn answer(&self, held: bool, captured: &Captured<'_>) -> WaitOutcome {
         WaitOutcome {
-            satisfied,
-            matching,
-            min,
-            events: shown,
-        },
-    )
+            satisfied: held,
+            matching: self.matching,
+            min: self.min,
+            events: captured.by_seq(&self.shown),
+        }
+    }
 }
 
 /// What a test expects of the captured events; build it, then check it with [`crate::Server::check`] or wait for it
@@ -115,16 +143,13 @@ impl Expectation {
         self
     }
 
-    /// The checks that fail on these events and counters, as sentences.
-    pub(crate) fn failures(&self, events: &[CapturedEvent], stats: &Stats) -> Vec<String> {
+    /// The checks that fail with these counts of events by name and counters, as sentences.
+    fn failures(&self, named: &HashMap<&str, usize>, stats: &Stats) -> Vec<String> {
         let mut failures = Vec::new();
         for check in &self.checks {
             match check {
                 Check::Count { name, min, max } => {
-                    let count = events
-                        .iter()
-                        .filter(|event| event.event.name == *name)
-                        .count();
+                    let count = named.get(name.as_str()).copied().unwrap_or(0);
                     let expected = match (min, max) {
                         (0, Some(0)) => "no".to_owned(),
                         (min, Some(max)) if min == max => format!("exactly {min}"),
@@ -148,6 +173,58 @@ impl Expectation {
             }
         }
         failures
+    }
+}
+
+/// A wait for an [`Expectation`]: counts the events it sees by the names its checks name.
+pub(crate) struct Expecting<'a> {
+    expectation: &'a Expectation,
+    named: HashMap<&'a str, usize>,
+}
+
+impl<'a> Expecting<'a> {
+    pub(crate) fn new(expectation: &'a Expectation) -> Self {
+        let named = expectation
+            .checks
+            .iter()
+            .filter_map(|check| match check {
+                Check::Count { name, .. } => Some((name.as_str(), 0)),
+                Check::NoDuplicates => None,
+            })
+            .collect();
+        Self { expectation, named }
+    }
+}
+
+impl Watcher for Expecting<'_> {
+    type Answer = Result<(), ExpectationFailed>;
+
+    fn restart(&mut self) {
+        self.named.values_mut().for_each(|count| *count = 0);
+    }
+
+    fn see(&mut self, event: &CapturedEvent) {
+        if let Some(count) = self.named.get_mut(event.event.name.as_str()) {
+            *count += 1;
+        }
+    }
+
+    fn holds(&self, stats: &Stats) -> bool {
+        self.expectation.failures(&self.named, stats).is_empty()
+    }
+
+    /// The failure message lists every kept event by name, so a failed expectation reads them all, once.
+    fn answer(&self, _: bool, captured: &Captured<'_>) -> Self::Answer {
+        let failures = self.expectation.failures(&self.named, captured.stats());
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(ExpectationFailed::new(
+                &failures,
+                &captured.all(),
+                captured.stats(),
+            ))
+        }
     }
 }
 

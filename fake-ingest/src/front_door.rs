@@ -87,17 +87,18 @@ pub(crate) struct RequestFacts {
 }
 
 impl RequestFacts {
-    /// The facts of an HTTP request, forwardable as it was sent.
-    pub(crate) fn from_parts(parts: &axum::http::request::Parts) -> Self {
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string);
+    /// The facts of an HTTP request; with `forwarding` (proxy mode), forwardable as it was sent (its path, query
+    /// and headers are copied only then).
+    pub(crate) fn from_parts(parts: &axum::http::request::Parts, forwarding: bool) -> Self {
+        let forward = forwarding.then(|| Forward {
+            path_and_query: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string),
+            headers: parts.headers.clone(),
+        });
         Self {
-            forward: Some(Forward {
-                path_and_query,
-                headers: parts.headers.clone(),
-            }),
+            forward,
             ..Self::from_headers(&parts.headers)
         }
     }

@@ -283,8 +283,7 @@ impl Server {
     ) -> WaitOutcome {
         self.state
             .store
-            .wait_until_blocking(timeout, |events, _| expect::look(events, filter, min))
-            .1
+            .wait_until_blocking(timeout, expect::Look::new(filter, min))
     }
 
     /// As [`Server::wait_for_events`], for async code.
@@ -296,9 +295,8 @@ impl Server {
     ) -> WaitOutcome {
         self.state
             .store
-            .wait_until(timeout, |events, _| expect::look(events, filter, min))
+            .wait_until(timeout, expect::Look::new(filter, min))
             .await
-            .1
     }
 
     /// Checks `expectation` against what is captured now.
@@ -322,10 +320,7 @@ impl Server {
     ) -> Result<(), ExpectationFailed> {
         self.state
             .store
-            .wait_until_blocking(timeout, |events, stats| {
-                evaluate(expectation, events, stats)
-            })
-            .1
+            .wait_until_blocking(timeout, expect::Expecting::new(expectation))
     }
 
     /// As [`Server::expect_within`], for async code.
@@ -339,11 +334,8 @@ impl Server {
     ) -> Result<(), ExpectationFailed> {
         self.state
             .store
-            .wait_until(timeout, |events, stats| {
-                evaluate(expectation, events, stats)
-            })
+            .wait_until(timeout, expect::Expecting::new(expectation))
             .await
-            .1
     }
 
     /// One page of the request log (as `GET /_fake/requests`).
@@ -381,20 +373,6 @@ impl Drop for Server {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-/// Evaluates an expectation: whether it holds, and the failure (with what was captured) when it does not.
-fn evaluate(
-    expectation: &Expectation,
-    events: &[CapturedEvent],
-    stats: &Stats,
-) -> (bool, Result<(), ExpectationFailed>) {
-    let failures = expectation.failures(events, stats);
-    if failures.is_empty() {
-        (true, Ok(()))
-    } else {
-        (false, Err(ExpectationFailed::new(&failures, events, stats)))
     }
 }
 

@@ -66,6 +66,8 @@ struct Inner {
     requests: RequestLog,
     /// Events received and errors answered per interval since start (the page's chart).
     history: History,
+    /// How many times the store was reset (a wait that looked before a reset starts over).
+    resets: u64,
 }
 
 /// What storing one batch did.
@@ -78,6 +80,72 @@ pub(crate) struct StoreOutcome {
     /// The `seq` of the stored event each duplicate repeated, in request order (the first
     /// [`MAX_DUPLICATE_SEQS`]).
     pub(crate) duplicate_seqs: Vec<u64>,
+}
+
+/// A condition a wait evaluates incrementally ([`Store::wait_until`]): it sees each captured event once, in `seq`
+/// order, and keeps what it needs of them (counts, a few `seq`s), so that a look costs only the events stored since
+/// the last one.
+pub(crate) trait Watcher {
+    /// What the wait answers.
+    type Answer;
+
+    /// Forgets every event seen: the store was reset or evicted events, and every kept event is shown again.
+    fn restart(&mut self);
+
+    /// Looks at one event, stored after every event seen so far.
+    fn see(&mut self, event: &CapturedEvent);
+
+    /// Whether the condition holds on the events seen and these counters.
+    fn holds(&self, stats: &Stats) -> bool;
+
+    /// The wait's answer once it `held` or timed out; `captured` reads the events back for the details.
+    fn answer(&self, held: bool, captured: &Captured<'_>) -> Self::Answer;
+}
+
+/// Where a wait's last look stopped.
+#[derive(Debug, Clone, Copy)]
+struct WaitCursor {
+    /// [`Inner::resets`] then.
+    resets: u64,
+    /// The events evicted then.
+    evicted: u64,
+    /// The `seq` of the first event it has not seen.
+    next_seq: u64,
+}
+
+/// The captured events and counters as a wait answers from them (the store is locked meanwhile).
+pub(crate) struct Captured<'a> {
+    inner: &'a Inner,
+}
+
+impl Captured<'_> {
+    /// The counters.
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// Every kept event, in arrival order.
+    pub(crate) fn all(&self) -> Vec<CapturedEvent> {
+        self.inner.decoded()
+    }
+
+    /// The kept events with these `seq`s (ascending), in that order; a `seq` no longer kept is skipped.
+    pub(crate) fn by_seq(&self, seqs: &[u64]) -> Vec<CapturedEvent> {
+        let Some(first_kept) = self.inner.events.front().map(|event| event.seq) else {
+            return Vec::new();
+        };
+        let mut reader = EventReader::new(self.inner.log.as_ref());
+        seqs.iter()
+            .filter_map(|seq| {
+                // Invariant: kept events have consecutive `seq`s.
+                let position = usize::try_from(seq.checked_sub(first_kept)?).ok()?;
+                self.inner
+                    .events
+                    .get(position)
+                    .map(|event| reader.read(event))
+            })
+            .collect()
+    }
 }
 
 /// The index and clock reading a fault decision needs.
@@ -111,6 +179,7 @@ impl Store {
             log: None,
             requests: RequestLog::new(max_requests_kept),
             history: History::new(),
+            resets: 0,
         };
         if let Some(dir) = data_dir {
             let mut batches = 0_u64;
@@ -151,6 +220,7 @@ impl Store {
             log: None,
             requests: RequestLog::new(0),
             history: History::new(),
+            resets: 0,
         };
         crate::log::read(data_dir, |record, _| {
             inner.apply(record, None);
@@ -325,23 +395,31 @@ impl Store {
     /// Wakes every wait: the captured events changed.
     fn notify_changed(&self) {
         self.changed.notify_all();
-        self.version.send_modify(|version| *version += 1);
+        // An async wait subscribes before its first look (under the lock, after this change was applied), so with
+        // no subscriber there is nobody to wake.
+        if self.version.receiver_count() > 0 {
+            self.version.send_modify(|version| *version += 1);
+        }
     }
 
-    /// Evaluates `check` on the captured events and counters now, and again after every change, until it says it
-    /// holds or `timeout` passes; returns whether it held and its last answer. Blocks the calling thread.
-    pub(crate) fn wait_until_blocking<T>(
+    /// Evaluates `watcher` on the captured events and counters now, and again after every change, until it holds
+    /// or `timeout` passes; returns its answer. Each look shows the watcher only the events stored since its last
+    /// look (all the kept events again only after a reset or an eviction), so a wait costs what arrives while it
+    /// waits, not what was captured before. Blocks the calling thread.
+    pub(crate) fn wait_until_blocking<W: Watcher>(
         &self,
         timeout: Duration,
-        mut check: impl FnMut(&[CapturedEvent], &Stats) -> (bool, T),
-    ) -> (bool, T) {
+        mut watcher: W,
+    ) -> W::Answer {
         let deadline = Instant::now() + timeout;
+        let mut cursor = None;
         let mut inner = self.lock();
         loop {
-            let (held, answer) = check(&inner.decoded(), &inner.stats);
+            inner.catch_up(&mut cursor, &mut watcher);
+            let held = watcher.holds(&inner.stats);
             let now = Instant::now();
             if held || now >= deadline {
-                return (held, answer);
+                return watcher.answer(held, &Captured { inner: &inner });
             }
             inner = self
                 .changed
@@ -352,28 +430,31 @@ impl Store {
     }
 
     /// As [`Store::wait_until_blocking`], for async code.
-    pub(crate) async fn wait_until<T>(
+    pub(crate) async fn wait_until<W: Watcher>(
         &self,
         timeout: Duration,
-        mut check: impl FnMut(&[CapturedEvent], &Stats) -> (bool, T),
-    ) -> (bool, T) {
+        mut watcher: W,
+    ) -> W::Answer {
         let deadline = tokio::time::Instant::now() + timeout;
-        // Subscribed before the first check, so that no change between the check and the wait is missed.
+        // Subscribed before the first look, so that no change between the look and the wait is missed.
         let mut changes = self.version.subscribe();
+        let mut cursor = None;
         loop {
-            let (held, answer) = {
+            {
                 let inner = self.lock();
-                check(&inner.decoded(), &inner.stats)
-            };
-            if held {
-                return (true, answer);
+                inner.catch_up(&mut cursor, &mut watcher);
+                if watcher.holds(&inner.stats) {
+                    return watcher.answer(true, &Captured { inner: &inner });
+                }
             }
             match tokio::time::timeout_at(deadline, changes.changed()).await {
                 Ok(Ok(())) => {}
-                // Timed out, or the store is gone: answer with the last look.
+                // Timed out, or the store is gone: answer with a last look.
                 Ok(Err(_)) | Err(_) => {
                     let inner = self.lock();
-                    return check(&inner.decoded(), &inner.stats);
+                    inner.catch_up(&mut cursor, &mut watcher);
+                    let held = watcher.holds(&inner.stats);
+                    return watcher.answer(held, &Captured { inner: &inner });
                 }
             }
         }
@@ -465,6 +546,7 @@ impl Store {
         inner.route_indexes = HashMap::new();
         inner.protocol_indexes = HashMap::new();
         inner.started = Instant::now();
+        inner.resets += 1;
         drop(inner);
         self.notify_changed();
         Ok(())
@@ -472,6 +554,33 @@ impl Store {
 }
 
 impl Inner {
+    /// Shows `watcher` the events stored since `cursor` (its last look), and moves the cursor past them. After a
+    /// reset or an eviction since its last look (or at its first look) the watcher starts over on every kept event.
+    fn catch_up(&self, cursor: &mut Option<WaitCursor>, watcher: &mut impl Watcher) {
+        let first_kept = self.events.front().map_or(0, |event| event.seq);
+        let from = match cursor {
+            Some(cursor)
+                if cursor.resets == self.resets && cursor.evicted == self.stats.events_evicted =>
+            {
+                // Invariant: kept events have consecutive `seq`s, so the position is the difference.
+                usize::try_from(cursor.next_seq.saturating_sub(first_kept)).unwrap_or(usize::MAX)
+            }
+            _ => {
+                watcher.restart();
+                0
+            }
+        };
+        let mut reader = EventReader::new(self.log.as_ref());
+        for event in self.events.iter().skip(from) {
+            watcher.see(&reader.read(event));
+        }
+        *cursor = Some(WaitCursor {
+            resets: self.resets,
+            evicted: self.stats.events_evicted,
+            next_seq: self.stats.events_unique + 1,
+        });
+    }
+
     /// Every kept event, decoded (read back from the log if it is there), in arrival order.
     fn decoded(&self) -> Vec<CapturedEvent> {
         let mut reader = EventReader::new(self.log.as_ref());

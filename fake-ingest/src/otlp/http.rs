@@ -61,7 +61,7 @@ async fn handle(
 ) -> Response {
     let ticket = state.store.begin_request(route, signal.protocol());
     let (parts, body) = request.into_parts();
-    let mut facts = RequestFacts::from_parts(&parts);
+    let mut facts = RequestFacts::from_parts(&parts, state.upstream.is_some());
     let connection = parts.extensions.get::<ConnectionHandle>().cloned();
     let content_type = parts
         .headers

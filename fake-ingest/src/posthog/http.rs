@@ -39,7 +39,7 @@ pub(crate) async fn handle(
     let (parts, body) = request.into_parts();
     let connection = parts.extensions.get::<ConnectionHandle>().cloned();
     let limit = state.max_body_bytes;
-    let mut facts = RequestFacts::from_parts(&parts);
+    let mut facts = RequestFacts::from_parts(&parts, state.upstream.is_some());
     let decoded = match front_door::read_raw_body(&parts.headers, body, limit).await {
         Err(rejection) => Err(rejection),
         Ok(bytes) => {
