@@ -29,7 +29,7 @@ scenarios-full *ARGS:
 bench *ARGS:
     cargo bench -p benches {{ARGS}}
 
-# Three full benchmark runs, then the tables and the ratio chart of docs/BENCHMARKS.md.
+# Three full benchmark runs, then the tables, the ratio chart and the scaling chart of docs/BENCHMARKS.md.
 bench-report:
     bash benches/scripts/full-runs.sh 3
 
