@@ -122,13 +122,23 @@ impl CompactEvent {
         index: u32,
         event: &IncomingEvent,
     ) -> Self {
+        Self::with_body(protocol, batch, event, Body::Logged { index })
+    }
+
+    /// An event of `batch` not yet applied by the store (`seq` 0, never resent), held as `body`.
+    fn with_body(
+        protocol: Protocol,
+        batch: &Arc<BatchOrigin>,
+        event: &IncomingEvent,
+        body: Body,
+    ) -> Self {
         Self {
             seq: 0,
             resent: 0,
             protocol,
             has_idempotency_key: event.has_idempotency_key,
             batch: Arc::clone(batch),
-            body: Body::Logged { index },
+            body,
         }
     }
 
@@ -152,18 +162,12 @@ impl CompactEvent {
         let own = own(&event.properties)
             .or_else(|error| own(&error_properties(&error)))
             .unwrap_or_default();
-        Self {
-            seq: 0,
-            resent: 0,
-            protocol,
-            has_idempotency_key: event.has_idempotency_key,
-            batch: Arc::clone(batch),
-            body: Body::Kept {
-                own: own.into_boxed_slice(),
-                resource: event.resource.clone(),
-                shared: event.shared.clone(),
-            },
-        }
+        let body = Body::Kept {
+            own: own.into_boxed_slice(),
+            resource: event.resource.clone(),
+            shared: event.shared.clone(),
+        };
+        Self::with_body(protocol, batch, event, body)
     }
 
     /// The own fields of a kept event, read back.

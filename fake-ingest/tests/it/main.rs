@@ -11,6 +11,7 @@ mod eviction;
 mod export;
 mod export_otlp;
 mod faults;
+mod grpc_exporters;
 mod ingest;
 mod otlp_client;
 mod otlp_grpc_client;

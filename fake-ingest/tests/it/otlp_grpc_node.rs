@@ -7,14 +7,13 @@
 //! The project's `node_modules` is installed by `.ci/run` (`npm ci`); when it is missing the test runs `npm ci`
 //! itself. Without `node` or `npm` the test fails and says so, as the Python exporter's does.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use fake_ingest::{Config, FaultPlan, RequestsQuery, Server};
+use fake_ingest::{RequestsQuery, Server};
 
-const TRACES: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+use crate::grpc_exporters::{TRACES, grpc_server, outcomes, span_names};
 
 /// The npm project with the exporter, installed (`npm ci` from its `package-lock.json`) when it is not yet.
 fn node_project() -> &'static Path {
@@ -48,15 +47,6 @@ fn node_project() -> &'static Path {
     })
 }
 
-fn server(plan: &str) -> Server {
-    Server::start_blocking(Config {
-        faults: FaultPlan::from_json(plan).expect("a valid plan"),
-        otlp_grpc_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
-        ..Config::default()
-    })
-    .expect("the server starts")
-}
-
 /// Exports one span from Node, the same span at most `attempts` times until the exporter reports success; what it
 /// reported for each attempt (`SUCCESS`, or `FAILED` and the gRPC status).
 fn export_span(server: &Server, compression: &str, name: &str, attempts: u32) -> Vec<String> {
@@ -84,30 +74,9 @@ fn export_span(server: &Server, compression: &str, name: &str, attempts: u32) ->
         .collect()
 }
 
-fn span_names(server: &Server) -> Vec<String> {
-    server
-        .events()
-        .into_iter()
-        .map(|captured| captured.event.name)
-        .collect()
-}
-
-fn outcomes(server: &Server) -> Vec<String> {
-    let query = RequestsQuery {
-        route: Some(TRACES.to_owned()),
-        ..RequestsQuery::default()
-    };
-    server
-        .requests(&query)
-        .requests
-        .into_iter()
-        .map(|request| request.outcome)
-        .collect()
-}
-
 #[test]
 fn the_node_grpc_exporter_delivers_a_span_once_with_and_without_gzip() {
-    let server = server(r#"{"rules": []}"#);
+    let server = grpc_server(r#"{"rules": []}"#);
     for compression in ["none", "gzip"] {
         server.reset().expect("reset");
         assert_eq!(export_span(&server, compression, "hello", 1), ["SUCCESS"]);
@@ -129,8 +98,8 @@ fn unavailable_is_not_retried_by_the_node_exporter_and_a_resend_after_two_is_sto
     let plan = format!(
         r#"{{"rules": [{{"when": {{"route": "{TRACES}", "first": 2}}, "then": {{"status": 503}}}}]}}"#
     );
-    let once = server(&plan);
-    let resent = server(&plan);
+    let once = grpc_server(&plan);
+    let resent = grpc_server(&plan);
 
     let reported_once = export_span(&once, "none", "not retried", 1);
     let reported_resent = export_span(&resent, "none", "resent", 3);
@@ -148,7 +117,7 @@ fn unavailable_is_not_retried_by_the_node_exporter_and_a_resend_after_two_is_sto
 
 #[test]
 fn a_non_retryable_status_is_not_retried_by_the_node_exporter() {
-    let server = server(&format!(
+    let server = grpc_server(&format!(
         r#"{{"rules": [{{"when": {{"route": "{TRACES}"}}, "then": {{"status": 400}}}}]}}"#
     ));
 
@@ -163,7 +132,7 @@ fn a_non_retryable_status_is_not_retried_by_the_node_exporter() {
 
 #[test]
 fn a_reset_after_store_is_reported_as_a_failure_by_the_node_exporter_and_a_resend_is_deduped() {
-    let server = server(&format!(
+    let server = grpc_server(&format!(
         r#"{{"rules": [{{"when": {{"route": "{TRACES}", "nth": 1}}, "then": "reset_after_store"}}]}}"#
     ));
 

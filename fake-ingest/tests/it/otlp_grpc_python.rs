@@ -5,17 +5,16 @@
 //! The virtualenv is `.tools/otlp-grpc-venv` at the workspace root, which `.ci/run` creates; when it is missing the
 //! test creates it from PyPI. Without `python3` or PyPI the test fails and says so, as the PostHog client's does.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use fake_ingest::{Config, FaultPlan, RequestsQuery, Server};
+use fake_ingest::{RequestsQuery, Server};
+
+use crate::grpc_exporters::{TRACES, grpc_server, outcomes, span_names};
 
 /// The opentelemetry-python release the tests pin (the newest on PyPI in November 2026).
 const OTEL_PYTHON_VERSION: &str = "1.45.2";
-
-const TRACES: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// Exports one span named argv[3] to argv[1] (compression argv[2]) and prints the exporter's result
 /// (`SUCCESS` or `FAILURE`).
@@ -66,15 +65,6 @@ fn python() -> &'static Path {
     })
 }
 
-fn server(plan: &str) -> Server {
-    Server::start_blocking(Config {
-        faults: FaultPlan::from_json(plan).expect("a valid plan"),
-        otlp_grpc_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
-        ..Config::default()
-    })
-    .expect("the server starts")
-}
-
 /// Exports one span from Python; returns the exporter's result.
 fn export_span(server: &Server, compression: &str, name: &str) -> String {
     let endpoint = server.otlp_grpc_url().expect("a gRPC listener");
@@ -91,30 +81,9 @@ fn export_span(server: &Server, compression: &str, name: &str) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-fn span_names(server: &Server) -> Vec<String> {
-    server
-        .events()
-        .into_iter()
-        .map(|captured| captured.event.name)
-        .collect()
-}
-
-fn outcomes(server: &Server) -> Vec<String> {
-    let query = RequestsQuery {
-        route: Some(TRACES.to_owned()),
-        ..RequestsQuery::default()
-    };
-    server
-        .requests(&query)
-        .requests
-        .into_iter()
-        .map(|request| request.outcome)
-        .collect()
-}
-
 #[test]
 fn the_python_grpc_exporter_delivers_a_span_once_with_and_without_gzip() {
-    let server = server(r#"{"rules": []}"#);
+    let server = grpc_server(r#"{"rules": []}"#);
     for compression in ["none", "gzip"] {
         server.reset().expect("reset");
         assert_eq!(export_span(&server, compression, "hello"), "SUCCESS");
@@ -134,7 +103,7 @@ fn the_python_grpc_exporter_delivers_a_span_once_with_and_without_gzip() {
 
 #[test]
 fn unavailable_twice_is_retried_by_the_python_exporter_and_stored_once() {
-    let server = server(&format!(
+    let server = grpc_server(&format!(
         r#"{{"rules": [{{"when": {{"route": "{TRACES}", "first": 2}}, "then": {{"status": 503}}}}]}}"#
     ));
 
@@ -146,7 +115,7 @@ fn unavailable_twice_is_retried_by_the_python_exporter_and_stored_once() {
 
 #[test]
 fn a_non_retryable_status_is_not_retried_by_the_python_exporter() {
-    let server = server(&format!(
+    let server = grpc_server(&format!(
         r#"{{"rules": [{{"when": {{"route": "{TRACES}"}}, "then": {{"status": 400}}}}]}}"#
     ));
 
@@ -158,7 +127,7 @@ fn a_non_retryable_status_is_not_retried_by_the_python_exporter() {
 
 #[test]
 fn a_reset_after_store_is_retried_by_the_python_exporter_and_deduped() {
-    let server = server(&format!(
+    let server = grpc_server(&format!(
         r#"{{"rules": [{{"when": {{"route": "{TRACES}", "nth": 1}}, "then": "reset_after_store"}}]}}"#
     ));
 

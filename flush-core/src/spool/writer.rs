@@ -201,10 +201,7 @@ impl Spool {
         let now = now_ms();
         self.ensure_segment(batch_bytes, count, now)?;
         let Some(segment) = self.current.as_ref() else {
-            return Err(SpoolError::Io {
-                path: self.config.dir.clone(),
-                source: io::Error::other("no open segment"),
-            });
+            return Err(no_open_segment(&self.config.dir));
         };
         let delta = u32::try_from(now.saturating_sub(segment.created_ms))
             .unwrap_or(u32::MAX)
@@ -249,10 +246,7 @@ impl Spool {
     /// One `write` of `staged` at the open segment's end, then the bookkeeping of an append.
     fn write_staged(&mut self, staged: &Staged) -> Result<(), SpoolError> {
         let Some(segment) = self.current.as_mut() else {
-            return Err(SpoolError::Io {
-                path: self.config.dir.clone(),
-                source: io::Error::other("no open segment"),
-            });
+            return Err(no_open_segment(&self.config.dir));
         };
         if let Err(error) = self
             .fs
@@ -558,6 +552,14 @@ impl Spool {
             broken: false,
         });
         Ok(())
+    }
+}
+
+/// The error of an append that finds no open segment (`ensure_segment` just made sure there is one).
+fn no_open_segment(dir: &Path) -> SpoolError {
+    SpoolError::Io {
+        path: dir.to_path_buf(),
+        source: io::Error::other("no open segment"),
     }
 }
 
