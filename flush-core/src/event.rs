@@ -205,7 +205,10 @@ impl Event {
     }
 
     /// Adds properties that are built on the spooler thread, when the event is serialized.
-    #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "opentelemetry", feature = "tracing")),
+        allow(dead_code)
+    )]
     #[must_use]
     pub(crate) fn with_deferred(mut self, deferred: Arc<dyn DeferredProperties>) -> Self {
         self.own.get_or_insert_default().deferred = Some(deferred);
@@ -310,7 +313,9 @@ impl StampedEvent {
     ) -> Result<(), serde_json::Error> {
         buffer.clear();
         let at = jiff::Timestamp::try_from(self.recorded_at).map_err(serde::ser::Error::custom)?;
-        let timestamp = if self.event.own.is_some() {
+        let own_time_or_key =
+            self.event.timestamp().is_some() || self.event.idempotency_key().is_some();
+        let timestamp = if own_time_or_key {
             at.to_string()
         } else {
             format!("{at:.3}")

@@ -177,6 +177,7 @@ mod sender;
 mod shared_store;
 mod spooler;
 mod store;
+mod stored_view;
 #[cfg(feature = "tracing")]
 mod tracing_layer;
 

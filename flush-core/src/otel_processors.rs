@@ -359,7 +359,8 @@ mod tests {
     use opentelemetry_sdk::trace::SdkTracerProvider;
 
     use super::*;
-    use crate::event::{StampedEvent, decode_stored};
+    use crate::event::StampedEvent;
+    use crate::stored_view::StoredView;
 
     /// A span processor that keeps what ended.
     #[derive(Debug, Clone, Default)]
@@ -416,10 +417,10 @@ mod tests {
         stamped
             .serialize_into(stamped.key(), "install-1", &mut buffer)
             .unwrap();
-        let stored = decode_stored(&buffer).unwrap();
-        assert_eq!(stored.uuid, expected);
-        assert_eq!(stored.name, "checkout");
-        let stored_span = otlp_form::stored_span(&stored.properties).unwrap().unwrap();
+        let stored = StoredView::read(&buffer).unwrap();
+        assert_eq!(stored.uuid(), expected);
+        assert_eq!(stored.name(), "checkout");
+        let stored_span = otlp_form::stored_span(&stored).unwrap().unwrap();
         assert_eq!(stored_span.span_id, span.span_context.span_id().to_bytes());
 
         let again = StampedEvent::stamp(span_event(span));

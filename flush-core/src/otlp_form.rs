@@ -32,14 +32,16 @@ use std::time::{Duration, UNIX_EPOCH};
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
+#[cfg(test)]
+use serde_json::Value;
 #[cfg(any(test, feature = "opentelemetry"))]
 use serde_json::value::{RawValue, to_raw_value};
-use serde_json::{Map, Value};
 #[cfg(any(test, feature = "opentelemetry"))]
 use uuid::Uuid;
 
 #[cfg(any(test, feature = "opentelemetry"))]
 use crate::event::Event;
+use crate::stored_view::StoredView;
 
 /// The property that holds a span (its `Span` message in OTLP/JSON).
 pub(crate) const SPAN_PROPERTY: &str = "otel.span";
@@ -161,43 +163,40 @@ fn parsed(value: &RawValue) -> Value {
     serde_json::from_str(value.get()).unwrap()
 }
 
-/// The span stored in `properties`, if they hold one.
+/// The span `event` holds, if it holds one.
 ///
 /// # Errors
 /// If `otel.span` is there but is not a `Span` in OTLP/JSON.
-pub(crate) fn stored_span(
-    properties: &Map<String, Value>,
-) -> Result<Option<Span>, serde_json::Error> {
-    stored(properties, SPAN_PROPERTY)
+pub(crate) fn stored_span(event: &StoredView<'_>) -> Result<Option<Span>, serde_json::Error> {
+    stored(event, SPAN_PROPERTY)
 }
 
-/// The log record stored in `properties`, if they hold one.
+/// The log record `event` holds, if it holds one.
 ///
 /// # Errors
 /// If `otel.log` is there but is not a `LogRecord` in OTLP/JSON.
-pub(crate) fn stored_log(
-    properties: &Map<String, Value>,
-) -> Result<Option<LogRecord>, serde_json::Error> {
-    stored(properties, LOG_PROPERTY)
+pub(crate) fn stored_log(event: &StoredView<'_>) -> Result<Option<LogRecord>, serde_json::Error> {
+    stored(event, LOG_PROPERTY)
 }
 
-/// The instrumentation scope stored in `properties`, if they hold one.
+/// The instrumentation scope `event` holds, if it holds one.
 ///
 /// # Errors
 /// If `otel.scope` is there but is not an `InstrumentationScope` in OTLP/JSON.
 pub(crate) fn stored_scope(
-    properties: &Map<String, Value>,
+    event: &StoredView<'_>,
 ) -> Result<Option<InstrumentationScope>, serde_json::Error> {
-    stored(properties, SCOPE_PROPERTY)
+    stored(event, SCOPE_PROPERTY)
 }
 
+/// The message in the property `key`, read from its JSON text.
 fn stored<T: serde::de::DeserializeOwned>(
-    properties: &Map<String, Value>,
+    event: &StoredView<'_>,
     key: &str,
 ) -> Result<Option<T>, serde_json::Error> {
-    properties
-        .get(key)
-        .map(|value| T::deserialize(value))
+    event
+        .property(key)
+        .map(|text| serde_json::from_str(text.get()))
         .transpose()
 }
 
@@ -212,7 +211,7 @@ mod tests {
     use opentelemetry_proto::tonic::trace::v1::{Status, span};
 
     use super::*;
-    use crate::event::{StampedEvent, decode_stored};
+    use crate::stored_view::stored_record;
 
     fn typed(key: &str, value: any_value::Value) -> KeyValue {
         KeyValue {
@@ -263,17 +262,6 @@ mod tests {
         }
     }
 
-    /// Through the canonical stored form, as the spooler writes it and a sink reads it.
-    fn through_the_spool(event: Event) -> crate::event::StoredEvent {
-        let mut buffer = Vec::new();
-        {
-            let stamped = StampedEvent::stamp(event);
-            stamped.serialize_into(stamped.key(), "install-1", &mut buffer)
-        }
-        .unwrap();
-        decode_stored(&buffer).unwrap()
-    }
-
     #[test]
     fn a_span_survives_the_stored_form_exactly() {
         let span = sample_span();
@@ -282,13 +270,14 @@ mod tests {
             version: "2.0".into(),
             ..InstrumentationScope::default()
         };
-        let stored = through_the_spool(span_event(&span, &scope));
-        assert_eq!(stored.name, "GET /items");
-        assert_eq!(stored.uuid, span_key(&span.trace_id, &span.span_id));
-        assert_eq!(stored.timestamp_text, "2026-11-23T10:55:10.123456789Z");
-        assert_eq!(stored_span(&stored.properties).unwrap(), Some(span));
-        assert_eq!(stored_scope(&stored.properties).unwrap(), Some(scope));
-        assert_eq!(stored_log(&stored.properties).unwrap(), None);
+        let record = stored_record(span_event(&span, &scope));
+        let stored = StoredView::read(&record).unwrap();
+        assert_eq!(stored.name(), "GET /items");
+        assert_eq!(stored.uuid(), span_key(&span.trace_id, &span.span_id));
+        assert_eq!(stored.timestamp_rfc3339(), "2026-11-23T10:55:10.123456789Z");
+        assert_eq!(stored_span(&stored).unwrap(), Some(span));
+        assert_eq!(stored_scope(&stored).unwrap(), Some(scope));
+        assert_eq!(stored_log(&stored).unwrap(), None);
     }
 
     #[test]
@@ -311,11 +300,12 @@ mod tests {
             name: "my_app::disk".into(),
             ..InstrumentationScope::default()
         };
-        let stored = through_the_spool(log_event(&record, &scope));
-        assert_eq!(stored.name, "my_app::disk");
-        assert_eq!(stored.timestamp_text, "2026-11-23T10:55:10.000000001Z");
-        assert_eq!(stored.uuid.get_version_num(), 7);
-        assert_eq!(stored_log(&stored.properties).unwrap(), Some(record));
+        let stored_bytes = stored_record(log_event(&record, &scope));
+        let stored = StoredView::read(&stored_bytes).unwrap();
+        assert_eq!(stored.name(), "my_app::disk");
+        assert_eq!(stored.timestamp_rfc3339(), "2026-11-23T10:55:10.000000001Z");
+        assert_eq!(stored.uuid().get_version_num(), 7);
+        assert_eq!(stored_log(&stored).unwrap(), Some(record));
     }
 
     #[test]
@@ -329,8 +319,7 @@ mod tests {
 
     #[test]
     fn a_damaged_stored_span_is_an_error_not_a_missing_span() {
-        let mut properties = Map::new();
-        properties.insert(SPAN_PROPERTY.into(), Value::from("not a span"));
-        assert!(stored_span(&properties).is_err());
+        let record = stored_record(Event::new("e").with(SPAN_PROPERTY, "not a span"));
+        assert!(stored_span(&StoredView::read(&record).unwrap()).is_err());
     }
 }

@@ -10,21 +10,26 @@
 //! into the spool), and an event emitted while the layer records on the same thread (by a field's `Debug` impl, say)
 //! is not recorded, so the layer never re-enters itself.
 //!
-//! What the layer does per event is visiting the fields and building one [`Event`] (a few small allocations); the
-//! rest is `record()`'s, which never blocks.
+//! What the layer does per event on the application's thread is visiting the fields and building one [`Event`]:
+//! an allocation for its properties, one per string field (the message included) and for the name, and two that
+//! hand over the callsite's `'static` metadata. The metadata properties (`tracing.level` and the rest) are written
+//! from it on the spooler thread, when the event is serialized (`DeferredMetadata`, through the event's deferred
+//! properties); the rest is `record()`'s, which never blocks.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::{RawValue, to_raw_value};
 use tracing::field::{Field, Visit};
 use tracing::span;
 use tracing::{Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::event::Event;
+use crate::event::{DeferredProperties, Event};
 use crate::own_output::{OWN_TARGET, RecordingGuard, is_under};
 use crate::reporter::Reporter;
 
@@ -34,8 +39,11 @@ const NAME_FIELD: &str = "event.name";
 /// The field `tracing` gives the macro's format string.
 const MESSAGE_FIELD: &str = "message";
 
-/// Room for an event's properties before they have to grow: its fields, six metadata properties, a few of spans'.
-const EVENT_PROPERTIES_CAPACITY: usize = 24;
+/// Room for an event's properties beyond its own fields before they have to grow: a few of its spans' fields.
+const SPAN_PROPERTIES_ROOM: usize = 4;
+
+/// The prefix of the metadata properties' names.
+const METADATA_PREFIX: &str = "tracing.";
 
 /// The target `tracing-log` gives events converted from `log` records; their real target is in `log.target`.
 const LOG_TARGET: &str = "log";
@@ -361,12 +369,14 @@ where
             milliseconds(timing.opened.elapsed()),
         );
         push(&mut properties, "busy_ms", milliseconds(busy));
-        push_metadata(&mut properties, &Described::of(metadata), "span");
+        let deferred = defer_metadata(&mut properties, metadata, None, "span");
         if let Some(parent) = span.parent() {
             push_scope(&mut properties, parent);
         }
-        self.reporter
-            .record(Event::with_properties(name, properties));
+        self.reporter.record(with_metadata(
+            Event::with_properties(name, properties),
+            deferred,
+        ));
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
@@ -379,7 +389,7 @@ where
         let Some(_guard) = RecordingGuard::enter() else {
             return;
         };
-        let mut fields = Fields::with_capacity(EVENT_PROPERTIES_CAPACITY);
+        let mut fields = Fields::with_capacity(metadata.fields().len() + SPAN_PROPERTIES_ROOM);
         event.record(&mut fields);
         let Fields {
             mut properties,
@@ -397,14 +407,17 @@ where
                     _ => described.target.to_owned(),
                 },
             );
-        push_metadata(&mut properties, &described, "event");
+        let converted = log.converts(metadata).then_some(&described);
+        let deferred = defer_metadata(&mut properties, metadata, converted, "event");
         if let Some(scope) = ctx.event_scope(event)
             && let Some(current) = scope.into_iter().next()
         {
             push_scope(&mut properties, current);
         }
-        self.reporter
-            .record(Event::with_properties(name, properties));
+        self.reporter.record(with_metadata(
+            Event::with_properties(name, properties),
+            deferred,
+        ));
     }
 }
 
@@ -423,6 +436,7 @@ fn milliseconds(duration: Duration) -> f64 {
 }
 
 /// Where an event comes from: its metadata, or, for a `log` record converted by `tracing-log`, the record's own.
+#[derive(Clone)]
 struct Described<'a> {
     level: &'static str,
     target: &'a str,
@@ -443,19 +457,114 @@ impl<'a> Described<'a> {
     }
 }
 
+/// The value of a metadata property: text, or the line number.
+#[derive(Clone, Copy, Serialize)]
+#[serde(untagged)]
+enum MetadataValue<'a> {
+    Text(&'a str),
+    Line(u64),
+}
+
+impl From<MetadataValue<'_>> for Value {
+    fn from(value: MetadataValue<'_>) -> Self {
+        match value {
+            MetadataValue::Text(text) => Value::from(text),
+            MetadataValue::Line(line) => Value::from(line),
+        }
+    }
+}
+
+/// The metadata properties, in their order: `tracing.level`, `tracing.target`, `tracing.module_path`,
+/// `tracing.file`, `tracing.line` (those `tracing` knows) and `tracing.kind`.
+fn metadata_properties<'a>(
+    described: &Described<'a>,
+    kind: &'static str,
+) -> impl Iterator<Item = (&'static str, MetadataValue<'a>)> {
+    [
+        ("tracing.level", Some(MetadataValue::Text(described.level))),
+        (
+            "tracing.target",
+            Some(MetadataValue::Text(described.target)),
+        ),
+        (
+            "tracing.module_path",
+            described.module_path.map(MetadataValue::Text),
+        ),
+        ("tracing.file", described.file.map(MetadataValue::Text)),
+        ("tracing.line", described.line.map(MetadataValue::Line)),
+        ("tracing.kind", Some(MetadataValue::Text(kind))),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| Some((key, value?)))
+}
+
+/// Adds the metadata properties, unless the properties already have them (the first one wins).
 fn push_metadata(properties: &mut Properties, described: &Described<'_>, kind: &'static str) {
-    push(properties, "tracing.level", described.level);
-    push(properties, "tracing.target", described.target);
-    if let Some(module_path) = described.module_path {
-        push(properties, "tracing.module_path", module_path);
+    for (key, value) in metadata_properties(described, kind) {
+        push(properties, key, value);
     }
-    if let Some(file) = described.file {
-        push(properties, "tracing.file", file);
+}
+
+/// The metadata properties of a callsite, built as JSON on the spooler thread when the event is serialized: they
+/// come from the callsite's `'static` metadata alone, so the application's thread hands over a pointer instead of
+/// allocating five strings.
+#[derive(Debug)]
+struct DeferredMetadata {
+    metadata: &'static Metadata<'static>,
+    kind: &'static str,
+}
+
+impl DeferredProperties for DeferredMetadata {
+    fn estimated_bytes(&self) -> usize {
+        let described = Described::of(self.metadata);
+        metadata_properties(&described, self.kind)
+            .map(|(key, value)| {
+                key.len()
+                    + 4
+                    + match value {
+                        MetadataValue::Text(text) => text.len() + 2,
+                        MetadataValue::Line(_) => 10,
+                    }
+            })
+            .sum()
     }
-    if let Some(line) = described.line {
-        push(properties, "tracing.line", line);
+
+    fn build(&self) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error> {
+        metadata_properties(&Described::of(self.metadata), self.kind)
+            .map(|(key, value)| Ok((key, to_raw_value(&value)?)))
+            .collect()
     }
-    push(properties, "tracing.kind", kind);
+}
+
+/// The metadata properties of an event or a closed span: deferred to the spooler thread
+/// ([`DeferredMetadata`]), or pushed now when they cannot be: an event converted from a `log` record
+/// (`converted`, described by the record's own fields, which live only as long as the event), or properties that
+/// already have a name of theirs (the first one wins, and deferred properties come last).
+fn defer_metadata(
+    properties: &mut Properties,
+    metadata: &'static Metadata<'static>,
+    converted: Option<&Described<'_>>,
+    kind: &'static str,
+) -> Option<DeferredMetadata> {
+    let shadowed = properties
+        .iter()
+        .any(|(key, _)| key.starts_with(METADATA_PREFIX));
+    match converted {
+        None if !shadowed => Some(DeferredMetadata { metadata, kind }),
+        _ => {
+            let described = converted.map_or_else(|| Described::of(metadata), |own| own.clone());
+            push_metadata(properties, &described, kind);
+            None
+        }
+    }
+}
+
+/// `event` with its metadata properties left to the spooler thread, if they were.
+fn with_metadata(event: Event, deferred: Option<DeferredMetadata>) -> Event {
+    match deferred {
+        Some(deferred) => event.with_deferred(std::sync::Arc::new(deferred)),
+        None => event,
+    }
 }
 
 /// Adds `span.name` (the innermost span's) and every span's fields as `span.{field}`, innermost first so that its
@@ -493,10 +602,15 @@ struct LogFields {
 }
 
 impl LogFields {
+    /// Whether the event is a converted `log` record with its own description.
+    fn converts(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.target() == LOG_TARGET && self.target.is_some()
+    }
+
     /// The record's own description if this is a converted `log` record, else the event's metadata.
     fn describe<'a>(&'a self, metadata: &'a Metadata<'a>) -> Described<'a> {
         let mut described = Described::of(metadata);
-        if metadata.target() == LOG_TARGET
+        if self.converts(metadata)
             && let Some(target) = &self.target
         {
             described.target = target;

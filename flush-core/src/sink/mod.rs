@@ -106,6 +106,7 @@ pub use otlp_traces::OtlpTraces;
 pub use posthog::PostHog;
 
 use crate::event::{StoredEvent, decode_stored};
+use crate::stored_view::StoredView;
 
 /// Turns a batch of spooled events into one HTTP `POST` and classifies the answer. See the [module docs](self).
 ///
@@ -235,6 +236,23 @@ impl<'a> Batch<'a> {
             let stored = decode_stored(record).map_err(EncodeError::new)?;
             if seen.insert(stored.uuid) {
                 events.push(DecodedEvent { stored });
+            }
+        }
+        Ok(events)
+    }
+
+    /// The events read in place (no `Value` tree), in order, each idempotency key once, as
+    /// [`decode`](Self::decode) gives them: what the built-in sinks encode from.
+    ///
+    /// # Errors
+    /// [`EncodeError`] when a record is not in the canonical form.
+    pub(crate) fn views(&self) -> Result<Vec<StoredView<'a>>, EncodeError> {
+        let mut seen = std::collections::HashSet::with_capacity(self.records.len());
+        let mut events = Vec::with_capacity(self.records.len());
+        for record in self.records {
+            let view = StoredView::read(record).map_err(EncodeError::new)?;
+            if seen.insert(view.uuid()) {
+                events.push(view);
             }
         }
         Ok(events)

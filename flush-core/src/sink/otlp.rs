@@ -9,11 +9,13 @@ use opentelemetry_proto::tonic::common::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use crate::stored_view::{BorrowedText, StoredView, sort_by_key_last_wins};
+
 use super::{
-    DecodedEvent, EncodeError, Request, Response, SinkError, Url, Verdict, failure_verdict,
-    with_path_suffix,
+    EncodeError, Request, Response, SinkError, Url, Verdict, failure_verdict, with_path_suffix,
 };
 
 /// How OTLP/HTTP bodies are encoded.
@@ -283,19 +285,29 @@ struct TimeBeforeEpoch {
 ///
 /// # Errors
 /// [`EncodeError`] for a time before 1970.
-pub(super) fn unix_nanos(event: &DecodedEvent) -> Result<u64, EncodeError> {
+pub(super) fn unix_nanos(event: &StoredView<'_>) -> Result<u64, EncodeError> {
     event
         .unix_nanos()
         .ok_or_else(|| EncodeError::new(TimeBeforeEpoch { uuid: event.uuid() }))
 }
 
-/// The event's properties as typed attributes, except those under `skip`.
-pub(super) fn attributes(event: &DecodedEvent, skip: &[&str]) -> Vec<KeyValue> {
+/// The event's properties as typed attributes (by [`any_value`]'s rules, read from their JSON text), except those
+/// under `skip`.
+///
+/// # Errors
+/// [`EncodeError`] if a property's text is not JSON (it always is, once the record was read).
+pub(super) fn attributes(
+    event: &StoredView<'_>,
+    skip: &[&str],
+) -> Result<Vec<KeyValue>, EncodeError> {
     event
         .properties()
         .iter()
-        .filter(|(key, _)| !skip.contains(&key.as_str()))
-        .map(|(key, value)| key_value(key.clone(), any_value(value)))
+        .filter(|(key, _)| !skip.contains(&&**key))
+        .map(|(key, text)| {
+            let TypedValue(value) = serde_json::from_str(text.get()).map_err(EncodeError::new)?;
+            Ok(key_value(key.clone().into_owned(), value))
+        })
         .collect()
 }
 
@@ -346,6 +358,91 @@ pub(super) fn any_value(value: &Value) -> AnyValue {
     AnyValue { value }
 }
 
+/// A JSON text deserialized straight into the typed OTLP value [`any_value`] makes of its `Value`: no `Value` in
+/// between. Integers stay integers (an unsigned one past `i64::MAX` becomes a double), arrays and objects stay
+/// arrays and maps (an object's keys ordered, each once, a later one winning, as in a `serde_json::Map`), `null`
+/// is the empty value.
+pub(super) struct TypedValue(pub(super) AnyValue);
+
+impl<'de> Deserialize<'de> for TypedValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TypedValueVisitor)
+    }
+}
+
+struct TypedValueVisitor;
+
+impl TypedValueVisitor {
+    fn typed(value: any_value::Value) -> TypedValue {
+        TypedValue(AnyValue { value: Some(value) })
+    }
+}
+
+impl<'de> Visitor<'de> for TypedValueVisitor {
+    type Value = TypedValue;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<TypedValue, E> {
+        Ok(TypedValue(AnyValue { value: None }))
+    }
+
+    fn visit_bool<E: de::Error>(self, flag: bool) -> Result<TypedValue, E> {
+        Ok(Self::typed(any_value::Value::BoolValue(flag)))
+    }
+
+    fn visit_i64<E: de::Error>(self, integer: i64) -> Result<TypedValue, E> {
+        Ok(Self::typed(any_value::Value::IntValue(integer)))
+    }
+
+    fn visit_u64<E: de::Error>(self, integer: u64) -> Result<TypedValue, E> {
+        Ok(Self::typed(match i64::try_from(integer) {
+            Ok(integer) => any_value::Value::IntValue(integer),
+            // Past `i64::MAX`: a double, as `serde_json::Number::as_f64` makes it.
+            Err(_) => any_value::Value::DoubleValue(integer as f64),
+        }))
+    }
+
+    fn visit_f64<E: de::Error>(self, double: f64) -> Result<TypedValue, E> {
+        Ok(Self::typed(any_value::Value::DoubleValue(double)))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<TypedValue, E> {
+        Ok(Self::typed(any_value::Value::StringValue(text.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<TypedValue, E> {
+        Ok(Self::typed(any_value::Value::StringValue(text)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<TypedValue, A::Error> {
+        let mut values = Vec::with_capacity(items.size_hint().unwrap_or(4));
+        while let Some(TypedValue(value)) = items.next_element()? {
+            values.push(value);
+        }
+        Ok(Self::typed(any_value::Value::ArrayValue(ArrayValue {
+            values,
+        })))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<TypedValue, A::Error> {
+        let mut entries = Vec::with_capacity(members.size_hint().unwrap_or(4));
+        while let Some((BorrowedText(key), TypedValue(value))) = members.next_entry()? {
+            entries.push((key, value));
+        }
+        sort_by_key_last_wins(&mut entries);
+        let values = entries
+            .into_iter()
+            .map(|(key, value)| key_value(key.into_owned(), value))
+            .collect();
+        Ok(Self::typed(any_value::Value::KvlistValue(KeyValueList {
+            values,
+        })))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +475,30 @@ mod tests {
                 ("b".to_owned(), vec![4]),
             ]
         );
+    }
+
+    #[test]
+    fn a_json_text_is_typed_as_its_value_is() {
+        for text in [
+            "null",
+            "true",
+            "12",
+            "-12",
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551615",
+            "184467440737095516150",
+            "0.5",
+            "-1e300",
+            "1e3",
+            r#""caf\u00e9 \"quoted\"""#,
+            r#"[1,"a",[null,false],{"k":1.5}]"#,
+            r#"{"z":1,"a":{"y":[],"b":{}},"z":2,"":"empty"}"#,
+        ] {
+            let TypedValue(typed) = serde_json::from_str(text).unwrap();
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(typed, any_value(&value), "{text}");
+        }
     }
 
     #[test]

@@ -9,8 +9,9 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message as _;
 
 use super::otlp::{self, OtlpSettings, Signal, otlp_builder_methods};
-use super::{Batch, DecodedEvent, EncodeError, Request, Response, Sink, SinkError, Url, Verdict};
+use super::{Batch, EncodeError, Request, Response, Sink, SinkError, Url, Verdict};
 use crate::otlp_form::{self, LOG_PROPERTY, SCOPE_PROPERTY};
+use crate::stored_view::StoredView;
 
 /// The attribute that carries the idempotency key: the semantic convention for a log record's unique id.
 pub(crate) const LOG_RECORD_UID: &str = "log.record.uid";
@@ -110,11 +111,10 @@ impl Sink for OtlpLogs {
 
     fn encode(&self, batch: &Batch<'_>) -> Result<Request, EncodeError> {
         let records = batch
-            .decode()?
+            .views()?
             .iter()
             .map(|event| {
-                let scope =
-                    otlp_form::stored_scope(event.properties()).map_err(EncodeError::new)?;
+                let scope = otlp_form::stored_scope(event).map_err(EncodeError::new)?;
                 Ok((scope, log_record(event)?))
             })
             .collect::<Result<Vec<_>, EncodeError>>()?;
@@ -141,11 +141,13 @@ impl Sink for OtlpLogs {
 }
 
 /// The stored log record with its identity added, or a new one from the event's name, time and properties.
-fn log_record(event: &DecodedEvent) -> Result<LogRecord, EncodeError> {
+fn log_record(event: &StoredView<'_>) -> Result<LogRecord, EncodeError> {
     const RESERVED: [&str; 4] = [LOG_RECORD_UID, DISTINCT_ID, LOG_PROPERTY, SCOPE_PROPERTY];
-    let mut record = match otlp_form::stored_log(event.properties()).map_err(EncodeError::new)? {
+    let mut record = match otlp_form::stored_log(event).map_err(EncodeError::new)? {
         Some(mut record) => {
-            record.attributes.extend(otlp::attributes(event, &RESERVED));
+            record
+                .attributes
+                .extend(otlp::attributes(event, &RESERVED)?);
             record
         }
         None => {
@@ -154,7 +156,7 @@ fn log_record(event: &DecodedEvent) -> Result<LogRecord, EncodeError> {
                 time_unix_nano: time,
                 observed_time_unix_nano: time,
                 event_name: event.name().to_owned(),
-                attributes: otlp::attributes(event, &RESERVED),
+                attributes: otlp::attributes(event, &RESERVED)?,
                 ..LogRecord::default()
             }
         }
@@ -173,8 +175,70 @@ mod tests {
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsPartialSuccess;
     use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 
-    use super::super::otlp::RpcStatus;
+    use super::super::otlp::{RpcStatus, any_value as typed};
     use super::*;
+    use crate::event::Event;
+    use crate::stored_view::stored_record;
+
+    /// The log records of plain events as this sink built them from `Batch::decode`'s `Value` trees, before it read
+    /// records in place.
+    fn log_records_through_values(batch: &Batch<'_>) -> Vec<LogRecord> {
+        const RESERVED: [&str; 4] = [LOG_RECORD_UID, DISTINCT_ID, LOG_PROPERTY, SCOPE_PROPERTY];
+        batch
+            .decode()
+            .unwrap()
+            .iter()
+            .map(|event| {
+                let time = event.unix_nanos().unwrap();
+                let mut attributes: Vec<KeyValue> = event
+                    .properties()
+                    .iter()
+                    .filter(|(key, _)| !RESERVED.contains(&key.as_str()))
+                    .map(|(key, value)| KeyValue {
+                        key: key.clone(),
+                        value: Some(typed(value)),
+                        ..KeyValue::default()
+                    })
+                    .collect();
+                otlp::set_string_attribute(&mut attributes, DISTINCT_ID, event.distinct_id());
+                otlp::set_string_attribute(
+                    &mut attributes,
+                    LOG_RECORD_UID,
+                    &event.uuid().hyphenated().to_string(),
+                );
+                LogRecord {
+                    time_unix_nano: time,
+                    observed_time_unix_nano: time,
+                    event_name: event.name().to_owned(),
+                    attributes,
+                    ..LogRecord::default()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_read_in_place_are_the_records_decoding_built() {
+        let mut records = records();
+        records.push(stored_record(
+            Event::new("second")
+                .with("n", 1)
+                .with(
+                    "nested",
+                    serde_json::json!({"z": [1, {"b": null}], "a": "x", "m": {"k": -2}}),
+                )
+                .with("n", 2.5)
+                .with(DISTINCT_ID, "spoofed")
+                .with_distinct_id("user-8"),
+        ));
+        let batch = Batch::new(&records, "install-1");
+        let request = OtlpLogs::new().encode(&batch).unwrap();
+        let decoded = ExportLogsServiceRequest::decode(request.body()).unwrap();
+        assert_eq!(
+            decoded.resource_logs[0].scope_logs[0].log_records,
+            log_records_through_values(&batch)
+        );
+    }
 
     fn records() -> Vec<Vec<u8>> {
         vec![br#"{"uuid":"01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f","event":"tool_call","distinct_id":"user-7","timestamp":"2026-11-23T10:55:10.123456789Z","properties":{"tool":"grep","n":12,"big":18446744073709551615,"ratio":0.5,"ok":true,"args":["-n",1],"nested":{"a":null},"log.record.uid":"spoofed"}}"#.to_vec()]

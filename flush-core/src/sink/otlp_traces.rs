@@ -10,8 +10,9 @@ use prost::Message as _;
 
 use super::otlp::{self, OtlpSettings, Signal, otlp_builder_methods};
 use super::otlp_logs::DISTINCT_ID;
-use super::{Batch, DecodedEvent, EncodeError, Request, Response, Sink, SinkError, Url, Verdict};
+use super::{Batch, EncodeError, Request, Response, Sink, SinkError, Url, Verdict};
 use crate::otlp_form::{self, SCOPE_PROPERTY};
+use crate::stored_view::StoredView;
 
 const TRACES: Signal = Signal {
     path: "/v1/traces",
@@ -94,11 +95,10 @@ impl Sink for OtlpTraces {
 
     fn encode(&self, batch: &Batch<'_>) -> Result<Request, EncodeError> {
         let spans = batch
-            .decode()?
+            .views()?
             .iter()
             .map(|event| {
-                let scope =
-                    otlp_form::stored_scope(event.properties()).map_err(EncodeError::new)?;
+                let scope = otlp_form::stored_scope(event).map_err(EncodeError::new)?;
                 Ok((scope, span_of(event)?))
             })
             .collect::<Result<Vec<_>, EncodeError>>()?;
@@ -125,8 +125,8 @@ impl Sink for OtlpTraces {
 }
 
 /// The stored span, or a zero-length span of the event's own trace.
-fn span_of(event: &DecodedEvent) -> Result<Span, EncodeError> {
-    if let Some(span) = otlp_form::stored_span(event.properties()).map_err(EncodeError::new)? {
+fn span_of(event: &StoredView<'_>) -> Result<Span, EncodeError> {
+    if let Some(span) = otlp_form::stored_span(event).map_err(EncodeError::new)? {
         return Ok(span);
     }
     let time = otlp::unix_nanos(event)?;
@@ -137,7 +137,7 @@ fn span_of(event: &DecodedEvent) -> Result<Span, EncodeError> {
     } else {
         high
     };
-    let mut attributes = otlp::attributes(event, &[DISTINCT_ID, SCOPE_PROPERTY]);
+    let mut attributes = otlp::attributes(event, &[DISTINCT_ID, SCOPE_PROPERTY])?;
     otlp::set_string_attribute(&mut attributes, DISTINCT_ID, event.distinct_id());
     Ok(Span {
         trace_id: key.to_vec(),
@@ -157,17 +157,8 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, any_value};
 
     use super::*;
-    use crate::event::{Event, StampedEvent};
-
-    fn stored(event: Event) -> Vec<u8> {
-        let mut buffer = Vec::new();
-        {
-            let stamped = StampedEvent::stamp(event);
-            stamped.serialize_into(stamped.key(), "install-1", &mut buffer)
-        }
-        .unwrap();
-        buffer
-    }
+    use crate::event::Event;
+    use crate::stored_view::stored_record;
 
     fn span(name: &str, span_id: u8) -> Span {
         Span {
@@ -191,9 +182,9 @@ mod tests {
     #[test]
     fn stored_spans_go_out_as_they_were_under_their_scopes() {
         let records = vec![
-            stored(otlp_form::span_event(&span("a", 2), &scope("db"))),
-            stored(otlp_form::span_event(&span("b", 3), &scope("http"))),
-            stored(otlp_form::span_event(&span("c", 4), &scope("db"))),
+            stored_record(otlp_form::span_event(&span("a", 2), &scope("db"))),
+            stored_record(otlp_form::span_event(&span("b", 3), &scope("http"))),
+            stored_record(otlp_form::span_event(&span("c", 4), &scope("db"))),
         ];
         let request = OtlpTraces::new()
             .service_name("svc")
@@ -220,7 +211,7 @@ mod tests {
 
     #[test]
     fn the_same_span_recorded_twice_is_sent_once() {
-        let record = stored(otlp_form::span_event(&span("a", 2), &scope("db")));
+        let record = stored_record(otlp_form::span_event(&span("a", 2), &scope("db")));
         let records = vec![record.clone(), record];
         let request = OtlpTraces::new()
             .encode(&Batch::new(&records, "install-1"))
@@ -232,7 +223,7 @@ mod tests {
     #[test]
     fn a_plain_event_is_a_zero_length_span_of_its_own_trace() {
         let key = uuid::Uuid::from_u128(0x0193_6f4e_8a2b_7c3d_9e4f_5a6b_7c8d_9e0f);
-        let records = vec![stored(
+        let records = vec![stored_record(
             Event::new("deploy")
                 .with("n", 3)
                 .with_idempotency_key(key)

@@ -1,6 +1,9 @@
 //! The `posthog` sink: PostHog's capture API, `POST {host}/batch/`.
 
-use serde_json::{Map, Value, json};
+use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
+use serde_json::Value;
+
+use crate::stored_view::StoredView;
 
 use super::{
     Batch, EncodeError, Request, Response, Sink, SinkError, Url, Verdict, failure_verdict,
@@ -88,25 +91,11 @@ impl Sink for PostHog {
     }
 
     fn encode(&self, batch: &Batch<'_>) -> Result<Request, EncodeError> {
-        let events: Vec<Value> = batch
-            .decode()?
-            .into_iter()
-            .map(|event| {
-                let mut properties: Map<String, Value> = event.properties().clone();
-                properties.entry("$lib").or_insert_with(|| Value::from(LIB));
-                properties
-                    .entry("$lib_version")
-                    .or_insert_with(|| Value::from(LIB_VERSION));
-                json!({
-                    "event": event.name(),
-                    "distinct_id": event.distinct_id(),
-                    "uuid": event.uuid().hyphenated().to_string(),
-                    "timestamp": event.timestamp_rfc3339(),
-                    "properties": properties,
-                })
-            })
-            .collect();
-        let body = json!({ "api_key": self.api_key, "batch": events });
+        let events = batch.views()?;
+        let body = CaptureBatch {
+            api_key: &self.api_key,
+            batch: events.iter().map(CaptureEvent).collect(),
+        };
         let bytes = serde_json::to_vec(&body).map_err(EncodeError::new)?;
         Ok(Request::new("application/json", bytes))
     }
@@ -135,11 +124,136 @@ impl Sink for PostHog {
     }
 }
 
+/// A capture batch, `{"api_key", "batch"}`, its fields in the order of their names.
+#[derive(serde::Serialize)]
+struct CaptureBatch<'a> {
+    api_key: &'a str,
+    batch: Vec<CaptureEvent<'a, 'a>>,
+}
+
+/// One event of a capture batch, written from the stored record: its property values as they were stored.
+struct CaptureEvent<'view, 'record>(&'view StoredView<'record>);
+
+impl Serialize for CaptureEvent<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let event = self.0;
+        // The fields in the order of their names, as PostHog's clients and this sink always sent them.
+        let mut fields = serializer.serialize_struct("CaptureEvent", 5)?;
+        fields.serialize_field("distinct_id", event.distinct_id())?;
+        fields.serialize_field("event", event.name())?;
+        fields.serialize_field("properties", &CaptureProperties(event))?;
+        fields.serialize_field("timestamp", event.timestamp_rfc3339())?;
+        fields.serialize_field("uuid", &event.uuid().hyphenated())?;
+        fields.end()
+    }
+}
+
+/// The recorded properties, ordered by key, with `$lib` and `$lib_version` in their places unless the application
+/// set them.
+struct CaptureProperties<'view, 'record>(&'view StoredView<'record>);
+
+impl Serialize for CaptureProperties<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let recorded = self.0.properties();
+        let mut library = [("$lib", LIB), ("$lib_version", LIB_VERSION)]
+            .into_iter()
+            .filter(|(key, _)| self.0.property(key).is_none())
+            .peekable();
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in recorded {
+            let key: &str = key;
+            while let Some((library_key, library_value)) =
+                library.next_if(|(library_key, _)| *library_key < key)
+            {
+                map.serialize_entry(library_key, library_value)?;
+            }
+            map.serialize_entry(key, *value)?;
+        }
+        for (library_key, library_value) in library {
+            map.serialize_entry(library_key, library_value)?;
+        }
+        map.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
+    use serde_json::{Map, json};
+
     use super::*;
+    use crate::event::Event;
+    use crate::stored_view::stored_record;
+
+    /// The body as this sink built it from `Batch::decode`'s `Value` trees, before it read records in place.
+    fn encoded_through_values(api_key: &str, batch: &Batch<'_>) -> Vec<u8> {
+        let events: Vec<Value> = batch
+            .decode()
+            .unwrap()
+            .into_iter()
+            .map(|event| {
+                let mut properties: Map<String, Value> = event.properties().clone();
+                properties.entry("$lib").or_insert_with(|| Value::from(LIB));
+                properties
+                    .entry("$lib_version")
+                    .or_insert_with(|| Value::from(LIB_VERSION));
+                json!({
+                    "event": event.name(),
+                    "distinct_id": event.distinct_id(),
+                    "uuid": event.uuid().hyphenated().to_string(),
+                    "timestamp": event.timestamp_rfc3339(),
+                    "properties": properties,
+                })
+            })
+            .collect();
+        serde_json::to_vec(&json!({ "api_key": api_key, "batch": events })).unwrap()
+    }
+
+    #[test]
+    fn the_body_read_in_place_is_the_body_decoding_built_byte_for_byte() {
+        let records = vec![
+            stored_record(
+                Event::new("tool \"call\"\n")
+                    .with("command", "deploy --région eu")
+                    .with("n", 412)
+                    .with("big", u64::MAX)
+                    .with("ratio", -0.5)
+                    .with("ok", true)
+                    .with("none", Value::Null)
+                    .with("nested", json!({"z": [1, {"b": null}], "a": "x"}))
+                    .with("n", "a later value wins")
+                    .with("#", 1)
+                    .with("$active", 2)
+                    .with("$lib_x", 3),
+            ),
+            stored_record(
+                Event::new("own_lib")
+                    .with("$lib", "mine")
+                    .with_distinct_id("user-7"),
+            ),
+            stored_record(Event::new("own_version").with("$lib_version", "9")),
+            stored_record(Event::new("bare")),
+        ];
+        let batch = Batch::new(&records, "install-1");
+        let request = PostHog::new("phc_\"key").encode(&batch).unwrap();
+        assert_eq!(
+            String::from_utf8(request.body().to_vec()).unwrap(),
+            String::from_utf8(encoded_through_values("phc_\"key", &batch)).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_record_that_is_not_canonical_cannot_be_encoded() {
+        let records = vec![
+            stored_record(Event::new("fine")),
+            br#"{"uuid":"01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f","event":"e","distinct_id":"d","timestamp":"not a time"}"#.to_vec(),
+        ];
+        let error = PostHog::new("k")
+            .encode(&Batch::new(&records, "install-1"))
+            .unwrap_err();
+        assert!(std::error::Error::source(&error).is_some());
+    }
 
     fn classify(status: u16, body: &str) -> Verdict {
         PostHog::new("phc_test").classify(&Response::new(status, body.as_bytes()))

@@ -603,46 +603,75 @@ fn a_sink_of_your_own_drives_the_same_loop_and_an_overclaimed_rejection_still_ba
     server.shutdown();
 }
 
+/// Records eight events through `kind`'s sink, the sixth changed by `poison` into one the sink cannot encode, and
+/// checks that this one alone is dead-lettered (never sent, with a reason containing `reason`) and the seven others
+/// delivered, the counts balancing.
+fn an_unencodable_event_is_dead_lettered_alone(
+    kind: Kind,
+    poison: impl Fn(Event) -> Event,
+    reason: &str,
+) {
+    let server = server_with(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let reporter = start(kind.spool(&server, dir.path()));
+
+    for n in 0..8 {
+        let event = Event::new("e").with("n", n);
+        reporter.record(if n == 5 { poison(event) } else { event });
+    }
+    let outcome = reporter.flush(FLUSH);
+
+    assert_eq!(outcome, FlushOutcome::Acknowledged, "{kind:?}");
+    let stats = reporter.stats();
+    assert_eq!(
+        (stats.acknowledged, stats.dead_lettered),
+        (7, 1),
+        "{kind:?}"
+    );
+    assert_eq!(
+        stats.requests,
+        server.stats().requests,
+        "only what was sent counts"
+    );
+    assert!(stats.identity_holds(), "{stats:?}");
+    assert_eq!(server.events().len(), 7, "{kind:?}");
+    let dead_letters = std::fs::read_to_string(dir.path().join(DEAD_LETTER_FILE)).unwrap();
+    let entry: Value = serde_json::from_str(dead_letters.trim()).unwrap();
+    assert_eq!(entry["status"], Value::Null);
+    assert_eq!(entry["event"]["properties"]["n"], 5);
+    assert!(
+        entry["reason"].as_str().unwrap().contains(reason),
+        "{kind:?}: {entry}"
+    );
+    let _ = reporter.shutdown(Duration::from_secs(5));
+    server.shutdown();
+}
+
 #[test]
 fn an_event_the_sink_cannot_encode_is_dead_lettered_alone_and_never_sent() {
-    for kind in [Kind::OtlpProtobuf, Kind::OtlpJson] {
-        let server = server_with(&[]);
-        let dir = tempfile::tempdir().unwrap();
-        let reporter = start(kind.spool(&server, dir.path()));
-        let before_1970 = std::time::UNIX_EPOCH - Duration::from_secs(86_400);
+    let before_1970 = std::time::UNIX_EPOCH - Duration::from_secs(86_400);
+    for kind in [Kind::OtlpProtobuf, Kind::OtlpJson, Kind::OtlpTraces] {
+        an_unencodable_event_is_dead_lettered_alone(
+            kind,
+            |event| event.with_timestamp(before_1970),
+            "before 1970",
+        );
+    }
+}
 
-        for n in 0..8 {
-            let event = Event::new("e").with("n", n);
-            reporter.record(if n == 5 {
-                event.with_timestamp(before_1970)
-            } else {
-                event
-            });
-        }
-        let outcome = reporter.flush(FLUSH);
-
-        assert_eq!(outcome, FlushOutcome::Acknowledged, "{kind:?}");
-        let stats = reporter.stats();
-        assert_eq!(
-            (stats.acknowledged, stats.dead_lettered),
-            (7, 1),
-            "{kind:?}"
+#[test]
+fn an_event_whose_stored_opentelemetry_message_is_damaged_is_dead_lettered_alone() {
+    let cases: [(Kind, &str, Value); 4] = [
+        (Kind::OtlpProtobuf, "otel.log", json!("not a log record")),
+        (Kind::OtlpJson, "otel.scope", json!([1, 2])),
+        (Kind::OtlpTraces, "otel.span", json!({"traceId": 7})),
+        (Kind::OtlpTraces, "otel.scope", json!(false)),
+    ];
+    for (kind, property, damaged) in cases {
+        an_unencodable_event_is_dead_lettered_alone(
+            kind,
+            |event| event.with(property, damaged.clone()),
+            "cannot encode the batch",
         );
-        assert_eq!(
-            stats.requests,
-            server.stats().requests,
-            "only what was sent counts"
-        );
-        assert!(stats.identity_holds(), "{stats:?}");
-        let dead_letters = std::fs::read_to_string(dir.path().join(DEAD_LETTER_FILE)).unwrap();
-        let entry: Value = serde_json::from_str(dead_letters.trim()).unwrap();
-        assert_eq!(entry["status"], Value::Null);
-        assert_eq!(entry["event"]["properties"]["n"], 5);
-        assert!(
-            entry["reason"].as_str().unwrap().contains("before 1970"),
-            "{entry}"
-        );
-        let _ = reporter.shutdown(Duration::from_secs(5));
-        server.shutdown();
     }
 }
