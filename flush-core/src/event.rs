@@ -13,8 +13,9 @@
 //! version vary), so older spools are read as they are. Changing the form means bumping the spool's format version,
 //! so that an older spool is read or refused, never misread. An adapter may leave properties to be built when the
 //! event is serialized (an OpenTelemetry span converted to its OTLP message, on the spooler thread): they are
-//! stored as ordinary properties, in the same form. Sinks read it back
-//! with [`decode_stored`] and encode it for their backend at send time; the spool never knows the sink.
+//! stored as ordinary properties, in the same form. Sinks read it back at send time and encode it for their
+//! backend (the built-in ones in place, through `crate::stored_view`; a sink of the application's own through
+//! [`decode_stored`], behind `Batch::decode`); the spool never knows the sink.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -54,7 +55,8 @@ pub struct Event {
     name: Cow<'static, str>,
     distinct_id: Option<String>,
     properties: Vec<(Cow<'static, str>, Value)>,
-    /// The event's own time and key: rare, so boxed, to keep the queue's slots small.
+    /// The event's own time and key, and properties left to the spooler thread: boxed, to keep the queue's slots
+    /// small.
     own: Option<Box<OwnStamp>>,
 }
 
@@ -80,10 +82,10 @@ impl PartialEq for OwnStamp {
     }
 }
 
-/// Properties that are expensive to build (an OpenTelemetry span converted to its OTLP message, say), built on the
-/// spooler thread when the event is serialized instead of in `record()`'s caller: the adapters' way to keep the
-/// application's thread to moving a value. Each property is built as JSON text (no `Value` tree in between) and
-/// written into the stored form as it is.
+/// Properties that are expensive to build (an OpenTelemetry span converted to its OTLP message, say, or the five
+/// strings of a `tracing` callsite's metadata), built on the spooler thread when the event is serialized instead of
+/// in `record()`'s caller: the adapters' way to keep the application's thread to moving a value. Each property is
+/// a [`DeferredValue`] (no `Value` tree in between), written into the stored form as it is.
 pub(crate) trait DeferredProperties: Send + Sync + fmt::Debug {
     /// A cheap estimate of the built properties' size, for the queue's byte bound.
     fn estimated_bytes(&self) -> usize;
@@ -92,13 +94,35 @@ pub(crate) trait DeferredProperties: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// If they cannot be built; the event is then dropped as unserializable, and counted.
-    fn build(&self) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error>;
+    fn build(&self) -> Result<Vec<(&'static str, DeferredValue)>, serde_json::Error>;
 
     /// The event's idempotency key when it derives from what the properties hold (an OpenTelemetry span's trace
     /// and span ids), minted on the spooler thread like a UUID v7 key; `None`: the event's own key, else a UUID v7.
     /// It must depend on the properties alone, so that the same record recorded twice gets the same key.
     fn idempotency_key(&self) -> Option<Uuid> {
         None
+    }
+}
+
+/// The value of a deferred property.
+#[derive(Debug)]
+pub(crate) enum DeferredValue {
+    /// JSON text built beforehand (an OpenTelemetry message in OTLP/JSON).
+    Json(Box<RawValue>),
+    /// A string that lives as long as the program (a callsite's metadata), written as a JSON string when the event
+    /// is serialized: no text of its own to allocate.
+    StaticText(&'static str),
+    /// An unsigned integer.
+    Unsigned(u64),
+}
+
+impl serde::Serialize for DeferredValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Json(text) => text.serialize(serializer),
+            Self::StaticText(text) => serializer.serialize_str(text),
+            Self::Unsigned(number) => serializer.serialize_u64(*number),
+        }
     }
 }
 
@@ -443,7 +467,7 @@ struct WireEvent<'a> {
 /// An event's own properties, then the deferred ones, as one JSON object.
 struct WireProperties<'a> {
     own: &'a [(Cow<'static, str>, Value)],
-    deferred: &'a [(&'static str, Box<RawValue>)],
+    deferred: &'a [(&'static str, DeferredValue)],
 }
 
 impl serde::Serialize for WireProperties<'_> {
@@ -610,9 +634,12 @@ mod tests {
             1000
         }
 
-        fn build(&self) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error> {
+        fn build(&self) -> Result<Vec<(&'static str, DeferredValue)>, serde_json::Error> {
             match self.0 {
-                Some(n) => Ok(vec![("built", serde_json::value::to_raw_value(&n)?)]),
+                Some(n) => Ok(vec![(
+                    "built",
+                    DeferredValue::Json(serde_json::value::to_raw_value(&n)?),
+                )]),
                 None => Err(serde::ser::Error::custom("cannot build")),
             }
         }
@@ -627,7 +654,7 @@ mod tests {
             0
         }
 
-        fn build(&self) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error> {
+        fn build(&self) -> Result<Vec<(&'static str, DeferredValue)>, serde_json::Error> {
             Ok(Vec::new())
         }
 

@@ -22,11 +22,10 @@ use opentelemetry_proto::tonic::trace::v1::Span as ProtoSpan;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
-use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::error::chain_text;
-use crate::event::{DeferredProperties, Event};
+use crate::event::{DeferredProperties, DeferredValue, Event};
 use crate::otlp_form;
 use crate::outcome::{FlushOutcome, ShutdownOutcome};
 use crate::own_output::{OWN_TARGET, RecordingGuard, is_under};
@@ -318,7 +317,7 @@ impl DeferredProperties for DeferredSpan {
         384 + 48 * span.attributes.len() + 96 * span.events.len() + 128 * span.links.len()
     }
 
-    fn build(&self) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error> {
+    fn build(&self) -> Result<Vec<(&'static str, DeferredValue)>, serde_json::Error> {
         let scope = ProtoScope::from((&self.0.instrumentation_scope, None));
         otlp_form::span_properties(&ProtoSpan::from(self.0.clone()), &scope)
     }
@@ -345,7 +344,7 @@ impl DeferredProperties for DeferredLog {
         384 + 48 * self.record.attributes_iter().count()
     }
 
-    fn build(&self) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error> {
+    fn build(&self) -> Result<Vec<(&'static str, DeferredValue)>, serde_json::Error> {
         let scope = ProtoScope::from((&self.scope, self.target.clone()));
         otlp_form::log_properties(&ProtoLogRecord::from(&self.record), &scope)
     }

@@ -35,12 +35,12 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 #[cfg(test)]
 use serde_json::Value;
 #[cfg(any(test, feature = "opentelemetry"))]
-use serde_json::value::{RawValue, to_raw_value};
+use serde_json::value::to_raw_value;
 #[cfg(any(test, feature = "opentelemetry"))]
 use uuid::Uuid;
 
 #[cfg(any(test, feature = "opentelemetry"))]
-use crate::event::Event;
+use crate::event::{DeferredValue, Event};
 use crate::stored_view::StoredView;
 
 /// The property that holds a span (its `Span` message in OTLP/JSON).
@@ -87,10 +87,10 @@ pub(crate) fn span_event_shell(
 pub(crate) fn span_properties(
     span: &Span,
     scope: &InstrumentationScope,
-) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error> {
+) -> Result<Vec<(&'static str, DeferredValue)>, serde_json::Error> {
     Ok(vec![
-        (SPAN_PROPERTY, to_raw_value(span)?),
-        (SCOPE_PROPERTY, to_raw_value(scope)?),
+        (SPAN_PROPERTY, DeferredValue::Json(to_raw_value(span)?)),
+        (SCOPE_PROPERTY, DeferredValue::Json(to_raw_value(scope)?)),
     ])
 }
 
@@ -122,10 +122,10 @@ pub(crate) fn log_event_shell(
 pub(crate) fn log_properties(
     record: &LogRecord,
     scope: &InstrumentationScope,
-) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error> {
+) -> Result<Vec<(&'static str, DeferredValue)>, serde_json::Error> {
     Ok(vec![
-        (LOG_PROPERTY, to_raw_value(record)?),
-        (SCOPE_PROPERTY, to_raw_value(scope)?),
+        (LOG_PROPERTY, DeferredValue::Json(to_raw_value(record)?)),
+        (SCOPE_PROPERTY, DeferredValue::Json(to_raw_value(scope)?)),
     ])
 }
 
@@ -159,8 +159,8 @@ pub(crate) fn log_event(record: &LogRecord, scope: &InstrumentationScope) -> Eve
 
 /// A built property as a JSON value (test events carry their properties as ordinary ones).
 #[cfg(test)]
-fn parsed(value: &RawValue) -> Value {
-    serde_json::from_str(value.get()).unwrap()
+fn parsed(value: &DeferredValue) -> Value {
+    serde_json::to_value(value).unwrap()
 }
 
 /// The span `event` holds, if it holds one.

@@ -20,16 +20,14 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use serde_json::Value;
-use serde_json::value::{RawValue, to_raw_value};
 use tracing::field::{Field, Visit};
 use tracing::span;
 use tracing::{Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::event::{DeferredProperties, Event};
+use crate::event::{DeferredProperties, DeferredValue, Event};
 use crate::own_output::{OWN_TARGET, RecordingGuard, is_under};
 use crate::reporter::Reporter;
 
@@ -458,11 +456,19 @@ impl<'a> Described<'a> {
 }
 
 /// The value of a metadata property: text, or the line number.
-#[derive(Clone, Copy, Serialize)]
-#[serde(untagged)]
+#[derive(Clone, Copy)]
 enum MetadataValue<'a> {
     Text(&'a str),
     Line(u64),
+}
+
+impl From<MetadataValue<'static>> for DeferredValue {
+    fn from(value: MetadataValue<'static>) -> Self {
+        match value {
+            MetadataValue::Text(text) => DeferredValue::StaticText(text),
+            MetadataValue::Line(line) => DeferredValue::Unsigned(line),
+        }
+    }
 }
 
 impl From<MetadataValue<'_>> for Value {
@@ -505,9 +511,9 @@ fn push_metadata(properties: &mut Properties, described: &Described<'_>, kind: &
     }
 }
 
-/// The metadata properties of a callsite, built as JSON on the spooler thread when the event is serialized: they
-/// come from the callsite's `'static` metadata alone, so the application's thread hands over a pointer instead of
-/// allocating five strings.
+/// The metadata properties of a callsite, written on the spooler thread when the event is serialized: they come
+/// from the callsite's `'static` metadata alone, so the application's thread hands over a pointer instead of
+/// allocating five strings, and the spooler writes the static strings into the stored form without copies.
 #[derive(Debug)]
 struct DeferredMetadata {
     metadata: &'static Metadata<'static>,
@@ -529,10 +535,12 @@ impl DeferredProperties for DeferredMetadata {
             .sum()
     }
 
-    fn build(&self) -> Result<Vec<(&'static str, Box<RawValue>)>, serde_json::Error> {
-        metadata_properties(&Described::of(self.metadata), self.kind)
-            .map(|(key, value)| Ok((key, to_raw_value(&value)?)))
-            .collect()
+    fn build(&self) -> Result<Vec<(&'static str, DeferredValue)>, serde_json::Error> {
+        Ok(
+            metadata_properties(&Described::of(self.metadata), self.kind)
+                .map(|(key, value)| (key, DeferredValue::from(value)))
+                .collect(),
+        )
     }
 }
 

@@ -110,6 +110,44 @@ fn every_field_arrives_with_its_type_and_the_callsite_metadata() {
 }
 
 #[test]
+fn a_field_named_like_a_metadata_property_wins_and_the_other_metadata_is_kept() {
+    let server = server("[]");
+    let reporter = start(memory_config(&server));
+
+    let (line, events) = through_layer(
+        &server,
+        &reporter,
+        TracingLayer::new(reporter.clone()),
+        || {
+            let line = line!() + 1;
+            tracing::warn!(event.name = "shadowing", tracing.level = "mine", n = 1_u64);
+            tracing::warn!(event.name = "plain", n = 2_u64);
+            line
+        },
+    );
+
+    let shadowing = &events["shadowing"].event.properties;
+    assert_eq!(
+        shadowing["tracing.level"], "mine",
+        "the field comes first and wins"
+    );
+    assert_eq!(shadowing["tracing.target"], module_path!());
+    assert_eq!(shadowing["tracing.line"], line);
+    assert_eq!(shadowing["tracing.kind"], "event");
+    let plain = &events["plain"].event.properties;
+    assert_eq!(plain["tracing.level"], "WARN");
+    assert_eq!(plain["tracing.line"], line + 1);
+    for properties in [shadowing, plain] {
+        let metadata = properties
+            .keys()
+            .filter(|key| key.starts_with("tracing."))
+            .count();
+        assert_eq!(metadata, 6, "{properties:#?}");
+    }
+    server.shutdown();
+}
+
+#[test]
 fn events_are_named_by_the_rule_and_filtered_by_level_and_target() {
     let server = server("[]");
     let reporter = start(memory_config(&server));
