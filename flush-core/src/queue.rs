@@ -267,9 +267,17 @@ mod tests {
         let mut taken = Vec::new();
         assert_eq!(queue.pop_into(&mut taken, 2), 2);
         (3..6).for_each(|n| queue.push(numbered(n), &counters));
-        assert_eq!(counters.snapshot(0).dropped.queue_full, 1, "room for two again, not three");
+        assert_eq!(
+            counters.snapshot(0).dropped.queue_full,
+            1,
+            "room for two again, not three"
+        );
         assert_eq!(queue.pop_into(&mut taken, 10), 3);
-        assert_eq!(queue.occupancy.0.load(Ordering::Relaxed), 0, "nothing held, nothing reserved");
+        assert_eq!(
+            queue.occupancy.0.load(Ordering::Relaxed),
+            0,
+            "nothing held, nothing reserved"
+        );
         let kept: Vec<i64> = taken
             .iter()
             .map(|e| e.event.properties().next().unwrap().1.as_i64().unwrap())
