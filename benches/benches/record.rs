@@ -7,15 +7,18 @@
 //! - `floor/std_sync_channel`, `floor/crossbeam_channel`: a bare `try_send` of the same event (the same
 //!   `flush_core::Event` value) into a bounded channel of 8192 slots (flush-core's default queue bound) whose
 //!   consumer thread drains it and otherwise waits 20 ms (flush-core's default poll interval) for a wake-up.
-//! - `floor_with_wake/crossbeam_channel_wake_at_50`: the crossbeam floor whose producer also wakes the consumer when
-//!   the queue reaches 50 events, as flush-core's queue does (its default batch size): the price of that design.
+//! - `floor_with_wake/crossbeam_channel_wake_at_512`: the crossbeam floor whose producer also wakes the consumer
+//!   when the queue reaches 512 events, as flush-core's queue does (its smallest wake-up fill): the price of that
+//!   design.
 //!
 //! - `peer/posthog_rs_capture`, `peer/otel_batch_logs_emit`: what the clients a user would pick instead cost per
 //!   call (`benches::peers`): posthog-rs's `capture` of a prepared event (its UUID v7 minted when the event is built,
 //!   untimed) and the OpenTelemetry SDK's `emit` of a prepared log record into its batch log processor, both
 //!   delivering to an in-process fake-ingest; between chunks, untimed, each flushes.
-//! - `parts/system_time_now`: the one clock read `record()` takes; `parts/uuid_v7_thread_context`: minting a UUID v7
-//!   from a per-thread context, which flush-core's spooler does per event, off the caller's thread.
+//! - `parts/system_time_now`: a wall-clock read, which `record()` takes only where the kernel does not keep time
+//!   with the CPU's time-stamp counter (elsewhere it reads the counter; the spooler converts);
+//!   `parts/uuid_v7_thread_context`: minting a UUID v7 from a per-thread context, which flush-core's spooler does per
+//!   event, off the caller's thread.
 //!
 //! Every implementation is timed the same way: events are built outside the timing, then handed over in timed
 //! chunks of [`CHUNK`] events; between chunks, untimed, the consumer drains (the floor's consumer is woken and
@@ -27,7 +30,7 @@
 //! p50 / p99 / p99.9 on `PERCENTILES` lines (1 million calls per implementation, 10 000 in smoke mode); the cost of
 //! the timer itself is printed too (`timer_overhead_ns`), and is included in every percentile. A second percentile
 //! loop (`.../bursts_of_40`, 200 000 calls) hands events over in bursts of 40, below flush-core's wake-up threshold
-//! of 50 queued events, so the worker is never woken during a burst: the difference is what the wake-up costs.
+//! of 512 queued events, so the worker is never woken during a burst: the difference is what the wake-up costs.
 
 mod common;
 
@@ -47,14 +50,15 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flush_core::Event;
 
 /// Events handed over per timed chunk: well under the queue's capacity and its half-full wake-up threshold, above
-/// its batch-size threshold (so each chunk wakes flush-core's worker, as a busy application does).
-const CHUNK: usize = 256;
+/// its smallest wake-up fill (so each chunk wakes flush-core's worker once, as a busy application's stream does).
+const CHUNK: usize = 1024;
 /// The channel floor's capacity (flush-core's default queue bound).
 const CAPACITY: usize = 8192;
 /// How long the floor's consumer waits when it finds the channel empty (flush-core's default poll interval).
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
-/// The queue length at which flush-core's `record()` wakes its worker (the default batch size).
-const WAKE_AT: usize = 50;
+/// The queue length at which flush-core's `record()` wakes its worker (its smallest wake-up fill, above the default
+/// batch size).
+const WAKE_AT: usize = 512;
 /// A burst shorter than [`WAKE_AT`], for the second percentile loop.
 const SHORT_BURST: usize = 40;
 
@@ -83,7 +87,7 @@ fn channel_floors() -> Vec<(&'static str, ChannelFloor<Event>)> {
             ChannelFloor::start(ChannelKind::Crossbeam, CAPACITY, POLL_INTERVAL),
         ),
         (
-            "floor_with_wake/crossbeam_channel_wake_at_50",
+            "floor_with_wake/crossbeam_channel_wake_at_512",
             ChannelFloor::start(ChannelKind::Crossbeam, CAPACITY, POLL_INTERVAL)
                 .with_wake_at(WAKE_AT),
         ),

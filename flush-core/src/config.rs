@@ -67,6 +67,13 @@ pub struct QueueLimits {
     pub max_bytes: NonZeroUsize,
 }
 
+impl QueueLimits {
+    /// The largest `max_events` a configuration accepts (8 388 608).
+    pub const MAX_EVENTS: usize = 1 << 23;
+    /// The largest `max_bytes` a configuration accepts (64 GiB).
+    pub const MAX_BYTES: usize = 1 << 36;
+}
+
 impl Default for QueueLimits {
     fn default() -> Self {
         Self {
@@ -425,6 +432,18 @@ impl ConfigBuilder {
                 reason: "must not be below breaker.cooldown",
             });
         }
+        if self.queue.max_events.get() > QueueLimits::MAX_EVENTS {
+            return Err(ConfigError::InvalidSetting {
+                setting: "queue.max_events",
+                reason: "must be at most 8 388 608",
+            });
+        }
+        if self.queue.max_bytes.get() > QueueLimits::MAX_BYTES {
+            return Err(ConfigError::InvalidSetting {
+                setting: "queue.max_bytes",
+                reason: "must be at most 64 GiB",
+            });
+        }
         if let FlushMode::IdleOnly { max_delay, .. } = self.flush_mode {
             positive("flush_mode.max_delay", max_delay)?;
         }
@@ -627,6 +646,49 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn absurdly_large_queue_bounds_are_rejected_by_name() {
+        for (limits, named) in [
+            (
+                QueueLimits {
+                    max_events: nz(QueueLimits::MAX_EVENTS + 1),
+                    ..QueueLimits::default()
+                },
+                "queue.max_events",
+            ),
+            (
+                QueueLimits {
+                    max_bytes: nz(usize::MAX),
+                    ..QueueLimits::default()
+                },
+                "queue.max_bytes",
+            ),
+        ] {
+            let error = Config::builder("http://x")
+                .memory_only(MemoryLimits::default())
+                .distinct_id("me")
+                .queue_limits(limits)
+                .build()
+                .unwrap_err();
+            assert!(
+                matches!(error, ConfigError::InvalidSetting { setting, .. } if setting == named),
+                "{error}"
+            );
+        }
+        let largest = QueueLimits {
+            max_events: nz(QueueLimits::MAX_EVENTS),
+            max_bytes: nz(QueueLimits::MAX_BYTES),
+        };
+        assert!(
+            Config::builder("http://x")
+                .memory_only(MemoryLimits::default())
+                .distinct_id("me")
+                .queue_limits(largest)
+                .build()
+                .is_ok()
+        );
     }
 
     #[test]

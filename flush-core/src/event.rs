@@ -1,9 +1,10 @@
 //! The event an application records, and its canonical stored form.
 //!
 //! An [`Event`] is cheap to build: a name (a `&'static str` costs nothing) and a small list of properties. The
-//! reporter reads the wall-clock time in `record()` (unless the event brings its own time); everything else —
-//! minting its UUID v7 idempotency key (unless it brings its own), formatting the timestamp, serializing — happens
-//! on the spooler's thread, off the hot path, before the event is stored.
+//! reporter reads its recording clock in `record()` (unless the event brings its own time); everything else —
+//! converting that reading to wall-clock time, minting its UUID v7 idempotency key (unless it brings its own),
+//! formatting the timestamp, serializing — happens on the spooler's thread, off the hot path, before the event is
+//! stored.
 //!
 //! # The canonical stored form
 //! Every event is stored once, in one form whatever the sink: the JSON object of docs/PROTOCOL.md's `batch` array,
@@ -26,6 +27,8 @@ use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use uuid::Uuid;
+
+use crate::clock::{RecordingClock, Tick, TickConverter};
 
 /// One telemetry event: a name and properties. The reporter adds `uuid`, `timestamp` and `distinct_id`.
 ///
@@ -281,7 +284,57 @@ fn shallow_size(value: &Value) -> usize {
     }
 }
 
-/// An event as `record()` queued it: stamped with its recording instant, not yet keyed nor serialized.
+/// An event as `record()` queued it: with its reading of the recording clock (or its own time), not yet converted
+/// to wall-clock time, keyed nor serialized.
+#[derive(Debug)]
+pub(crate) struct QueuedEvent {
+    recorded: Recorded,
+    pub(crate) estimated_bytes: usize,
+    pub(crate) event: Event,
+}
+
+/// When an event was recorded, as `record()` knows it.
+#[derive(Debug, Clone, Copy)]
+enum Recorded {
+    /// The event brought its own time.
+    Own(SystemTime),
+    /// A reading of the reporter's recording clock.
+    Read(Tick),
+}
+
+impl QueuedEvent {
+    /// Stamps `event` with one reading of `clock`, unless it brings its own time. This is all the hot path does to
+    /// an event; the spooler converts the reading to wall-clock time ([`Self::stamped`]) and mints the key.
+    #[inline]
+    pub(crate) fn new(event: Event, clock: &RecordingClock) -> Self {
+        let estimated_bytes = event.estimated_bytes();
+        let recorded = match event.timestamp() {
+            Some(own) => Recorded::Own(own),
+            None => Recorded::Read(clock.now()),
+        };
+        Self {
+            recorded,
+            estimated_bytes,
+            event,
+        }
+    }
+
+    /// The event with its recording instant in wall-clock time: its own, or its reading converted by `converter`
+    /// (of the clock that stamped it).
+    pub(crate) fn stamped(self, converter: &TickConverter) -> StampedEvent {
+        let recorded_at = match self.recorded {
+            Recorded::Own(own) => own,
+            Recorded::Read(tick) => converter.wall_time(tick),
+        };
+        StampedEvent {
+            recorded_at,
+            estimated_bytes: self.estimated_bytes,
+            event: self.event,
+        }
+    }
+}
+
+/// An event with its recording instant in wall-clock time, on the spooler's thread: not yet keyed nor serialized.
 #[derive(Debug)]
 pub(crate) struct StampedEvent {
     /// The event's own time, or the instant `record()` read from the clock.
@@ -291,8 +344,9 @@ pub(crate) struct StampedEvent {
 }
 
 impl StampedEvent {
-    /// Stamps `event` with the recording instant: one clock read, unless it brings its own time. This is all the
-    /// hot path does to an event; its idempotency key is minted later, on the spooler's thread ([`Self::key`]).
+    /// Stamps `event` with the wall clock's time now, unless it brings its own time (tests build stored forms
+    /// with it; `record()` queues a [`QueuedEvent`]).
+    #[cfg(test)]
     pub(crate) fn stamp(event: Event) -> Self {
         let estimated_bytes = event.estimated_bytes();
         let recorded_at = event.timestamp().unwrap_or_else(SystemTime::now);

@@ -155,6 +155,7 @@ pub mod stats;
 
 mod batch;
 mod breaker;
+mod clock;
 mod config;
 mod dead_letter;
 mod delivery;

@@ -5,12 +5,12 @@
 //! (a batch worth of events but at least [`MIN_WAKE_FILL`], or half the capacity). Waking a blocked consumer costs the producer ~1–14 µs, ten to a
 //! hundred times a `try_send` (measured when the queue was chosen), so it must not happen per event.
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::config::{DropPolicy, QueueLimits};
-use crate::event::StampedEvent;
+use crate::event::QueuedEvent;
 use crate::stats::{Counters, add};
 
 /// The smallest queue length that wakes the consumer (unless half the capacity is smaller): the spooler appends up
@@ -21,12 +21,54 @@ pub(crate) const MIN_WAKE_FILL: usize = 512;
 /// How many times drop-oldest evicts before giving up and dropping the new event instead.
 const MAX_EVICTIONS: usize = 4;
 
+/// What the queue holds, events and estimated bytes, in one word, so that `record()` reserves its room for both with
+/// one atomic add and never asks the channel its length (which reads the consumer's cache line): events in the high
+/// 24 bits, bytes in the low 40. Invariant: the events and bytes of the queued events, plus the reservations of
+/// pushes in progress. An event's bytes are counted up to [`QueueLimits::MAX_BYTES`], so the bytes stay below 2^40 with up to
+/// 14 pushes of the largest events in progress at once beside a full queue.
+#[derive(Debug, Default)]
+struct Occupancy(AtomicU64);
+
+/// Bits of [`Occupancy`] that count bytes.
+const BYTES_BITS: u32 = 40;
+
+impl Occupancy {
+    fn word(events: u64, bytes: u64) -> u64 {
+        (events << BYTES_BITS) | bytes
+    }
+
+    fn split(word: u64) -> (usize, usize) {
+        (
+            (word >> BYTES_BITS) as usize,
+            (word & ((1 << BYTES_BITS) - 1)) as usize,
+        )
+    }
+
+    /// Adds one event of `bytes`; returns the events and bytes held before.
+    fn reserve(&self, bytes: usize) -> (usize, usize) {
+        Self::split(
+            self.0
+                .fetch_add(Self::word(1, bytes as u64), Ordering::Relaxed),
+        )
+    }
+
+    /// Removes `events` events of `bytes` in all.
+    fn release(&self, events: usize, bytes: usize) {
+        self.0
+            .fetch_sub(Self::word(events as u64, bytes as u64), Ordering::Relaxed);
+    }
+
+    fn events(&self) -> usize {
+        Self::split(self.0.load(Ordering::Relaxed)).0
+    }
+}
+
 /// The queue. Shared (in an `Arc`) by every `record()` caller and the spooler.
 #[derive(Debug)]
 pub(crate) struct EventQueue {
-    sender: Sender<StampedEvent>,
-    receiver: Receiver<StampedEvent>,
-    bytes: AtomicUsize,
+    sender: Sender<QueuedEvent>,
+    receiver: Receiver<QueuedEvent>,
+    occupancy: Occupancy,
     limits: QueueLimits,
     policy: DropPolicy,
     sample_counter: AtomicU32,
@@ -36,18 +78,24 @@ pub(crate) struct EventQueue {
 
 impl EventQueue {
     /// A queue, and the receiver the consumer waits on for threshold wake-ups. `wake_at` is the queue length at
-    /// which a producer wakes the consumer (raised to [`MIN_WAKE_FILL`]; besides half the capacity).
+    /// which a producer wakes the consumer (raised to [`MIN_WAKE_FILL`]; besides half the capacity). The limits are
+    /// at most [`QueueLimits::MAX_EVENTS`] (half of what [`Occupancy`] counts, leaving room for as many pushes in
+    /// progress) and [`QueueLimits::MAX_BYTES`]; the configuration checks them.
     pub(crate) fn new(
         limits: QueueLimits,
         policy: DropPolicy,
         wake_at: usize,
     ) -> (Self, Receiver<()>) {
+        debug_assert!(
+            limits.max_events.get() <= QueueLimits::MAX_EVENTS
+                && limits.max_bytes.get() <= QueueLimits::MAX_BYTES
+        );
         let (sender, receiver) = crossbeam_channel::bounded(limits.max_events.get());
         let (wake, woken) = crossbeam_channel::bounded(1);
         let queue = Self {
             sender,
             receiver,
-            bytes: AtomicUsize::new(0),
+            occupancy: Occupancy::default(),
             limits,
             policy,
             sample_counter: AtomicU32::new(0),
@@ -58,10 +106,11 @@ impl EventQueue {
     }
 
     /// Queues `event`, or drops it (or an older one) by the policy and counts the drop. Never blocks.
-    pub(crate) fn push(&self, event: StampedEvent, counters: &Counters) {
+    #[inline]
+    pub(crate) fn push(&self, event: QueuedEvent, counters: &Counters) {
         let half = self.limits.max_events.get() / 2;
         if let DropPolicy::Sample { keep_one_in } = self.policy
-            && self.sender.len() >= half
+            && self.occupancy.events() >= half
             && !self
                 .sample_counter
                 .fetch_add(1, Ordering::Relaxed)
@@ -74,8 +123,7 @@ impl EventQueue {
         let mut evictions = 0;
         loop {
             match self.try_push(event) {
-                Ok(()) => {
-                    let length = self.sender.len();
+                Ok(length) => {
                     if length == self.wake_at || length == half {
                         // A full wake channel means a wake-up is already due.
                         let _ = self.wake.try_send(());
@@ -99,29 +147,49 @@ impl EventQueue {
         }
     }
 
-    fn try_push(&self, event: StampedEvent) -> Result<(), StampedEvent> {
-        let size = event.estimated_bytes;
-        let before = self.bytes.fetch_add(size, Ordering::Relaxed);
-        // Invariant: `bytes` is the sum of the estimates of the queued events, give or take pushes in progress.
-        if before + size > self.limits.max_bytes.get() && before > 0 {
-            self.bytes.fetch_sub(size, Ordering::Relaxed);
+    /// Queues `event` if both bounds allow; returns the events held with it (reservations in progress included).
+    #[inline]
+    fn try_push(&self, event: QueuedEvent) -> Result<usize, QueuedEvent> {
+        let bytes = accounted_bytes(&event);
+        let (events_before, bytes_before) = self.occupancy.reserve(bytes);
+        // One event larger than the byte bound still fits an empty queue.
+        if bytes_before + bytes > self.limits.max_bytes.get() && bytes_before > 0 {
+            self.occupancy.release(1, bytes);
             return Err(event);
         }
         match self.sender.try_send(event) {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(events_before + 1),
             Err(TrySendError::Full(event) | TrySendError::Disconnected(event)) => {
-                self.bytes.fetch_sub(size, Ordering::Relaxed);
+                self.occupancy.release(1, bytes);
                 Err(event)
             }
         }
     }
 
     /// Takes the oldest queued event, if any. The caller accounts for it from here (see `Counters::in_spooler`).
-    pub(crate) fn pop(&self) -> Option<StampedEvent> {
+    pub(crate) fn pop(&self) -> Option<QueuedEvent> {
         let event = self.receiver.try_recv().ok()?;
-        self.bytes
-            .fetch_sub(event.estimated_bytes, Ordering::Relaxed);
+        self.occupancy.release(1, accounted_bytes(&event));
         Some(event)
+    }
+
+    /// Moves up to `max` of the oldest queued events into `into` (one release of their room, not one per event);
+    /// returns how many. The caller accounts for them from here (see `Counters::in_spooler`).
+    pub(crate) fn pop_into(&self, into: &mut Vec<QueuedEvent>, max: usize) -> usize {
+        let mut bytes = 0;
+        let mut taken = 0;
+        while taken < max {
+            let Ok(event) = self.receiver.try_recv() else {
+                break;
+            };
+            bytes += accounted_bytes(&event);
+            taken += 1;
+            into.push(event);
+        }
+        if taken > 0 {
+            self.occupancy.release(taken, bytes);
+        }
+        taken
     }
 
     /// Queued events.
@@ -130,11 +198,17 @@ impl EventQueue {
     }
 }
 
+/// The bytes an event takes of the queue's byte bound.
+fn accounted_bytes(event: &QueuedEvent) -> usize {
+    event.estimated_bytes.min(QueueLimits::MAX_BYTES)
+}
+
 #[cfg(test)]
 mod tests {
     use std::num::{NonZeroU32, NonZeroUsize};
 
     use super::*;
+    use crate::clock::RecordingClock;
     use crate::event::Event;
 
     fn limits(max_events: usize, max_bytes: usize) -> QueueLimits {
@@ -144,8 +218,8 @@ mod tests {
         }
     }
 
-    fn numbered(n: i64) -> StampedEvent {
-        StampedEvent::stamp(Event::new("e").with("n", n))
+    fn numbered(n: i64) -> QueuedEvent {
+        QueuedEvent::new(Event::new("e").with("n", n), &RecordingClock::monotonic())
     }
 
     fn drain(queue: &EventQueue) -> Vec<i64> {
@@ -182,6 +256,33 @@ mod tests {
         (0..5).for_each(|n| queue.push(numbered(n), &counters));
         assert_eq!(queue.len(), 2);
         assert_eq!(counters.snapshot(0).dropped.queue_full, 3);
+    }
+
+    #[test]
+    fn taking_a_chunk_frees_its_room_in_both_bounds() {
+        let counters = Counters::default();
+        let one = numbered(0).estimated_bytes;
+        let (queue, _woken) = EventQueue::new(limits(3, one * 3), DropPolicy::DropNewest, 100);
+        (0..3).for_each(|n| queue.push(numbered(n), &counters));
+        let mut taken = Vec::new();
+        assert_eq!(queue.pop_into(&mut taken, 2), 2);
+        (3..6).for_each(|n| queue.push(numbered(n), &counters));
+        assert_eq!(
+            counters.snapshot(0).dropped.queue_full,
+            1,
+            "room for two again, not three"
+        );
+        assert_eq!(queue.pop_into(&mut taken, 10), 3);
+        assert_eq!(
+            queue.occupancy.0.load(Ordering::Relaxed),
+            0,
+            "nothing held, nothing reserved"
+        );
+        let kept: Vec<i64> = taken
+            .iter()
+            .map(|e| e.event.properties().next().unwrap().1.as_i64().unwrap())
+            .collect();
+        assert_eq!(kept, vec![0, 1, 2, 3, 4]);
     }
 
     #[test]

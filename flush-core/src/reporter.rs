@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use crate::clock::{RecordingClock, TickConverter};
 use crate::config::{Config, Storage};
 use crate::delivery::Delivery;
 use crate::error::{CheckpointError, StartError};
-use crate::event::{Event, StampedEvent};
+use crate::event::{Event, QueuedEvent};
 use crate::memory_store::MemoryStore;
 use crate::outcome::{FlushOutcome, ShutdownOutcome};
 use crate::queue::EventQueue;
@@ -61,6 +62,8 @@ impl Session {
 
 struct Inner {
     queue: Arc<EventQueue>,
+    /// What `record()` stamps events with; the spooler converts its readings to wall-clock time.
+    clock: RecordingClock,
     counters: Arc<Counters>,
     spooler: Sender<SpoolerCommand>,
     closed: AtomicBool,
@@ -172,6 +175,7 @@ impl Reporter {
         let (queue, woken) =
             EventQueue::new(config.queue, config.drop_policy, config.batch_size.get());
         let queue = Arc::new(queue);
+        let clock = RecordingClock::best();
         let (spooler_sender, spooler_commands) = crossbeam_channel::unbounded();
         let idle_requested = Arc::new(AtomicBool::new(false));
         let (delivery_sender, delivery_commands) = crossbeam_channel::unbounded();
@@ -188,6 +192,7 @@ impl Reporter {
             max_record_bytes,
             held: 0,
             idle_requested: Arc::clone(&idle_requested),
+            clock: TickConverter::new(clock),
         };
         let mut delivery = Delivery::new(
             &config,
@@ -223,6 +228,7 @@ impl Reporter {
         Ok(Self {
             inner: Arc::new(Inner {
                 queue,
+                clock,
                 counters,
                 spooler: spooler_sender,
                 closed: AtomicBool::new(false),
@@ -246,7 +252,7 @@ impl Reporter {
         }
         inner
             .queue
-            .push(StampedEvent::stamp(event), &inner.counters);
+            .push(QueuedEvent::new(event, &inner.clock), &inner.counters);
     }
 
     /// Tells the reporter the application is idle (e.g. just before a prompt): what was recorded so far goes out now,

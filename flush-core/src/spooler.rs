@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::clock::TickConverter;
 use crate::delivery::DeliveryCommand;
 use crate::error::{CheckpointError, describe};
 use crate::outcome::{FlushOutcome, ShutdownOutcome};
@@ -60,6 +61,8 @@ pub(crate) struct Spooler {
     pub(crate) held: u64,
     /// Set by `idle()` when it sends [`SpoolerCommand::Idle`], cleared here when it is taken: idle signals coalesce.
     pub(crate) idle_requested: Arc<AtomicBool>,
+    /// Converts the recording clock's readings in queued events to wall-clock time.
+    pub(crate) clock: TickConverter,
 }
 
 impl Spooler {
@@ -158,12 +161,23 @@ impl Spooler {
     fn drain_queue(&mut self) -> Result<(), CheckpointError> {
         let mut outcome = Ok(());
         let mut stored = false;
+        let mut queued = Vec::with_capacity(APPEND_CHUNK.min(self.queue.len()));
         loop {
-            let mut chunk = Vec::with_capacity(APPEND_CHUNK.min(self.queue.len()));
-            while chunk.len() < APPEND_CHUNK {
-                let Some(event) = self.queue.pop() else { break };
-                self.held += 1;
-                add(&self.counters.in_spooler, 1);
+            self.clock.refresh();
+            let taken = self.queue.pop_into(&mut queued, APPEND_CHUNK) as u64;
+            if taken == 0 {
+                // One wake per drain, and none while a command is waiting anyway: the sender reads the new records now
+                // instead of at its next poll.
+                if stored && self.delivery.is_empty() {
+                    let _ = self.delivery.send(DeliveryCommand::Wake);
+                }
+                return outcome;
+            }
+            self.held += taken;
+            add(&self.counters.in_spooler, taken);
+            let mut chunk = Vec::with_capacity(queued.len());
+            for event in queued.drain(..) {
+                let event = event.stamped(&self.clock);
                 let mut buffer = Vec::with_capacity(event.estimated_bytes + 64);
                 let dropped_for = match event.serialize_into(
                     event.key(),
@@ -186,12 +200,7 @@ impl Spooler {
                 add(dropped_for, 1);
             }
             if chunk.is_empty() {
-                // One wake per drain, and none while a command is waiting anyway: the sender reads the new records now
-                // instead of at its next poll.
-                if stored && self.delivery.is_empty() {
-                    let _ = self.delivery.send(DeliveryCommand::Wake);
-                }
-                return outcome;
+                continue;
             }
             let length = chunk.len() as u64;
             let mut store = lock(&self.store);

@@ -170,7 +170,16 @@ fn a_healthy_server_stores_every_event_once_as_recorded(kind: Kind) {
     let reporter = start(kind.memory(&server).batch_size(batch_size(10)));
     let key = Uuid::from_u128(0x0193_6f4e_8a2b_7c3d_9e4f_5a6b_7c8d_9e0f);
 
-    (0..24).for_each(|n| reporter.record(Event::new("tool_call").with("n", n).with("ok", true)));
+    // Each event's recording window on the wall clock, a little apart, to check the stored timestamps against.
+    let windows: Vec<(jiff::Timestamp, jiff::Timestamp)> = (0..24)
+        .map(|n| {
+            let before = jiff::Timestamp::now();
+            reporter.record(Event::new("tool_call").with("n", n).with("ok", true));
+            let after = jiff::Timestamp::now();
+            std::thread::sleep(Duration::from_millis(2));
+            (before, after)
+        })
+        .collect();
     reporter.record(
         Event::new("order_paid")
             .with("amount", 12.5)
@@ -199,6 +208,19 @@ fn a_healthy_server_stores_every_event_once_as_recorded(kind: Kind) {
     );
     assert_eq!(first.properties["ok"], true);
     assert_eq!(kind.idempotency_key(first).get_version_num(), 7);
+    let millisecond = jiff::SignedDuration::from_millis(1);
+    for event in events
+        .iter()
+        .filter(|event| event.event.name == "tool_call")
+    {
+        let n = event.event.properties["n"].as_u64().unwrap() as usize;
+        let at: jiff::Timestamp = event.event.timestamp.as_deref().unwrap().parse().unwrap();
+        let (before, after) = windows[n];
+        assert!(
+            at >= before - millisecond && at <= after + millisecond,
+            "event {n} stored at {at}, recorded between {before} and {after}"
+        );
+    }
     let paid = events
         .iter()
         .find(|event| event.event.name == "order_paid")
