@@ -1,0 +1,334 @@
+//! The typed decode of a valid `POST /ingest` body: one pass over the bytes straight into [`IncomingEvent`]s,
+//! without building a `serde_json::Value` tree of the body first.
+//!
+//! It owns the fast path only. It takes a body when the body is one the reference decoder (`super::decode_batch`)
+//! would accept, and gives exactly the events that decoder would give; for anything else it gives `None` and the
+//! reference decoder decodes the body again and words the rejection. So every answer to an invalid body (its status,
+//! its message, the index of the event) is the reference decoder's by construction, and this module only has to be
+//! right about what it accepts:
+//!
+//! - The body and each event must be JSON objects (not arrays: serde's derived structs would take those), parsed by
+//!   the same `serde_json` parser, so invalid JSON, trailing characters and nesting too deep are never accepted.
+//! - `batch` must be a non-empty array; other top-level fields are skipped (parsed, so still checked as JSON).
+//! - `uuid`, `event`, `distinct_id` and `timestamp` must be strings and `properties`, when present, an object;
+//!   other fields of an event are skipped. The values are then checked by the same functions, in the same order,
+//!   as in the reference decoder.
+//! - A field that appears twice in the body or in an event is left to the reference decoder (which keeps the last).
+//!   The properties are read into the same `Map` as the reference decoder's, with the same rule for a property
+//!   that appears twice (the last one is kept).
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::{Map, Value};
+
+use super::{canonical_uuid_key, check_distinct_id, check_name, check_timestamp};
+use crate::event::IncomingEvent;
+
+/// Decodes a body the reference decoder would accept into the same events; `None` for any other body.
+pub(super) fn decode_valid_batch(bytes: &[u8]) -> Option<Vec<IncomingEvent>> {
+    let Body(events) = serde_json::from_slice(bytes).ok()?;
+    if events.is_empty() {
+        return None;
+    }
+    events.into_iter().map(WireEvent::into_incoming).collect()
+}
+
+/// The fields of one event as they came, before their values are checked.
+struct WireEvent {
+    uuid: String,
+    name: String,
+    distinct_id: String,
+    timestamp: String,
+    properties: Map<String, Value>,
+}
+
+impl WireEvent {
+    /// The event, if its values pass the reference decoder's checks (in its order).
+    fn into_incoming(self) -> Option<IncomingEvent> {
+        let dedupe_key = canonical_uuid_key(self.uuid).ok()?;
+        check_name(&self.name).ok()?;
+        check_distinct_id(&self.distinct_id).ok()?;
+        check_timestamp(&self.timestamp).ok()?;
+        Some(IncomingEvent {
+            dedupe_key,
+            has_idempotency_key: true,
+            name: self.name,
+            timestamp: Some(self.timestamp),
+            distinct_id: Some(self.distinct_id),
+            resource: None,
+            shared: None,
+            properties: self.properties,
+        })
+    }
+}
+
+/// The body's `batch`, decoded.
+struct Body(Vec<WireEvent>);
+
+impl<'de> Deserialize<'de> for Body {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // `deserialize_map`, not `deserialize_struct`: `serde_json` takes only an object then.
+        deserializer.deserialize_map(BodyVisitor)
+    }
+}
+
+struct BodyVisitor;
+
+impl<'de> Visitor<'de> for BodyVisitor {
+    type Value = Body;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an object with a \"batch\" array")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
+        let mut batch: Option<Vec<WireEvent>> = None;
+        while let Some(key) = map.next_key::<BodyField>()? {
+            match key {
+                BodyField::Batch if batch.is_some() => {
+                    return Err(de::Error::duplicate_field("batch"));
+                }
+                BodyField::Batch => batch = Some(map.next_value()?),
+                BodyField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        batch
+            .map(Body)
+            .ok_or_else(|| de::Error::missing_field("batch"))
+    }
+}
+
+/// A top-level field name.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum BodyField {
+    Batch,
+    #[serde(other)]
+    Other,
+}
+
+/// A field name of an event.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum EventField {
+    Uuid,
+    Event,
+    DistinctId,
+    Timestamp,
+    Properties,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for WireEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EventVisitor)
+    }
+}
+
+struct EventVisitor;
+
+impl<'de> Visitor<'de> for EventVisitor {
+    type Value = WireEvent;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an event object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireEvent, A::Error> {
+        let mut uuid = None;
+        let mut name = None;
+        let mut distinct_id = None;
+        let mut timestamp = None;
+        let mut properties = None;
+        while let Some(key) = map.next_key::<EventField>()? {
+            match key {
+                EventField::Uuid => map.next_value_seed(Once(&mut uuid, "uuid"))?,
+                EventField::Event => map.next_value_seed(Once(&mut name, "event"))?,
+                EventField::DistinctId => {
+                    map.next_value_seed(Once(&mut distinct_id, "distinct_id"))?;
+                }
+                EventField::Timestamp => map.next_value_seed(Once(&mut timestamp, "timestamp"))?,
+                EventField::Properties => {
+                    map.next_value_seed(Once(&mut properties, "properties"))?;
+                }
+                EventField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(WireEvent {
+            uuid: uuid.ok_or_else(|| de::Error::missing_field("uuid"))?,
+            name: name.ok_or_else(|| de::Error::missing_field("event"))?,
+            distinct_id: distinct_id.ok_or_else(|| de::Error::missing_field("distinct_id"))?,
+            timestamp: timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?,
+            properties: properties.unwrap_or_default(),
+        })
+    }
+}
+
+/// Reads a field's value into its slot, refusing a field seen before.
+struct Once<'a, T>(&'a mut Option<T>, &'static str);
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Once<'_, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        let Once(slot, name) = self;
+        if slot.is_some() {
+            return Err(de::Error::duplicate_field(name));
+        }
+        *slot = Some(T::deserialize(deserializer)?);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::decode_batch_as_tree;
+    use super::*;
+
+    const GOOD: &str = r#"{"uuid": "01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f", "event": "e", "distinct_id": "d",
+        "timestamp": "2026-11-23T10:55:10.123Z", "properties": {"a": 1}}"#;
+
+    /// `GOOD` with `field` set to the JSON `value` (its other fields kept).
+    fn good_with(field: &str, value: &str) -> String {
+        let mut event: Map<String, Value> = serde_json::from_str(GOOD).expect("json");
+        event.insert(field.to_owned(), serde_json::from_str(value).expect("json"));
+        Value::Object(event).to_string()
+    }
+
+    /// `GOOD` without `field`.
+    fn good_without(field: &str) -> String {
+        let mut event: Map<String, Value> = serde_json::from_str(GOOD).expect("json");
+        event.remove(field);
+        Value::Object(event).to_string()
+    }
+
+    #[test]
+    fn a_valid_body_decodes_to_the_events_the_reference_decoder_gives() {
+        let bodies = [
+            format!(r#"{{"batch": [{GOOD}]}}"#),
+            format!(
+                r#"{{"before": {{"x": [1, 2]}}, "batch": [{GOOD}, {}], "after": null}}"#,
+                good_without("properties")
+            ),
+            format!(
+                r#"{{"batch": [{}]}}"#,
+                good_with("uuid", r#""01936F4E-8A2B-7C3D-9E4F-5A6B7C8D9E0F""#)
+            ),
+            format!(
+                r#"{{"batch": [{}]}}"#,
+                good_with("extra", r#"{"deep": [true, null]}"#)
+            ),
+            format!(
+                r#"{{"batch": [{}]}}"#,
+                good_with("event", r#""quoted \"é\" \u00e9 \ud83d\ude00""#)
+            ),
+            format!(
+                r#"{{"batch": [{}]}}"#,
+                good_with("timestamp", r#""2026-11-23T11:55:10+01:00""#)
+            ),
+            format!(
+                r#"{{"batch": [{}]}}"#,
+                good_with(
+                    "properties",
+                    r#"{"big": 18446744073709551615, "negative": -9007199254740993, "ratio": 0.1,
+                        "nested": {"a": [1, null, true, "x"]}, "empty": {}, "escaped\n": "tab\t"}"#
+                )
+            ),
+            // A property given twice: the last one is kept, by both decoders.
+            format!(
+                r#"{{"batch": [{}]}}"#,
+                GOOD.replace(r#"{"a": 1}"#, r#"{"a": 1, "a": 2}"#)
+            ),
+            // A field name written with an escape is the same field.
+            format!(
+                r#"{{"batch": [{}]}}"#,
+                GOOD.replace(r#""uuid""#, r#""uu\u0069d""#)
+            ),
+            format!("  \n{{\"batch\":[{GOOD}]}}\n  "),
+        ];
+        for body in bodies {
+            let reference = decode_batch_as_tree(body.as_bytes()).expect("valid");
+            let typed = decode_valid_batch(body.as_bytes()).expect("taken by the typed decode");
+            assert_eq!(typed, reference, "{body}");
+        }
+    }
+
+    #[test]
+    fn every_invalid_body_is_left_to_the_reference_decoder_and_rejected_as_before() {
+        let in_batch = |event: String| format!(r#"{{"batch": [{GOOD}, {event}]}}"#);
+        let bodies = [
+            String::new(),
+            "{".to_owned(),
+            "null".to_owned(),
+            "[]".to_owned(),
+            "{}".to_owned(),
+            format!("[{{\"batch\": [{GOOD}]}}]"),
+            format!("[[{GOOD}]]"),
+            r#"{"batch": null}"#.to_owned(),
+            r#"{"batch": {}}"#.to_owned(),
+            r#"{"batch": []}"#.to_owned(),
+            format!(r#"{{"batch": [{GOOD}]}} trailing"#),
+            format!(r#"{{"batch": [{GOOD}],}}"#),
+            in_batch("7".to_owned()),
+            in_batch(
+                r#"["01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f", "e", "d", "2026-11-23T10:55:10Z", {}]"#
+                    .to_owned(),
+            ),
+            in_batch(good_without("uuid")),
+            in_batch(good_without("event")),
+            in_batch(good_without("distinct_id")),
+            in_batch(good_without("timestamp")),
+            in_batch(good_with("uuid", r#""not-a-uuid""#)),
+            in_batch(good_with("uuid", r#""01936f4e8a2b7c3d9e4f5a6b7c8d9e0f""#)),
+            in_batch(good_with("uuid", r#"{"bits": 1}"#)),
+            in_batch(good_with("event", r#""""#)),
+            in_batch(good_with("event", "null")),
+            in_batch(good_with("distinct_id", "7")),
+            in_batch(good_with("distinct_id", r#""""#)),
+            in_batch(good_with("timestamp", r#""2026-11-23T10:55:10.123""#)),
+            in_batch(good_with("timestamp", "1763895310")),
+            in_batch(good_with("properties", "null")),
+            in_batch(good_with("properties", "[]")),
+            in_batch(good_with("properties", r#""a""#)),
+            // A property that is not valid JSON, and one nested deeper than the parser goes.
+            in_batch(GOOD.replace(r#"{"a": 1}"#, r#"{"a": tru}"#)),
+            in_batch(GOOD.replace(r#"{"a": 1}"#, r#"{"a": 1e400}"#)),
+            in_batch(GOOD.replace(
+                r#"{"a": 1}"#,
+                &format!(r#"{{"a": {}{}}}"#, "[".repeat(200), "]".repeat(200)),
+            )),
+            in_batch(GOOD.replace(r#""e""#, "\"\u{1}\"")),
+        ];
+        for body in bodies {
+            assert_eq!(decode_valid_batch(body.as_bytes()), None, "{body}");
+            let reference = decode_batch_as_tree(body.as_bytes()).expect_err("invalid");
+            let answered = super::super::decode_batch(body.as_bytes()).expect_err("invalid");
+            assert_eq!(answered, reference, "{body}");
+        }
+    }
+
+    #[test]
+    fn a_field_given_twice_is_left_to_the_reference_decoder_which_keeps_the_last() {
+        let twice_in_event = GOOD.replace(r#""event": "e""#, r#""event": 5, "event": "e""#);
+        let bodies = [
+            format!(r#"{{"batch": [{twice_in_event}]}}"#),
+            format!(r#"{{"batch": 5, "batch": [{GOOD}]}}"#),
+        ];
+        for body in bodies {
+            assert_eq!(decode_valid_batch(body.as_bytes()), None, "{body}");
+            let events = super::super::decode_batch(body.as_bytes()).expect("valid");
+            assert_eq!(
+                events,
+                decode_batch_as_tree(body.as_bytes()).expect("valid")
+            );
+            assert_eq!(events[0].name, "e");
+        }
+    }
+}
