@@ -66,6 +66,10 @@ enum Body {
     Logged { index: u32 },
 }
 
+/// The room an event's own fields are first written into: enough for a typical event, so that writing one
+/// seldom grows the buffer.
+const OWN_CAPACITY: usize = 512;
+
 /// The own fields, as written.
 #[derive(Serialize)]
 struct OwnRef<'a>(
@@ -150,6 +154,7 @@ impl CompactEvent {
     ) -> Self {
         let mut write_own = |properties: &Map<String, Value>| {
             scratch.clear();
+            scratch.reserve(OWN_CAPACITY);
             serde_json::to_writer(
                 &mut *scratch,
                 &OwnRef(
