@@ -605,7 +605,8 @@ impl Inner {
     fn partition(&self, events: Vec<IncomingEvent>) -> Partition {
         let keys: Vec<Option<DedupeKey>> = events.iter().map(dedupe_key_of).collect();
         let next_seq = self.stats.events_unique + 1;
-        let mut seen_in_batch: KeyMap<&DedupeKey> = KeyMap::default();
+        let mut seen_in_batch: KeyMap<&DedupeKey> =
+            KeyMap::with_capacity_and_hasher(keys.len(), Default::default());
         let mut duplicate_seqs = Vec::new();
         let mut new_count = 0;
         let is_new: Vec<bool> = keys

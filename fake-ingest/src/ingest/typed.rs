@@ -189,6 +189,8 @@ impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Once<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::super::decode_batch_as_tree;
     use super::*;
 
@@ -311,6 +313,71 @@ mod tests {
             let reference = decode_batch_as_tree(body.as_bytes()).expect_err("invalid");
             let answered = super::super::decode_batch(body.as_bytes()).expect_err("invalid");
             assert_eq!(answered, reference, "{body}");
+        }
+    }
+
+    /// Any JSON value, a few levels deep.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::from),
+            Just(Value::from("01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f")),
+            Just(Value::from("2026-11-23T10:55:10Z")),
+            Just(Value::from("")),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("\\PC{0,6}", inner, 0..4)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A body of one to three events, each `GOOD` with at most one field set to an arbitrary value or removed,
+    /// maybe cut short.
+    fn near_valid_bodies() -> impl Strategy<Value = Vec<u8>> {
+        let fields = prop_oneof![
+            Just("uuid"),
+            Just("event"),
+            Just("distinct_id"),
+            Just("timestamp"),
+            Just("properties"),
+            Just("other"),
+        ];
+        let event = (fields, prop::option::of(any_json()), any::<bool>()).prop_map(
+            |(field, value, changed)| match (changed, value) {
+                (false, _) => GOOD.to_owned(),
+                (true, Some(value)) => good_with(field, &value.to_string()),
+                (true, None) => good_without(field),
+            },
+        );
+        (
+            prop::collection::vec(event, 1..4),
+            any::<prop::sample::Index>(),
+            any::<bool>(),
+        )
+            .prop_map(|(events, cut, is_cut)| {
+                let body = format!(r#"{{"batch": [{}]}}"#, events.join(", ")).into_bytes();
+                let length = if is_cut {
+                    cut.index(body.len())
+                } else {
+                    body.len()
+                };
+                body[..length].to_vec()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn the_typed_decode_takes_exactly_the_bodies_the_reference_decoder_accepts(body in near_valid_bodies()) {
+            // These bodies have no field given twice, so the two decoders must agree on every one.
+            let reference = decode_batch_as_tree(&body).ok();
+            prop_assert_eq!(decode_valid_batch(&body), reference);
         }
     }
 
