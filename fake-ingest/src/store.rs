@@ -698,6 +698,7 @@ impl Inner {
             upstream,
             location,
         });
+        // Invariant: `keys` has one entry per event, in order (`zip` below would drop the events past a short one).
         // What each kept event's own fields are written into before they are copied to their own allocation.
         let mut own_scratch = Vec::new();
         for (index, (event, key)) in events.into_iter().zip(keys).enumerate() {

@@ -9,10 +9,13 @@
 //!
 //! - The body and each event must be JSON objects (not arrays: serde's derived structs would take those), parsed by
 //!   the same `serde_json` parser, so invalid JSON, trailing characters and nesting too deep are never accepted.
-//! - `batch` must be a non-empty array; other top-level fields are skipped (parsed, so still checked as JSON).
-//! - `uuid`, `event`, `distinct_id` and `timestamp` must be strings and `properties`, when present, an object;
-//!   other fields of an event are skipped. The values are then checked by the same functions, in the same order,
+//! - `batch` must be a non-empty array; `uuid`, `event`, `distinct_id` and `timestamp` must be strings and
+//!   `properties`, when present, an object. The values are then checked by the same functions, in the same order,
 //!   as in the reference decoder.
+//! - Any other field, of the body or of an event, is read into a `Value` and dropped, as the reference decoder
+//!   reads it. Not skipped with `IgnoredAny`: `serde_json` skips a value without the checks it makes when reading
+//!   one (UTF-8 and unpaired surrogates in strings, numbers out of range), so a skipped field could let a body
+//!   through that the reference decoder rejects.
 //! - A field that appears twice in the body or in an event is left to the reference decoder (which keeps the last).
 //!   The properties are read into the same `Map` as the reference decoder's, with the same rule for a property
 //!   that appears twice (the last one is kept).
@@ -20,7 +23,7 @@
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::{canonical_uuid_key, check_distinct_id, check_name, check_timestamp};
@@ -92,7 +95,7 @@ impl<'de> Visitor<'de> for BodyVisitor {
                 }
                 BodyField::Batch => batch = Some(map.next_value()?),
                 BodyField::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Value>()?;
                 }
             }
         }
@@ -112,7 +115,7 @@ enum BodyField {
 }
 
 /// A field name of an event.
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize)]
 #[serde(field_identifier, rename_all = "snake_case")]
 enum EventField {
     Uuid,
@@ -157,7 +160,7 @@ impl<'de> Visitor<'de> for EventVisitor {
                     map.next_value_seed(Once(&mut properties, "properties"))?;
                 }
                 EventField::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Value>()?;
                 }
             }
         }
@@ -307,6 +310,12 @@ mod tests {
                 &format!(r#"{{"a": {}{}}}"#, "[".repeat(200), "]".repeat(200)),
             )),
             in_batch(GOOD.replace(r#""e""#, "\"\u{1}\"")),
+            // Values in fields no decoder looks at are still read as JSON: numbers out of range, unpaired
+            // surrogates and bytes that are not UTF-8 are rejected there too.
+            format!(r#"{{"batch": [{GOOD}], "extra": 1e400}}"#),
+            format!(r#"{{"extra": "\ud800", "batch": [{GOOD}]}}"#),
+            in_batch(good_with("extra", "[1, 2]").replace("[1,2]", "[1, 1e400]")),
+            in_batch(GOOD.replace(r#""event""#, r#""other": ["\udc00"], "event""#)),
         ];
         for body in bodies {
             assert_eq!(decode_valid_batch(body.as_bytes()), None, "{body}");
@@ -314,6 +323,16 @@ mod tests {
             let answered = super::super::decode_batch(body.as_bytes()).expect_err("invalid");
             assert_eq!(answered, reference, "{body}");
         }
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_in_a_field_no_decoder_looks_at_are_rejected_as_before() {
+        let mut body = format!(r#"{{"extra": "~", "batch": [{GOOD}]}}"#).into_bytes();
+        let tilde = body.iter().position(|&byte| byte == b'~').expect("a tilde");
+        body[tilde] = 0xff;
+        assert_eq!(decode_valid_batch(&body), None);
+        let reference = decode_batch_as_tree(&body).expect_err("invalid");
+        assert_eq!(super::super::decode_batch(&body), Err(reference));
     }
 
     /// Any JSON value, a few levels deep.
