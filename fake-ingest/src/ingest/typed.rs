@@ -1,11 +1,11 @@
 //! The typed decode of a valid `POST /ingest` body: one pass over the bytes straight into [`IncomingEvent`]s,
 //! without building a `serde_json::Value` tree of the body first.
 //!
-//! It owns the fast path only. It takes a body when the body is one the reference decoder (`super::decode_batch`)
-//! would accept, and gives exactly the events that decoder would give; for anything else it gives `None` and the
-//! reference decoder decodes the body again and words the rejection. So every answer to an invalid body (its status,
-//! its message, the index of the event) is the reference decoder's by construction, and this module only has to be
-//! right about what it accepts:
+//! It owns the fast path only. It takes only bodies the reference decoder (`super::decode_batch_as_tree`) would
+//! accept, and gives exactly the events that decoder would give; for any other body, and for the valid ones it
+//! leaves (a field given twice, below), it gives `None`, and the reference decoder decodes the body again and
+//! answers. So every answer to an invalid body (its status, its message, the index of the event) is the reference
+//! decoder's by construction, and this module only has to be right about what it accepts:
 //!
 //! - The body and each event must be JSON objects (not arrays: serde's derived structs would take those), parsed by
 //!   the same `serde_json` parser, so invalid JSON, trailing characters and nesting too deep are never accepted.
