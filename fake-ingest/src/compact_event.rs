@@ -66,7 +66,8 @@ enum Body {
     Logged { index: u32 },
 }
 
-/// The buffer an event's own fields are first written into (shrunk to their size once written).
+/// The room an event's own fields are first written into: enough for a typical event, so that writing one
+/// seldom grows the buffer.
 const OWN_CAPACITY: usize = 512;
 
 /// The own fields, as written.
@@ -142,13 +143,20 @@ impl CompactEvent {
         }
     }
 
-    /// The compact form of `event` from `batch` (its `seq` is set when the store applies it).
-    pub(crate) fn new(protocol: Protocol, batch: &Arc<BatchOrigin>, event: &IncomingEvent) -> Self {
-        let own = |properties: &Map<String, Value>| {
-            // Room for a typical event up front, so that writing it seldom grows the buffer.
-            let mut written = Vec::with_capacity(OWN_CAPACITY);
+    /// The compact form of `event` from `batch` (its `seq` is set when the store applies it). Its own fields are
+    /// written into `scratch` first (whatever it held is replaced), then copied into an allocation of their size:
+    /// the caller passes the same `scratch` for every event of a batch, so that writing one allocates once.
+    pub(crate) fn new(
+        protocol: Protocol,
+        batch: &Arc<BatchOrigin>,
+        event: &IncomingEvent,
+        scratch: &mut Vec<u8>,
+    ) -> Self {
+        let mut write_own = |properties: &Map<String, Value>| {
+            scratch.clear();
+            scratch.reserve(OWN_CAPACITY);
             serde_json::to_writer(
-                &mut written,
+                &mut *scratch,
                 &OwnRef(
                     &event.dedupe_key,
                     &event.name,
@@ -157,13 +165,15 @@ impl CompactEvent {
                     properties,
                 ),
             )
-            .map(|()| written)
         };
-        let own = own(&event.properties)
-            .or_else(|error| own(&error_properties(&error)))
-            .unwrap_or_default();
+        let written =
+            write_own(&event.properties).or_else(|error| write_own(&error_properties(&error)));
+        let own = match written {
+            Ok(()) => Box::from(scratch.as_slice()),
+            Err(_) => Box::default(),
+        };
         let body = Body::Kept {
-            own: own.into_boxed_slice(),
+            own,
             resource: event.resource.clone(),
             shared: event.shared.clone(),
         };
@@ -319,7 +329,7 @@ mod tests {
                 ("nested".to_owned(), json!({"a": [1, null, true]})),
             ]),
         };
-        let mut compact = CompactEvent::new(Protocol::OtlpLogs, &batch, &event);
+        let mut compact = CompactEvent::new(Protocol::OtlpLogs, &batch, &event, &mut Vec::new());
         compact.seq = 3;
         let back = EventReader::new(None).read(&compact);
         assert_eq!(back.event, event);

@@ -52,7 +52,7 @@ impl DedupeKey {
             uuid::Uuid::try_parse(key)
                 .ok()
                 .filter(|uuid| {
-                    // Written into a buffer on the stack: this runs twice per stored event.
+                    // Written into a buffer on the stack: this runs for every event of every batch.
                     let mut canonical = [0_u8; uuid::fmt::Hyphenated::LENGTH];
                     uuid.hyphenated().encode_lower(&mut canonical) == key
                 })

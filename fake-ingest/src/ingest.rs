@@ -3,6 +3,11 @@
 //! Decoding checks, in order: the method (405), the content type (415), the content encoding (415), the body limit
 //! before and after decompression (413), then the JSON shape and every field of every event (400, naming the field
 //! and the event's index). Nothing is stored unless the whole batch is valid.
+//!
+//! Two decoders: the typed decode (`typed`) reads a valid body in one pass straight into events, the same events the
+//! reference decoder ([`decode_batch_as_tree`]) gives; any body it does not take (an invalid one, or one with a
+//! field given twice) is parsed again into a JSON tree by the reference decoder, which checks the shape and the
+//! fields in the order above and words every rejection.
 
 use std::sync::Arc;
 
@@ -16,6 +21,8 @@ use crate::event::{IncomingEvent, Protocol};
 use crate::front_door::{self, Answers, Intake, Rejection, RequestFacts};
 use crate::state::AppState;
 use crate::store::StoreOutcome;
+
+mod typed;
 
 /// The route of this front door.
 pub(crate) const ROUTE: &str = "/ingest";
@@ -77,7 +84,19 @@ pub(crate) async fn method_not_allowed(
 }
 
 /// Decodes and validates a whole `{"batch": [...]}` body.
+///
+/// A valid body takes the typed decode ([`typed::decode_valid_batch`]); any other is decoded again as a JSON tree
+/// by [`decode_batch_as_tree`], the reference decoder, which words the rejection.
 pub(crate) fn decode_batch(bytes: &[u8]) -> Result<Vec<IncomingEvent>, Rejection> {
+    match typed::decode_valid_batch(bytes) {
+        Some(events) => Ok(events),
+        None => decode_batch_as_tree(bytes),
+    }
+}
+
+/// The reference decoder: parses the body into a JSON tree, then checks its shape and every field of every event
+/// in order, and names the first problem.
+fn decode_batch_as_tree(bytes: &[u8]) -> Result<Vec<IncomingEvent>, Rejection> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|error| Rejection::bad_request(format!("the body is not valid JSON: {error}")))?;
     let Value::Object(mut top) = value else {
@@ -117,24 +136,13 @@ fn decode_event(event: Value) -> Result<IncomingEvent, String> {
         return Err(" must be an object".to_owned());
     };
     let uuid = required_string(&mut fields, "uuid")?;
-    let parsed = uuid::Uuid::try_parse(&uuid)
-        .ok()
-        .filter(|_| uuid.len() == 36)
-        .ok_or_else(|| format!(".uuid \"{uuid}\" is not a hyphenated UUID"))?;
+    let dedupe_key = canonical_uuid_key(uuid)?;
     let name = required_string(&mut fields, "event")?;
-    if name.is_empty() {
-        return Err(".event must not be empty".to_owned());
-    }
+    check_name(&name)?;
     let distinct_id = required_string(&mut fields, "distinct_id")?;
-    if distinct_id.is_empty() {
-        return Err(".distinct_id must not be empty".to_owned());
-    }
+    check_distinct_id(&distinct_id)?;
     let timestamp = required_string(&mut fields, "timestamp")?;
-    if let Err(error) = timestamp.parse::<jiff::Timestamp>() {
-        return Err(format!(
-            ".timestamp \"{timestamp}\" is not an RFC 3339 timestamp with an offset: {error}"
-        ));
-    }
+    check_timestamp(&timestamp)?;
     let properties = match fields.remove("properties") {
         None => Map::new(),
         Some(Value::Object(properties)) => properties,
@@ -146,7 +154,7 @@ fn decode_event(event: Value) -> Result<IncomingEvent, String> {
         }
     };
     Ok(IncomingEvent {
-        dedupe_key: parsed.hyphenated().to_string(),
+        dedupe_key,
         has_idempotency_key: true,
         name,
         timestamp: Some(timestamp),
@@ -155,6 +163,43 @@ fn decode_event(event: Value) -> Result<IncomingEvent, String> {
         shared: None,
         properties,
     })
+}
+
+/// The dedupe key of an event's `uuid`: its canonical form (lowercase, hyphenated); the `uuid` must be a
+/// hyphenated UUID. A `uuid` already in that form is the key itself.
+fn canonical_uuid_key(uuid: String) -> Result<String, String> {
+    let parsed = uuid::Uuid::try_parse(&uuid)
+        .ok()
+        .filter(|_| uuid.len() == 36)
+        .ok_or_else(|| format!(".uuid \"{uuid}\" is not a hyphenated UUID"))?;
+    let mut canonical = [0_u8; uuid::fmt::Hyphenated::LENGTH];
+    if *parsed.hyphenated().encode_lower(&mut canonical) == *uuid {
+        return Ok(uuid);
+    }
+    Ok(parsed.hyphenated().to_string())
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(".event must not be empty".to_owned());
+    }
+    Ok(())
+}
+
+fn check_distinct_id(distinct_id: &str) -> Result<(), String> {
+    if distinct_id.is_empty() {
+        return Err(".distinct_id must not be empty".to_owned());
+    }
+    Ok(())
+}
+
+fn check_timestamp(timestamp: &str) -> Result<(), String> {
+    match timestamp.parse::<jiff::Timestamp>() {
+        Ok(_) => Ok(()),
+        Err(error) => Err(format!(
+            ".timestamp \"{timestamp}\" is not an RFC 3339 timestamp with an offset: {error}"
+        )),
+    }
 }
 
 fn required_string(fields: &mut Map<String, Value>, name: &str) -> Result<String, String> {

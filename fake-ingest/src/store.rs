@@ -31,6 +31,10 @@ use crate::rate_history::{History, RateHistory};
 use crate::request_log::RequestLog;
 use crate::stats::Stats;
 
+/// A map from dedupe keys. Every event of every batch is looked up and inserted, so the keys are hashed with
+/// foldhash, faster on short keys than the standard map's SipHash; foldhash seeds each map at random.
+type KeyMap<K> = HashMap<K, u64, foldhash::fast::RandomState>;
+
 /// The most events one `GET /_fake/events` page returns.
 pub(crate) const MAX_PAGE: usize = 10_000;
 
@@ -52,7 +56,7 @@ struct Inner {
     events: VecDeque<CompactEvent>,
     /// Every stored idempotency key, evicted events' included, so dedupe stays exact, with the `seq` of the event
     /// stored under it.
-    keys: HashMap<DedupeKey, u64>,
+    keys: KeyMap<DedupeKey>,
     max_events_kept: Option<usize>,
     stats: Stats,
     /// Fault-evaluated requests since start or the last reset.
@@ -169,7 +173,7 @@ impl Store {
     ) -> Result<Self, Error> {
         let mut inner = Inner {
             events: VecDeque::new(),
-            keys: HashMap::new(),
+            keys: KeyMap::default(),
             max_events_kept,
             stats: Stats::default(),
             request_index: 0,
@@ -185,7 +189,8 @@ impl Store {
             let mut batches = 0_u64;
             let log = BatchLog::open(dir, |record, location| {
                 batches += 1;
-                inner.apply(record, Some(location));
+                let keys = record.events.iter().map(dedupe_key_of).collect();
+                inner.apply(record, keys, Some(location));
             })?;
             tracing::info!(
                 dir = %dir.display(),
@@ -210,7 +215,7 @@ impl Store {
     pub(crate) fn export(data_dir: &Path) -> Result<Vec<CapturedEvent>, Error> {
         let mut inner = Inner {
             events: VecDeque::new(),
-            keys: HashMap::new(),
+            keys: KeyMap::default(),
             max_events_kept: None,
             stats: Stats::default(),
             request_index: 0,
@@ -223,7 +228,8 @@ impl Store {
             resets: 0,
         };
         crate::log::read(data_dir, |record, _| {
-            inner.apply(record, None);
+            let keys = record.events.iter().map(dedupe_key_of).collect();
+            inner.apply(record, keys, None);
         })?;
         Ok(inner.decoded())
     }
@@ -356,7 +362,11 @@ impl Store {
         // Taken under the lock, so `received_at` never goes backwards along `seq`.
         let received_at = jiff::Timestamp::now().to_string();
         let received = events.len() as u64;
-        let (events, duplicate_seqs) = inner.partition(events);
+        let Partition {
+            new: events,
+            new_keys,
+            duplicate_seqs,
+        } = inner.partition(events);
         let duplicates = duplicate_seqs.len() as u64;
         let location = match inner.log.as_mut() {
             None => None,
@@ -380,6 +390,7 @@ impl Store {
                 events,
                 duplicates,
             },
+            new_keys,
             location,
         );
         inner.count_resent(&duplicate_seqs);
@@ -538,7 +549,7 @@ impl Store {
             log.truncate()?;
         }
         inner.events = VecDeque::new();
-        inner.keys = HashMap::new();
+        inner.keys = KeyMap::default();
         inner.history = History::new();
         inner.stats = Stats::default();
         inner.request_index = 0;
@@ -587,37 +598,55 @@ impl Inner {
         self.events.iter().map(|event| reader.read(event)).collect()
     }
 
-    /// Splits a batch into the events whose key is new (in request order) and, for each of the others (keys
-    /// already stored, or seen earlier in the same batch), the `seq` of the event it repeats (for one seen earlier
-    /// in the batch, the `seq` that event is about to get). Changes nothing: the batch may still fail to persist.
-    fn partition(&self, events: Vec<IncomingEvent>) -> (Vec<IncomingEvent>, Vec<u64>) {
+    /// Splits a batch into the events whose key is new (in request order, with their keys) and, for each of the
+    /// others (keys already stored, or seen earlier in the same batch), the `seq` of the event it repeats (for one
+    /// seen earlier in the batch, the `seq` that event is about to get). Changes nothing: the batch may still fail
+    /// to persist.
+    fn partition(&self, events: Vec<IncomingEvent>) -> Partition {
+        let keys: Vec<Option<DedupeKey>> = events.iter().map(dedupe_key_of).collect();
         let next_seq = self.stats.events_unique + 1;
-        let mut seen_in_batch: HashMap<&str, u64> = HashMap::new();
+        let mut seen_in_batch: KeyMap<&DedupeKey> =
+            KeyMap::with_capacity_and_hasher(keys.len(), Default::default());
         let mut duplicate_seqs = Vec::new();
         let mut new_count = 0;
-        let is_new: Vec<bool> = events
+        let is_new: Vec<bool> = keys
             .iter()
-            .map(|event| {
-                if event.has_idempotency_key {
-                    let stored = self.keys.get(&DedupeKey::new(&event.dedupe_key)).copied();
-                    let repeated =
-                        stored.or_else(|| seen_in_batch.get(event.dedupe_key.as_str()).copied());
+            .map(|key| {
+                if let Some(key) = key {
+                    let repeated = self
+                        .keys
+                        .get(key)
+                        .or_else(|| seen_in_batch.get(key))
+                        .copied();
                     if let Some(seq) = repeated {
                         duplicate_seqs.push(seq);
                         return false;
                     }
-                    seen_in_batch.insert(&event.dedupe_key, next_seq + new_count);
+                    seen_in_batch.insert(key, next_seq + new_count);
                 }
                 new_count += 1;
                 true
             })
             .collect();
-        let new = events
+        drop(seen_in_batch);
+        if duplicate_seqs.is_empty() {
+            return Partition {
+                new: events,
+                new_keys: keys,
+                duplicate_seqs,
+            };
+        }
+        let (new, new_keys) = events
             .into_iter()
+            .zip(keys)
             .zip(is_new)
-            .filter_map(|(event, new)| new.then_some(event))
-            .collect();
-        (new, duplicate_seqs)
+            .filter_map(|(event_and_key, new)| new.then_some(event_and_key))
+            .unzip();
+        Partition {
+            new,
+            new_keys,
+            duplicate_seqs,
+        }
     }
 
     /// Counts one resend on each still-kept event whose `seq` is listed.
@@ -638,9 +667,15 @@ impl Inner {
     }
 
     /// Applies a batch in memory: its `events` (each still checked against the stored keys, so that a log written
-    /// with duplicates inline replays the same) plus its `duplicates` counted without their events. With the
-    /// `location` of its record in the batch log, the events are kept there and only indexed in memory.
-    fn apply(&mut self, record: BatchRecord, location: Option<Location>) -> StoreOutcome {
+    /// with duplicates inline replays the same) plus its `duplicates` counted without their events. `keys` are the
+    /// events' dedupe keys, in the same order ([`dedupe_key_of`] each event). With the `location` of its record in
+    /// the batch log, the events are kept there and only indexed in memory.
+    fn apply(
+        &mut self,
+        record: BatchRecord,
+        keys: Vec<Option<DedupeKey>>,
+        location: Option<Location>,
+    ) -> StoreOutcome {
         let BatchRecord {
             request_id,
             protocol,
@@ -663,11 +698,14 @@ impl Inner {
             upstream,
             location,
         });
-        for (index, event) in events.into_iter().enumerate() {
+        // Invariant: `keys` has one entry per event, in order (`zip` below would drop the events past a short one).
+        // What each kept event's own fields are written into before they are copied to their own allocation.
+        let mut own_scratch = Vec::new();
+        for (index, (event, key)) in events.into_iter().zip(keys).enumerate() {
             self.stats.events_received += 1;
             let seq = self.stats.events_unique + outcome.accepted + 1;
-            if event.has_idempotency_key {
-                match self.keys.entry(DedupeKey::new(&event.dedupe_key)) {
+            if let Some(key) = key {
+                match self.keys.entry(key) {
                     std::collections::hash_map::Entry::Occupied(_) => {
                         outcome.duplicates += 1;
                         continue;
@@ -690,7 +728,7 @@ impl Inner {
             let mut compact = match (location, u32::try_from(index)) {
                 (Some(_), Ok(index)) => CompactEvent::logged(protocol, &batch, index, &event),
                 // More than 4 billion events in one record cannot be indexed: such an event is kept in memory.
-                _ => CompactEvent::new(protocol, &batch, &event),
+                _ => CompactEvent::new(protocol, &batch, &event, &mut own_scratch),
             };
             compact.seq = seq;
             self.events.push_back(compact);
@@ -700,6 +738,24 @@ impl Inner {
         self.stats.batches_stored += 1;
         outcome
     }
+}
+
+/// A batch split by [`Inner::partition`].
+struct Partition {
+    /// The events whose key is new, in request order.
+    new: Vec<IncomingEvent>,
+    /// Their dedupe keys, in the same order.
+    new_keys: Vec<Option<DedupeKey>>,
+    /// For each other event, the `seq` of the event it repeats.
+    duplicate_seqs: Vec<u64>,
+}
+
+/// The key an event is deduped on, computed once per event: `None` when the client sent none (a synthesized key
+/// never matches another).
+fn dedupe_key_of(event: &IncomingEvent) -> Option<DedupeKey> {
+    event
+        .has_idempotency_key
+        .then(|| DedupeKey::new(&event.dedupe_key))
 }
 
 fn route_stats<'a>(stats: &'a mut Stats, route: &str) -> &'a mut crate::stats::RouteStats {
