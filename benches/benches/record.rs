@@ -28,9 +28,12 @@
 //!
 //! Criterion reports the mean. A second, separate loop times each call alone into an HDR histogram and prints
 //! p50 / p99 / p99.9 on `PERCENTILES` lines (1 million calls per implementation, 10 000 in smoke mode); the cost of
-//! the timer itself is printed too (`timer_overhead_ns`), and is included in every percentile. A second percentile
-//! loop (`.../bursts_of_40`, 200 000 calls) hands events over in bursts of 40, below flush-core's wake-up threshold
-//! of 512 queued events, so the worker is never woken during a burst: the difference is what the wake-up costs.
+//! the timer itself is printed too (`timer_overhead_ns`), and is included in every percentile. The chunks of the
+//! mean and of that loop (256 events) stay below flush-core's wake-up fill of 512 queued events, so the worker
+//! drains between chunks (or at its 20 ms tick). A second percentile loop (`.../bursts_of_40`, 200 000 calls) hands
+//! events over in bursts of 40; a third (`.../bursts_of_1024`, 1 million calls) in bursts of 1024, each of which
+//! wakes the worker once, which then drains (and, in the idle state, the sender delivers) while the burst goes on:
+//! the difference is what that concurrency costs the caller on this machine's two cores.
 
 mod common;
 
@@ -49,9 +52,12 @@ use benches::util::{
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flush_core::Event;
 
-/// Events handed over per timed chunk: well under the queue's capacity and its half-full wake-up threshold, above
-/// its smallest wake-up fill (so each chunk wakes flush-core's worker once, as a busy application's stream does).
-const CHUNK: usize = 1024;
+/// Events handed over per timed chunk: well under the queue's capacity, and under its smallest wake-up fill, so the
+/// worker drains between chunks, untimed (or at its poll tick): the mean is what `record()` itself costs its caller.
+const CHUNK: usize = 256;
+/// A burst longer than [`WAKE_AT`], for the third percentile loop: each burst wakes the worker once, and it drains
+/// while the burst goes on, as in a busy application's stream.
+const LONG_BURST: usize = 1024;
 /// The channel floor's capacity (flush-core's default queue bound).
 const CAPACITY: usize = 8192;
 /// How long the floor's consumer waits when it finds the channel empty (flush-core's default poll interval).
@@ -66,12 +72,14 @@ fn events(template: &Event) -> impl FnMut(usize) -> Vec<Event> + '_ {
     move |n| vec![template.clone(); n]
 }
 
-/// The percentile loops: (chunk, calls, name suffix). Bursts of [`CHUNK`] events, the main figure; and bursts of
-/// [`SHORT_BURST`], which never reach flush-core's wake-up threshold, to show what that threshold costs.
-fn percentile_runs() -> [(usize, u64, &'static str); 2] {
+/// The percentile loops: (chunk, calls, name suffix). Bursts of [`CHUNK`] events, the main figure; bursts of
+/// [`SHORT_BURST`]; and bursts of [`LONG_BURST`], each of which wakes flush-core's worker, which then drains beside
+/// the caller: what that concurrency costs the caller.
+fn percentile_runs() -> [(usize, u64, &'static str); 3] {
     [
         (CHUNK, size(1_000_000, 10_000) as u64, ""),
         (SHORT_BURST, size(200_000, 2_000) as u64, "/bursts_of_40"),
+        (LONG_BURST, size(1_000_000, 10_000) as u64, "/bursts_of_1024"),
     ]
 }
 

@@ -245,14 +245,15 @@ impl Reporter {
     /// queue is full, the drop policy decides what is dropped, and it is counted in [`Stats::dropped`].
     pub fn record(&self, event: Event) {
         let inner = &*self.inner;
+        // Stamped before the first atomic operation: the queue's reservation then follows the count closely, and the
+        // two locked instructions share one drain of the store buffer.
+        let queued = QueuedEvent::new(event, &inner.clock);
         add(&inner.counters.recorded, 1);
         if inner.closed.load(Ordering::Relaxed) {
             add(&inner.counters.dropped_after_shutdown, 1);
             return;
         }
-        inner
-            .queue
-            .push(QueuedEvent::new(event, &inner.clock), &inner.counters);
+        inner.queue.push(queued, &inner.counters);
     }
 
     /// Tells the reporter the application is idle (e.g. just before a prompt): what was recorded so far goes out now,
