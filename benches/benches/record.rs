@@ -79,7 +79,11 @@ fn percentile_runs() -> [(usize, u64, &'static str); 3] {
     [
         (CHUNK, size(1_000_000, 10_000) as u64, ""),
         (SHORT_BURST, size(200_000, 2_000) as u64, "/bursts_of_40"),
-        (LONG_BURST, size(1_000_000, 10_000) as u64, "/bursts_of_1024"),
+        (
+            LONG_BURST,
+            size(1_000_000, 10_000) as u64,
+            "/bursts_of_1024",
+        ),
     ]
 }
 

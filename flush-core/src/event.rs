@@ -107,7 +107,11 @@ pub(crate) trait DeferredProperties: Send + Sync + fmt::Debug {
     }
 }
 
-/// The value of a deferred property.
+/// The value of a deferred property (the OpenTelemetry adapters build `Json`, the `tracing` layer the others).
+#[cfg_attr(
+    not(all(feature = "opentelemetry", feature = "tracing")),
+    allow(dead_code)
+)]
 #[derive(Debug)]
 pub(crate) enum DeferredValue {
     /// JSON text built beforehand (an OpenTelemetry message in OTLP/JSON).

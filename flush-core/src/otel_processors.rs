@@ -10,6 +10,7 @@
 //! span (a SHA-1 of its ids) and the conversion run on the spooler thread, when the event is keyed and serialized
 //! (the event's deferred properties).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -251,7 +252,7 @@ impl LogProcessor for OtelLogProcessor {
             let scope_name = target.as_deref().unwrap_or(scope.name());
             let time = record.timestamp().or(record.observed_timestamp());
             let event = otlp_form::log_event_shell(
-                record.event_name().unwrap_or_default(),
+                Cow::Borrowed(record.event_name().unwrap_or_default()),
                 scope_name,
                 time,
             );

@@ -25,6 +25,8 @@
 //! [`OtlpLogs`](crate::sink::OtlpLogs).
 
 #[cfg(any(test, feature = "opentelemetry"))]
+use std::borrow::Cow;
+#[cfg(any(test, feature = "opentelemetry"))]
 use std::time::SystemTime;
 #[cfg(test)]
 use std::time::{Duration, UNIX_EPOCH};
@@ -98,15 +100,18 @@ pub(crate) fn span_properties(
 /// timed at its own time, else its observed time (`None`: the recording instant).
 #[cfg(any(test, feature = "opentelemetry"))]
 pub(crate) fn log_event_shell(
-    event_name: &str,
+    event_name: Cow<'static, str>,
     scope_name: &str,
     time: Option<SystemTime>,
 ) -> Event {
-    let name = [event_name, scope_name]
-        .into_iter()
-        .find(|name| !name.is_empty())
-        .unwrap_or(LOG_FALLBACK_NAME)
-        .to_owned();
+    // A `'static` event name (the SDK's, a `tracing` callsite's) is moved, not copied.
+    let name = if !event_name.is_empty() {
+        event_name
+    } else if !scope_name.is_empty() {
+        Cow::Owned(scope_name.to_owned())
+    } else {
+        Cow::Borrowed(LOG_FALLBACK_NAME)
+    };
     let event = Event::new(name);
     match time {
         Some(time) => event.with_timestamp(time),
@@ -150,7 +155,7 @@ pub(crate) fn log_event(record: &LogRecord, scope: &InstrumentationScope) -> Eve
         .into_iter()
         .find(|time| *time != 0)
         .map(from_unix_nanos);
-    let shell = log_event_shell(&record.event_name, &scope.name, time);
+    let shell = log_event_shell(Cow::Owned(record.event_name.clone()), &scope.name, time);
     log_properties(record, scope)
         .unwrap()
         .into_iter()
