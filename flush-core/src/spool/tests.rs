@@ -433,6 +433,46 @@ fn a_deleted_directory_is_reported_and_re_created() {
 }
 
 #[test]
+fn records_lost_with_a_deleted_directory_are_counted_once_when_the_reader_notices_first() {
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let dir = temporary.path().join("spool");
+    let mut spool = Spool::open(config(&dir)).expect("open");
+    let mut reader = spool
+        .try_deliver()
+        .expect("try_deliver")
+        .expect("the delivery lock is free");
+    // A missing directory is what a reader may answer while it notices.
+    let next = |reader: &mut SpoolReader| match reader.next_batch(7, 1 << 20) {
+        Ok(Some(batch)) => {
+            reader.ack(&batch.position).expect("ack");
+            Some(batch.records)
+        }
+        Ok(None) | Err(SpoolError::DirectoryMissing { .. }) => None,
+        Err(error) => panic!("next_batch: {error:?}"),
+    };
+    spool.append(&records(0..3)).expect("append");
+    fs::remove_dir_all(&dir).expect("remove");
+    // The reader notices first: the open segment cannot be opened, its 3 records are written off.
+    assert_eq!(next(&mut reader), None);
+    // The writer still holds the deleted segment open and appends to it: 2 more records lost with it.
+    spool
+        .append(&records(3..5))
+        .expect("append to the deleted segment");
+    assert_eq!(next(&mut reader), None);
+    assert!(matches!(
+        spool.sync(),
+        Err(SpoolError::DirectoryMissing { .. })
+    ));
+    spool
+        .append(&records(5..7))
+        .expect("append re-creates the directory");
+    assert_eq!(next(&mut reader), Some(records(5..7)));
+    let stats = spool.stats();
+    assert_eq!((stats.settled_elsewhere, stats.corrupt_records), (0, 5));
+    assert_identity(&stats, 7);
+}
+
+#[test]
 fn a_dead_writers_torn_tail_is_cut_and_its_records_adopted() {
     let temporary = tempfile::tempdir().expect("tempdir");
     let mut spool = Spool::open(config(temporary.path())).expect("open");

@@ -282,6 +282,12 @@ impl Spool {
         let over_budget = {
             let mut catalog = lock_catalog(&self.shared);
             if let Some(mut state) = catalog.segments.get_mut(&key) {
+                // Valid records are counted on from the catalog's count, not the writer's: a reader that found this
+                // segment's file gone has written off what it held, and those records stay counted as lost.
+                let frontier = Frontier {
+                    valid: state.frontier.valid + u64::from(staged.records),
+                    ..frontier
+                };
                 state.frontier = frontier;
                 state.file_len = frontier.offset;
                 if self.config.sync == SyncPolicy::Always {
