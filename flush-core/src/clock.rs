@@ -11,8 +11,8 @@
 //! # The conversion
 //! A [`TickConverter`] keeps two anchors, each a counter reading taken together with the monotonic and wall
 //! clocks: the first, taken when the reporter starts (before any event can be recorded), and the latest, taken
-//! before each chunk of events the spooler stores ([`TickConverter::refresh`]). The counter's rate is the
-//! monotonic time between the two anchors over their counter difference; an event's time is the latest anchor's
+//! after the spooler takes each chunk of events from the queue ([`TickConverter::refresh`]). The counter's rate is
+//! the monotonic time between the two anchors over their counter difference; an event's time is the latest anchor's
 //! wall time minus the event's counter distance to it at that rate. The rate's error is an anchor's reading error
 //! (half the counter time of three clock reads, the tightest of three tries) over the anchors' span (at least
 //! [`MIN_ANCHOR_SPAN`], then growing with the reporter's age), and it applies only to the distance from the latest
@@ -102,24 +102,29 @@ impl Anchor {
     const TRIES: usize = 3;
 
     fn take(clock: &RecordingClock) -> Self {
-        let mut best: Option<(u64, Self)> = None;
-        for _ in 0..Self::TRIES {
-            let before = clock.now();
-            let monotonic = Instant::now();
-            let wall = SystemTime::now();
-            let after = clock.now();
-            let bracket = after.0.saturating_sub(before.0);
-            let anchor = Self {
-                tick: Tick(before.0 + bracket / 2),
-                monotonic,
-                wall,
-            };
-            if best.is_none_or(|(tightest, _)| bracket < tightest) {
-                best = Some((bracket, anchor));
+        let (mut tightest, mut best) = Self::read(clock);
+        for _ in 1..Self::TRIES {
+            let (bracket, anchor) = Self::read(clock);
+            if bracket < tightest {
+                (tightest, best) = (bracket, anchor);
             }
         }
-        best.map(|(_, anchor)| anchor)
-            .unwrap_or_else(|| unreachable!("TRIES is not zero"))
+        best
+    }
+
+    /// One reading, and the counter time its clock reads took.
+    fn read(clock: &RecordingClock) -> (u64, Self) {
+        let before = clock.now();
+        let monotonic = Instant::now();
+        let wall = SystemTime::now();
+        let after = clock.now();
+        let bracket = after.0.saturating_sub(before.0);
+        let anchor = Self {
+            tick: Tick(before.0 + bracket / 2),
+            monotonic,
+            wall,
+        };
+        (bracket, anchor)
     }
 }
 
@@ -146,8 +151,8 @@ impl TickConverter {
     }
 
     /// Takes a new latest anchor (at least once before converting, then as often as the conversions should stay
-    /// close to it: the spooler refreshes before each chunk it stores). The first refresh after the start may wait
-    /// up to [`MIN_ANCHOR_SPAN`] for the anchors to be far enough apart to measure the counter's rate.
+    /// close to it: the spooler refreshes after taking each chunk from the queue). The first refresh after the start
+    /// may wait up to [`MIN_ANCHOR_SPAN`] for the anchors to be far enough apart to measure the counter's rate.
     pub(crate) fn refresh(&mut self) {
         loop {
             self.latest = Anchor::take(&self.clock);

@@ -163,7 +163,6 @@ impl Spooler {
         let mut stored = false;
         let mut queued = Vec::with_capacity(APPEND_CHUNK.min(self.queue.len()));
         loop {
-            self.clock.refresh();
             let taken = self.queue.pop_into(&mut queued, APPEND_CHUNK) as u64;
             if taken == 0 {
                 // One wake per drain, and none while a command is waiting anyway: the sender reads the new records now
@@ -175,6 +174,9 @@ impl Spooler {
             }
             self.held += taken;
             add(&self.counters.in_spooler, taken);
+            // An anchor taken after the chunk was recorded: its readings are converted back from it. None is taken on
+            // a tick that finds the queue empty.
+            self.clock.refresh();
             let mut chunk = Vec::with_capacity(queued.len());
             for event in queued.drain(..) {
                 let event = event.stamped(&self.clock);
