@@ -58,30 +58,27 @@ pub struct Event {
     name: Cow<'static, str>,
     distinct_id: Option<String>,
     properties: Vec<(Cow<'static, str>, Value)>,
-    /// The event's own time and key, and properties left to the spooler thread: boxed, to keep the queue's slots
-    /// small.
+    /// The event's own time and key: boxed, to keep the queue's slots small (most events bring neither).
     own: Option<Box<OwnStamp>>,
+    /// Properties an adapter leaves to be built on the spooler thread, with the time and key they carry: the
+    /// adapter's one allocation per event.
+    deferred: Option<Deferred>,
 }
 
 /// What an event brings of its own instead of the reporter's stamp.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct OwnStamp {
     timestamp: Option<SystemTime>,
     idempotency_key: Option<Uuid>,
-    /// Properties an adapter leaves to be built on the spooler thread.
-    deferred: Option<Arc<dyn DeferredProperties>>,
 }
 
-impl PartialEq for OwnStamp {
+/// An event's deferred properties; two events hold the same ones when they share them.
+#[derive(Debug, Clone)]
+struct Deferred(Arc<dyn DeferredProperties>);
+
+impl PartialEq for Deferred {
     fn eq(&self, other: &Self) -> bool {
-        let deferred = match (&self.deferred, &other.deferred) {
-            (None, None) => true,
-            (Some(mine), Some(theirs)) => Arc::ptr_eq(mine, theirs),
-            _ => false,
-        };
-        deferred
-            && self.timestamp == other.timestamp
-            && self.idempotency_key == other.idempotency_key
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -103,6 +100,13 @@ pub(crate) trait DeferredProperties: Send + Sync + fmt::Debug {
     /// and span ids), minted on the spooler thread like a UUID v7 key; `None`: the event's own key, else a UUID v7.
     /// It must depend on the properties alone, so that the same record recorded twice gets the same key.
     fn idempotency_key(&self) -> Option<Uuid> {
+        None
+    }
+
+    /// The event's time when the properties carry it (a log record's time, a span's start), read in `record()`
+    /// in place of the recording clock; `None`: the event's own time, else the recording instant. An own time
+    /// ([`Event::with_timestamp`]) wins over it.
+    fn timestamp(&self) -> Option<SystemTime> {
         None
     }
 }
@@ -159,6 +163,7 @@ impl Event {
             distinct_id: None,
             properties: Vec::new(),
             own: None,
+            deferred: None,
         }
     }
 
@@ -222,7 +227,10 @@ impl Event {
 
     /// The event's own time, if it was given one.
     pub fn timestamp(&self) -> Option<SystemTime> {
-        self.own.as_ref().and_then(|own| own.timestamp)
+        self.own
+            .as_ref()
+            .and_then(|own| own.timestamp)
+            .or_else(|| self.deferred().and_then(DeferredProperties::timestamp))
     }
 
     /// The caller-chosen idempotency key, if any.
@@ -232,7 +240,7 @@ impl Event {
 
     /// The properties left to be built on the spooler thread, if any.
     fn deferred(&self) -> Option<&dyn DeferredProperties> {
-        self.own.as_ref().and_then(|own| own.deferred.as_deref())
+        self.deferred.as_ref().map(|deferred| &*deferred.0)
     }
 
     /// Adds properties that are built on the spooler thread, when the event is serialized.
@@ -242,7 +250,7 @@ impl Event {
     )]
     #[must_use]
     pub(crate) fn with_deferred(mut self, deferred: Arc<dyn DeferredProperties>) -> Self {
-        self.own.get_or_insert_default().deferred = Some(deferred);
+        self.deferred = Some(Deferred(deferred));
         self
     }
 

@@ -249,14 +249,11 @@ impl LogProcessor for OtelLogProcessor {
         }
         let record = &*record;
         self.calls.record(|| {
-            let scope_name = target.as_deref().unwrap_or(scope.name());
-            let time = record.timestamp().or(record.observed_timestamp());
-            let event = otlp_form::log_event_shell(
+            let name = otlp_form::log_event_name(
                 Cow::Borrowed(record.event_name().unwrap_or_default()),
-                scope_name,
-                time,
+                target.as_deref().unwrap_or(scope.name()),
             );
-            event.with_deferred(Arc::new(DeferredLog {
+            Event::new(name).with_deferred(Arc::new(DeferredLog {
                 record: record.clone(),
                 scope: scope.clone(),
                 target,
@@ -301,11 +298,10 @@ impl SpanProcessor for OtelSpanProcessor {
     }
 }
 
-/// The event of an ended span: named and timed on the caller's thread; the span itself moved (not copied) into its
-/// deferred properties, which key it by its ids and convert it on the spooler thread.
+/// The event of an ended span: named on the caller's thread; the span itself moved (not copied) into its deferred
+/// properties, which time it at its start, key it by its ids and convert it on the spooler thread.
 fn span_event(span: SpanData) -> Event {
-    otlp_form::span_event_shell(span.name.clone(), span.start_time)
-        .with_deferred(Arc::new(DeferredSpan(span)))
+    Event::new(span.name.clone()).with_deferred(Arc::new(DeferredSpan(span)))
 }
 
 /// A span's stored properties and key, built on the spooler thread.
@@ -330,6 +326,10 @@ impl DeferredProperties for DeferredSpan {
             &context.span_id().to_bytes(),
         ))
     }
+
+    fn timestamp(&self) -> Option<SystemTime> {
+        Some(self.0.start_time)
+    }
 }
 
 /// A log record's stored properties, built on the spooler thread.
@@ -348,6 +348,11 @@ impl DeferredProperties for DeferredLog {
     fn build(&self) -> Result<Vec<(&'static str, DeferredValue)>, serde_json::Error> {
         let scope = ProtoScope::from((&self.scope, self.target.clone()));
         otlp_form::log_properties(&ProtoLogRecord::from(&self.record), &scope)
+    }
+
+    /// Its own time, else its observed time (which the processor sets when the SDK did not).
+    fn timestamp(&self) -> Option<SystemTime> {
+        self.record.timestamp().or(self.record.observed_timestamp())
     }
 }
 

@@ -26,10 +26,8 @@
 
 #[cfg(any(test, feature = "opentelemetry"))]
 use std::borrow::Cow;
-#[cfg(any(test, feature = "opentelemetry"))]
-use std::time::SystemTime;
 #[cfg(test)]
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
@@ -42,7 +40,9 @@ use serde_json::value::to_raw_value;
 use uuid::Uuid;
 
 #[cfg(any(test, feature = "opentelemetry"))]
-use crate::event::{DeferredValue, Event};
+use crate::event::DeferredValue;
+#[cfg(test)]
+use crate::event::Event;
 use crate::stored_view::StoredView;
 
 /// The property that holds a span (its `Span` message in OTLP/JSON).
@@ -71,16 +71,6 @@ pub(crate) fn span_key(trace_id: &[u8], span_id: &[u8]) -> Uuid {
     Uuid::new_v5(&SPAN_KEY_NAMESPACE, &name)
 }
 
-/// The event of a span, before its properties: named by the span, timed at its start. Its key, [`span_key`], is
-/// derived from its ids by its deferred properties, on the spooler thread.
-#[cfg(any(test, feature = "opentelemetry"))]
-pub(crate) fn span_event_shell(
-    name: impl Into<std::borrow::Cow<'static, str>>,
-    start: SystemTime,
-) -> Event {
-    Event::new(name).with_timestamp(start)
-}
-
 /// The properties that carry `span`, emitted under `scope`, as JSON text.
 ///
 /// # Errors
@@ -96,26 +86,16 @@ pub(crate) fn span_properties(
     ])
 }
 
-/// The event of a log record, before its properties: named by its event name, else its scope's name, else `log`;
-/// timed at its own time, else its observed time (`None`: the recording instant).
+/// The name of a log record's event: its event name, else its scope's name, else `log`. A `'static` event name
+/// (the SDK's, a `tracing` callsite's) is moved, not copied.
 #[cfg(any(test, feature = "opentelemetry"))]
-pub(crate) fn log_event_shell(
-    event_name: Cow<'static, str>,
-    scope_name: &str,
-    time: Option<SystemTime>,
-) -> Event {
-    // A `'static` event name (the SDK's, a `tracing` callsite's) is moved, not copied.
-    let name = if !event_name.is_empty() {
+pub(crate) fn log_event_name(event_name: Cow<'static, str>, scope_name: &str) -> Cow<'static, str> {
+    if !event_name.is_empty() {
         event_name
     } else if !scope_name.is_empty() {
         Cow::Owned(scope_name.to_owned())
     } else {
         Cow::Borrowed(LOG_FALLBACK_NAME)
-    };
-    let event = Event::new(name);
-    match time {
-        Some(time) => event.with_timestamp(time),
-        None => event,
     }
 }
 
@@ -137,11 +117,10 @@ pub(crate) fn log_properties(
 /// The event that carries `span` (emitted under `scope`), its properties built at once.
 #[cfg(test)]
 pub(crate) fn span_event(span: &Span, scope: &InstrumentationScope) -> Event {
-    let shell = span_event_shell(
-        span.name.clone(),
-        from_unix_nanos(span.start_time_unix_nano),
-    )
-    .with_idempotency_key(span_key(&span.trace_id, &span.span_id));
+    // Named by the span, timed at its start, keyed by its ids (as the span processor's deferred properties do).
+    let shell = Event::new(span.name.clone())
+        .with_timestamp(from_unix_nanos(span.start_time_unix_nano))
+        .with_idempotency_key(span_key(&span.trace_id, &span.span_id));
     span_properties(span, scope)
         .unwrap()
         .into_iter()
@@ -155,7 +134,11 @@ pub(crate) fn log_event(record: &LogRecord, scope: &InstrumentationScope) -> Eve
         .into_iter()
         .find(|time| *time != 0)
         .map(from_unix_nanos);
-    let shell = log_event_shell(Cow::Owned(record.event_name.clone()), &scope.name, time);
+    let name = log_event_name(Cow::Owned(record.event_name.clone()), &scope.name);
+    let shell = match time {
+        Some(time) => Event::new(name).with_timestamp(time),
+        None => Event::new(name),
+    };
     log_properties(record, scope)
         .unwrap()
         .into_iter()
