@@ -3,9 +3,11 @@
 //! A decoded event ([`CapturedEvent`]) is a tree of allocations: a string per field, a map node per few properties,
 //! a string per property name and value. Kept that way, a 290-byte event took about 1.2 KB. The store keeps
 //! instead, per event, its own fields written once as compact JSON (`[dedupe_key, name, timestamp, distinct_id,
-//! properties]`, one allocation), a few numbers, and pointers to what it shares: the batch it came in (route,
+//! properties]`), a few numbers, and pointers to what it shares: the batch it came in (route,
 //! arrival time, request and, in proxy mode, the upstream's answer, held once per batch) and, for OTLP, the resource and the shared properties (held once
-//! per request). A reader gets a [`CapturedEvent`] back with [`CompactEvent::decode`]; filters on the protocol,
+//! per request). The own fields of a batch's events are written one after another into one buffer that the batch
+//! holds ([`BatchBuilder`]): one allocation per batch, not per event, and each event keeps only where its fields are
+//! in the buffer. A batch's buffer lives as long as one of its events is kept. A reader gets a [`CapturedEvent`] back with [`CompactEvent::decode`]; filters on the protocol,
 //! the route, the request or the upstream's answer look at the compact form only.
 //!
 //! With a batch log (`--data-dir`) the event's own fields, resource and shared properties are not kept at all: the
@@ -17,6 +19,7 @@
 //! number, a string as the same string; a float keeps its value as `serde_json` writes and reads it, as the batch
 //! log already relies on).
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +42,8 @@ pub(crate) struct BatchOrigin {
     pub(crate) upstream: Option<String>,
     /// Where the batch's record is in the batch log, when its events are read back from there.
     pub(crate) location: Option<Location>,
+    /// The own fields of the batch's events kept in memory, one after another (each event knows its span).
+    own: Box<[u8]>,
 }
 
 /// One captured event as the store keeps it.
@@ -57,8 +62,8 @@ pub(crate) struct CompactEvent {
 enum Body {
     /// In memory.
     Kept {
-        /// `[dedupe_key, name, timestamp, distinct_id, properties]` as JSON.
-        own: Box<[u8]>,
+        /// Where `[dedupe_key, name, timestamp, distinct_id, properties]`, as JSON, is in the batch's buffer.
+        own: Range<usize>,
         resource: Option<Arc<Map<String, Value>>>,
         shared: Option<Arc<SharedProperties>>,
     },
@@ -66,9 +71,9 @@ enum Body {
     Logged { index: u32 },
 }
 
-/// The room an event's own fields are first written into: enough for a typical event, so that writing one
-/// seldom grows the buffer.
-const OWN_CAPACITY: usize = 512;
+/// The room a batch's buffer starts with per event: enough for a typical event, so that writing a batch seldom
+/// grows the buffer.
+const OWN_CAPACITY: usize = 320;
 
 /// The own fields, as written.
 #[derive(Serialize)]
@@ -114,72 +119,125 @@ fn unreadable(error: &dyn std::error::Error) -> IncomingEvent {
     }
 }
 
-impl CompactEvent {
-    /// The index form of the event at `index` of `batch`'s record in the batch log (its `seq` is set when the store
-    /// applies it).
-    pub(crate) fn logged(
-        protocol: Protocol,
-        batch: &Arc<BatchOrigin>,
-        index: u32,
-        event: &IncomingEvent,
-    ) -> Self {
-        Self::with_body(protocol, batch, event, Body::Logged { index })
-    }
+/// The compact forms of one batch's events, built event by event: [`BatchBuilder::push`] writes a kept event's own
+/// fields into the batch's buffer, and [`BatchBuilder::finish`] hands the batch its buffer and gives the events.
+#[derive(Debug)]
+pub(crate) struct BatchBuilder {
+    origin: BatchOrigin,
+    protocol: Protocol,
+    /// The own fields written so far, of every event pushed to be kept in memory.
+    own: Vec<u8>,
+    /// The events pushed, in order, each with its `seq`.
+    events: Vec<(u64, Pending)>,
+}
 
-    /// An event of `batch` not yet applied by the store (`seq` 0, never resent), held as `body`.
-    fn with_body(
+/// An event pushed to a [`BatchBuilder`], before its batch is shared.
+#[derive(Debug)]
+struct Pending {
+    has_idempotency_key: bool,
+    body: Body,
+}
+
+impl BatchBuilder {
+    /// A builder of the compact forms of up to `events` events that came through `protocol` in the batch
+    /// `request_id` etc. describe; with a `location`, the events are read back from the batch log.
+    pub(crate) fn new(
         protocol: Protocol,
-        batch: &Arc<BatchOrigin>,
-        event: &IncomingEvent,
-        body: Body,
+        request_id: u64,
+        route: String,
+        received_at: String,
+        upstream: Option<String>,
+        location: Option<Location>,
+        events: usize,
     ) -> Self {
+        let own_capacity = if location.is_some() {
+            0
+        } else {
+            events.saturating_mul(OWN_CAPACITY)
+        };
         Self {
-            seq: 0,
-            resent: 0,
+            origin: BatchOrigin {
+                request_id,
+                route,
+                received_at,
+                upstream,
+                location,
+                own: Box::default(),
+            },
             protocol,
-            has_idempotency_key: event.has_idempotency_key,
-            batch: Arc::clone(batch),
-            body,
+            own: Vec::with_capacity(own_capacity),
+            events: Vec::with_capacity(events),
         }
     }
 
-    /// The compact form of `event` from `batch` (its `seq` is set when the store applies it). Its own fields are
-    /// written into `scratch` first (whatever it held is replaced), then copied into an allocation of their size:
-    /// the caller passes the same `scratch` for every event of a batch, so that writing one allocates once.
-    pub(crate) fn new(
-        protocol: Protocol,
-        batch: &Arc<BatchOrigin>,
-        event: &IncomingEvent,
-        scratch: &mut Vec<u8>,
-    ) -> Self {
-        let mut write_own = |properties: &Map<String, Value>| {
-            scratch.clear();
-            scratch.reserve(OWN_CAPACITY);
-            serde_json::to_writer(
-                &mut *scratch,
-                &OwnRef(
-                    &event.dedupe_key,
-                    &event.name,
-                    &event.timestamp,
-                    &event.distinct_id,
-                    properties,
-                ),
-            )
+    /// Adds `event`, at `index` of the batch's record, under `seq`: kept in memory (its own fields written into
+    /// the batch's buffer), or, when the batch is in the log, as its index there.
+    pub(crate) fn push(&mut self, seq: u64, index: usize, event: &IncomingEvent) {
+        let body = match (self.origin.location, u32::try_from(index)) {
+            (Some(_), Ok(index)) => Body::Logged { index },
+            // More than 4 billion events in one record cannot be indexed: such an event is kept in memory.
+            _ => Body::Kept {
+                own: write_own(event, &mut self.own),
+                resource: event.resource.clone(),
+                shared: event.shared.clone(),
+            },
         };
-        let written =
-            write_own(&event.properties).or_else(|error| write_own(&error_properties(&error)));
-        let own = match written {
-            Ok(()) => Box::from(scratch.as_slice()),
-            Err(_) => Box::default(),
+        let pending = Pending {
+            has_idempotency_key: event.has_idempotency_key,
+            body,
         };
-        let body = Body::Kept {
-            own,
-            resource: event.resource.clone(),
-            shared: event.shared.clone(),
-        };
-        Self::with_body(protocol, batch, event, body)
+        self.events.push((seq, pending));
     }
 
+    /// The events pushed, in order, sharing their batch.
+    pub(crate) fn finish(self) -> impl Iterator<Item = CompactEvent> {
+        let Self {
+            mut origin,
+            protocol,
+            own,
+            events,
+        } = self;
+        origin.own = own.into_boxed_slice();
+        let batch = Arc::new(origin);
+        events.into_iter().map(move |(seq, pending)| CompactEvent {
+            seq,
+            resent: 0,
+            protocol,
+            has_idempotency_key: pending.has_idempotency_key,
+            batch: Arc::clone(&batch),
+            body: pending.body,
+        })
+    }
+}
+
+/// Writes the own fields of `event` at the end of `buffer`, and gives where they are. If they cannot be written
+/// (see [`DECODE_ERROR`]), the reason stands in for the properties.
+fn write_own(event: &IncomingEvent, buffer: &mut Vec<u8>) -> Range<usize> {
+    let start = buffer.len();
+    let mut write = |properties: &Map<String, Value>| {
+        buffer.truncate(start);
+        serde_json::to_writer(
+            &mut *buffer,
+            &OwnRef(
+                &event.dedupe_key,
+                &event.name,
+                &event.timestamp,
+                &event.distinct_id,
+                properties,
+            ),
+        )
+    };
+    if write(&event.properties)
+        .or_else(|error| write(&error_properties(&error)))
+        .is_err()
+    {
+        // Nothing written: the event reads back with the reason it could not be read.
+        buffer.truncate(start);
+    }
+    start..buffer.len()
+}
+
+impl CompactEvent {
     /// The own fields of a kept event, read back.
     fn decode_kept(
         &self,
@@ -256,7 +314,10 @@ impl<'a> EventReader<'a> {
                 own,
                 resource,
                 shared,
-            } => return event.captured(event.decode_kept(own, resource, shared)),
+            } => {
+                let own = event.batch.own.get(own.clone()).unwrap_or_default();
+                return event.captured(event.decode_kept(own, resource, shared));
+            }
             Body::Logged { index } => *index,
         };
         let not_in_log = || Error::NotInLog {
@@ -300,13 +361,6 @@ mod tests {
 
     #[test]
     fn an_event_reads_back_as_it_was_stored() {
-        let batch = Arc::new(BatchOrigin {
-            request_id: 7,
-            route: "/v1/logs".to_owned(),
-            received_at: "2026-11-23T10:55:10.123456789Z".to_owned(),
-            upstream: Some("200".to_owned()),
-            location: None,
-        });
         let shared = Arc::new(SharedProperties {
             properties: Map::from_iter([("otel.scope.name".to_owned(), json!("lib"))]),
             parent: None,
@@ -329,9 +383,26 @@ mod tests {
                 ("nested".to_owned(), json!({"a": [1, null, true]})),
             ]),
         };
-        let mut compact = CompactEvent::new(Protocol::OtlpLogs, &batch, &event, &mut Vec::new());
-        compact.seq = 3;
-        let back = EventReader::new(None).read(&compact);
+        let other = IncomingEvent {
+            name: "other".to_owned(),
+            ..event.clone()
+        };
+        let mut builder = BatchBuilder::new(
+            Protocol::OtlpLogs,
+            7,
+            "/v1/logs".to_owned(),
+            "2026-11-23T10:55:10.123456789Z".to_owned(),
+            Some("200".to_owned()),
+            None,
+            2,
+        );
+        builder.push(3, 0, &event);
+        builder.push(4, 1, &other);
+        let compact: Vec<CompactEvent> = builder.finish().collect();
+        assert!(Arc::ptr_eq(&compact[0].batch, &compact[1].batch));
+        let mut reader = EventReader::new(None);
+        assert_eq!(reader.read(&compact[1]).event, other);
+        let back = reader.read(&compact[0]);
         assert_eq!(back.event, event);
         assert!(Arc::ptr_eq(
             back.event.shared.as_ref().expect("shared"),

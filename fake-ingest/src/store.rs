@@ -15,12 +15,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-use crate::compact_event::{BatchOrigin, CompactEvent, EventReader};
+use crate::compact_event::{BatchBuilder, CompactEvent, EventReader};
 use crate::dedupe_key::DedupeKey;
 use crate::error::Error;
 use crate::event::{CapturedEvent, IncomingEvent, Protocol};
@@ -691,17 +691,17 @@ impl Inner {
             duplicates,
             duplicate_seqs: Vec::new(),
         };
-        let batch = Arc::new(BatchOrigin {
+        let mut batch = BatchBuilder::new(
+            protocol,
             request_id,
             route,
             received_at,
             upstream,
             location,
-        });
+            events.len(),
+        );
         // Invariant: `keys` has one entry per event, in order (`zip` below would drop the events past a short one).
-        // What each kept event's own fields are written into before they are copied to their own allocation.
-        let mut own_scratch = Vec::new();
-        for (index, (event, key)) in events.into_iter().zip(keys).enumerate() {
+        for (index, (event, key)) in events.iter().zip(keys).enumerate() {
             self.stats.events_received += 1;
             let seq = self.stats.events_unique + outcome.accepted + 1;
             if let Some(key) = key {
@@ -719,18 +719,15 @@ impl Inner {
             if !event.has_idempotency_key {
                 self.stats.events_without_key += 1;
             }
+            batch.push(seq, index, event);
+        }
+        for compact in batch.finish() {
             if let Some(max) = self.max_events_kept
                 && self.events.len() >= max
             {
                 self.events.pop_front();
                 self.stats.events_evicted += 1;
             }
-            let mut compact = match (location, u32::try_from(index)) {
-                (Some(_), Ok(index)) => CompactEvent::logged(protocol, &batch, index, &event),
-                // More than 4 billion events in one record cannot be indexed: such an event is kept in memory.
-                _ => CompactEvent::new(protocol, &batch, &event, &mut own_scratch),
-            };
-            compact.seq = seq;
             self.events.push_back(compact);
         }
         self.stats.events_unique += outcome.accepted;

@@ -23,7 +23,7 @@
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::{canonical_uuid_key, check_distinct_id, check_name, check_timestamp};
@@ -35,40 +35,11 @@ pub(super) fn decode_valid_batch(bytes: &[u8]) -> Option<Vec<IncomingEvent>> {
     if events.is_empty() {
         return None;
     }
-    events.into_iter().map(WireEvent::into_incoming).collect()
+    Some(events)
 }
 
-/// The fields of one event as they came, before their values are checked.
-struct WireEvent {
-    uuid: String,
-    name: String,
-    distinct_id: String,
-    timestamp: String,
-    properties: Map<String, Value>,
-}
-
-impl WireEvent {
-    /// The event, if its values pass the reference decoder's checks (in its order).
-    fn into_incoming(self) -> Option<IncomingEvent> {
-        let dedupe_key = canonical_uuid_key(self.uuid).ok()?;
-        check_name(&self.name).ok()?;
-        check_distinct_id(&self.distinct_id).ok()?;
-        check_timestamp(&self.timestamp).ok()?;
-        Some(IncomingEvent {
-            dedupe_key,
-            has_idempotency_key: true,
-            name: self.name,
-            timestamp: Some(self.timestamp),
-            distinct_id: Some(self.distinct_id),
-            resource: None,
-            shared: None,
-            properties: self.properties,
-        })
-    }
-}
-
-/// The body's `batch`, decoded.
-struct Body(Vec<WireEvent>);
+/// The body's `batch`, decoded and checked.
+struct Body(Vec<IncomingEvent>);
 
 impl<'de> Deserialize<'de> for Body {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -87,7 +58,7 @@ impl<'de> Visitor<'de> for BodyVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
-        let mut batch: Option<Vec<WireEvent>> = None;
+        let mut batch: Option<Batch> = None;
         while let Some(key) = map.next_key::<BodyField>()? {
             match key {
                 BodyField::Batch if batch.is_some() => {
@@ -99,9 +70,8 @@ impl<'de> Visitor<'de> for BodyVisitor {
                 }
             }
         }
-        batch
-            .map(Body)
-            .ok_or_else(|| de::Error::missing_field("batch"))
+        let Batch(events) = batch.ok_or_else(|| de::Error::missing_field("batch"))?;
+        Ok(Body(events))
     }
 }
 
@@ -112,6 +82,34 @@ enum BodyField {
     Batch,
     #[serde(other)]
     Other,
+}
+
+/// The `batch` array: each event is checked as soon as it is read, so the array is read straight into the events,
+/// and the first event that fails a check ends the decode.
+struct Batch(Vec<IncomingEvent>);
+
+impl<'de> Deserialize<'de> for Batch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(BatchVisitor)
+    }
+}
+
+struct BatchVisitor;
+
+impl<'de> Visitor<'de> for BatchVisitor {
+    type Value = Batch;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an array of events")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Batch, A::Error> {
+        let mut events = Vec::new();
+        while let Some(event) = seq.next_element_seed(EventSeed)? {
+            events.push(event);
+        }
+        Ok(Batch(events))
+    }
 }
 
 /// A field name of an event.
@@ -127,8 +125,13 @@ enum EventField {
     Other,
 }
 
-impl<'de> Deserialize<'de> for WireEvent {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+/// Reads one event of the batch and checks its values.
+struct EventSeed;
+
+impl<'de> DeserializeSeed<'de> for EventSeed {
+    type Value = IncomingEvent;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<IncomingEvent, D::Error> {
         deserializer.deserialize_map(EventVisitor)
     }
 }
@@ -136,18 +139,18 @@ impl<'de> Deserialize<'de> for WireEvent {
 struct EventVisitor;
 
 impl<'de> Visitor<'de> for EventVisitor {
-    type Value = WireEvent;
+    type Value = IncomingEvent;
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str("an event object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireEvent, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IncomingEvent, A::Error> {
         let mut uuid = None;
         let mut name = None;
         let mut distinct_id = None;
         let mut timestamp = None;
-        let mut properties = None;
+        let mut properties: Option<Map<String, Value>> = None;
         while let Some(key) = map.next_key::<EventField>()? {
             match key {
                 EventField::Uuid => map.next_value_seed(Once(&mut uuid, "uuid"))?,
@@ -164,11 +167,25 @@ impl<'de> Visitor<'de> for EventVisitor {
                 }
             }
         }
-        Ok(WireEvent {
-            uuid: uuid.ok_or_else(|| de::Error::missing_field("uuid"))?,
-            name: name.ok_or_else(|| de::Error::missing_field("event"))?,
-            distinct_id: distinct_id.ok_or_else(|| de::Error::missing_field("distinct_id"))?,
-            timestamp: timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?,
+        let uuid: String = uuid.ok_or_else(|| de::Error::missing_field("uuid"))?;
+        let name: String = name.ok_or_else(|| de::Error::missing_field("event"))?;
+        let distinct_id: String =
+            distinct_id.ok_or_else(|| de::Error::missing_field("distinct_id"))?;
+        let timestamp: String = timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?;
+        // The reference decoder's checks, in its order; the wording of a failure is the reference decoder's.
+        let failed = |_| de::Error::custom("left to the reference decoder");
+        let dedupe_key = canonical_uuid_key(uuid).map_err(failed)?;
+        check_name(&name).map_err(failed)?;
+        check_distinct_id(&distinct_id).map_err(failed)?;
+        check_timestamp(&timestamp).map_err(failed)?;
+        Ok(IncomingEvent {
+            dedupe_key,
+            has_idempotency_key: true,
+            name,
+            timestamp: Some(timestamp),
+            distinct_id: Some(distinct_id),
+            resource: None,
+            shared: None,
             properties: properties.unwrap_or_default(),
         })
     }
