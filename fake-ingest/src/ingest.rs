@@ -153,7 +153,24 @@ fn decode_event(event: Value) -> Result<IncomingEvent, String> {
             ));
         }
     };
-    Ok(IncomingEvent {
+    Ok(checked_event(
+        dedupe_key,
+        name,
+        distinct_id,
+        timestamp,
+        properties,
+    ))
+}
+
+/// The event of an `/ingest` body, its fields checked (both decoders build it here).
+fn checked_event(
+    dedupe_key: String,
+    name: String,
+    distinct_id: String,
+    timestamp: String,
+    properties: Map<String, Value>,
+) -> IncomingEvent {
+    IncomingEvent {
         dedupe_key,
         has_idempotency_key: true,
         name,
@@ -162,7 +179,7 @@ fn decode_event(event: Value) -> Result<IncomingEvent, String> {
         resource: None,
         shared: None,
         properties,
-    })
+    }
 }
 
 /// The dedupe key of an event's `uuid`: its canonical form (lowercase, hyphenated); the `uuid` must be a

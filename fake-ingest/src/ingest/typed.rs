@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::{canonical_uuid_key, check_distinct_id, check_name, check_timestamp};
+use super::{canonical_uuid_key, check_distinct_id, check_name, check_timestamp, checked_event};
 use crate::event::IncomingEvent;
 
 /// Decodes a body the reference decoder would accept into the same events; `None` for any other body.
@@ -178,16 +178,13 @@ impl<'de> Visitor<'de> for EventVisitor {
         check_name(&name).map_err(failed)?;
         check_distinct_id(&distinct_id).map_err(failed)?;
         check_timestamp(&timestamp).map_err(failed)?;
-        Ok(IncomingEvent {
+        Ok(checked_event(
             dedupe_key,
-            has_idempotency_key: true,
             name,
-            timestamp: Some(timestamp),
-            distinct_id: Some(distinct_id),
-            resource: None,
-            shared: None,
-            properties: properties.unwrap_or_default(),
-        })
+            distinct_id,
+            timestamp,
+            properties.unwrap_or_default(),
+        ))
     }
 }
 
