@@ -248,17 +248,7 @@ impl LogProcessor for OtelLogProcessor {
             record.set_observed_timestamp(SystemTime::now());
         }
         let record = &*record;
-        self.calls.record(|| {
-            let name = otlp_form::log_event_name(
-                Cow::Borrowed(record.event_name().unwrap_or_default()),
-                target.as_deref().unwrap_or(scope.name()),
-            );
-            Event::new(name).with_deferred(Arc::new(DeferredLog {
-                record: record.clone(),
-                scope: scope.clone(),
-                target,
-            }))
-        });
+        self.calls.record(|| log_event(record, scope, target));
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -296,6 +286,25 @@ impl SpanProcessor for OtelSpanProcessor {
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.calls.shutdown(timeout)
     }
+}
+
+/// The event of a log record emitted under `scope`: named on the caller's thread; the record cloned (the SDK keeps
+/// its own, as it does for its batch processor) into its deferred properties, which time it and convert it on the
+/// spooler thread.
+fn log_event(
+    record: &SdkLogRecord,
+    scope: &InstrumentationScope,
+    target: Option<Cow<'static, str>>,
+) -> Event {
+    let name = otlp_form::log_event_name(
+        Cow::Borrowed(record.event_name().unwrap_or_default()),
+        target.as_deref().unwrap_or(scope.name()),
+    );
+    Event::new(name).with_deferred(Arc::new(DeferredLog {
+        record: record.clone(),
+        scope: scope.clone(),
+        target,
+    }))
 }
 
 /// The event of an ended span: named on the caller's thread; the span itself moved (not copied) into its deferred
@@ -337,7 +346,7 @@ impl DeferredProperties for DeferredSpan {
 struct DeferredLog {
     record: SdkLogRecord,
     scope: InstrumentationScope,
-    target: Option<std::borrow::Cow<'static, str>>,
+    target: Option<Cow<'static, str>>,
 }
 
 impl DeferredProperties for DeferredLog {
@@ -359,6 +368,7 @@ impl DeferredProperties for DeferredLog {
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
+    use std::time::UNIX_EPOCH;
 
     use opentelemetry::trace::{Tracer as _, TracerProvider as _};
     use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -402,6 +412,25 @@ mod tests {
     }
 
     #[test]
+    fn a_log_record_is_timed_by_its_own_time_else_its_observed_time_with_no_clock_read() {
+        use opentelemetry::logs::{Logger as _, LoggerProvider as _};
+
+        let at = |nanos| UNIX_EPOCH + Duration::from_nanos(nanos);
+        let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder().build();
+        let mut record = provider.logger("app").create_log_record();
+        let scope = InstrumentationScope::builder("app").build();
+        record.set_observed_timestamp(at(2_000));
+        assert_eq!(
+            log_event(&record, &scope, None).timestamp(),
+            Some(at(2_000))
+        );
+        record.set_timestamp(at(1_000));
+        let event = log_event(&record, &scope, None);
+        assert_eq!(event.timestamp(), Some(at(1_000)));
+        assert_eq!(event.name(), "app", "no event name: the scope's");
+    }
+
+    #[test]
     fn a_span_is_keyed_by_its_ids_when_it_is_keyed_for_the_spool_not_when_it_ends() {
         let span = ended_span();
         let expected = otlp_form::span_key(
@@ -425,6 +454,9 @@ mod tests {
         let stored = StoredView::read(&buffer).unwrap();
         assert_eq!(stored.uuid(), expected);
         assert_eq!(stored.name(), "checkout");
+        // Timed at its start, to the nanosecond, by its deferred properties: no clock read for it.
+        let start = jiff::Timestamp::try_from(span.start_time).unwrap();
+        assert_eq!(stored.timestamp_rfc3339(), start.to_string());
         let stored_span = otlp_form::stored_span(&stored).unwrap().unwrap();
         assert_eq!(stored_span.span_id, span.span_context.span_id().to_bytes());
 
