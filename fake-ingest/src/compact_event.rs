@@ -3,12 +3,13 @@
 //! A decoded event ([`CapturedEvent`]) is a tree of allocations: a string per field, a map node per few properties,
 //! a string per property name and value. Kept that way, a 290-byte event took about 1.2 KB. The store keeps
 //! instead, per event, its own fields written once as compact JSON (`[dedupe_key, name, timestamp, distinct_id,
-//! properties]`), a few numbers, and pointers to what it shares: the batch it came in (route,
-//! arrival time, request and, in proxy mode, the upstream's answer, held once per batch) and, for OTLP, the resource and the shared properties (held once
-//! per request). The own fields of a batch's events are written one after another into one buffer that the batch
-//! holds ([`BatchBuilder`]): one allocation per batch, not per event, and each event keeps only where its fields are
-//! in the buffer. A batch's buffer lives as long as one of its events is kept. A reader gets a [`CapturedEvent`] back with [`CompactEvent::decode`]; filters on the protocol,
-//! the route, the request or the upstream's answer look at the compact form only.
+//! properties]`), a few numbers, and pointers to what it shares: the batch it came in (route, arrival time,
+//! request and, in proxy mode, the upstream's answer, held once per batch) and, for OTLP, the resource and the
+//! shared properties (held once per request). The own fields of a batch's events are written one after another into
+//! one buffer that the batch holds ([`BatchBuilder`]): one allocation per batch, not per event, and each event keeps
+//! only where its fields are in the buffer. A batch's buffer lives as long as one of its events is kept. A reader
+//! gets a [`CapturedEvent`] back with [`CompactEvent::decode`]; filters on the protocol, the route, the request or
+//! the upstream's answer look at the compact form only.
 //!
 //! With a batch log (`--data-dir`) the event's own fields, resource and shared properties are not kept at all: the
 //! batch remembers where its record is in the log ([`Location`]) and the event its index in that record, and an

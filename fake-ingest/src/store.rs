@@ -189,8 +189,7 @@ impl Store {
             let mut batches = 0_u64;
             let log = BatchLog::open(dir, |record, location| {
                 batches += 1;
-                let keys = record.events.iter().map(dedupe_key_of).collect();
-                inner.apply(record, keys, Some(location));
+                inner.replay(record, Some(location));
             })?;
             tracing::info!(
                 dir = %dir.display(),
@@ -228,8 +227,7 @@ impl Store {
             resets: 0,
         };
         crate::log::read(data_dir, |record, _| {
-            let keys = record.events.iter().map(dedupe_key_of).collect();
-            inner.apply(record, keys, None);
+            inner.replay(record, None);
         })?;
         Ok(inner.decoded())
     }
@@ -664,6 +662,13 @@ impl Inner {
                 event.resent = event.resent.saturating_add(1);
             }
         }
+    }
+
+    /// Applies a batch read back from the batch log (its keys computed here; a live batch brings them from
+    /// [`Inner::partition`]).
+    fn replay(&mut self, record: BatchRecord, location: Option<Location>) {
+        let keys = record.events.iter().map(dedupe_key_of).collect();
+        self.apply(record, keys, location);
     }
 
     /// Applies a batch in memory: its `events` (each still checked against the stored keys, so that a log written

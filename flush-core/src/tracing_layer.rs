@@ -11,8 +11,8 @@
 //! is not recorded, so the layer never re-enters itself.
 //!
 //! What the layer does per event on the application's thread is visiting the fields and building one [`Event`]:
-//! an allocation for its properties, one per string field (the message included) and for the name, and two that
-//! hand over the callsite's `'static` metadata. The metadata properties (`tracing.level` and the rest) are written
+//! an allocation for its properties, one per string field (the message included) and for the name, and one that
+//! hands over the callsite's `'static` metadata. The metadata properties (`tracing.level` and the rest) are written
 //! from it on the spooler thread, when the event is serialized (`DeferredMetadata`, through the event's deferred
 //! properties); the rest is `record()`'s, which never blocks.
 

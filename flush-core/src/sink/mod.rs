@@ -230,15 +230,10 @@ impl<'a> Batch<'a> {
     /// # Errors
     /// [`EncodeError`] when a record is not in the canonical form.
     pub fn decode(&self) -> Result<Vec<DecodedEvent>, EncodeError> {
-        let mut seen = std::collections::HashSet::with_capacity(self.records.len());
-        let mut events = Vec::with_capacity(self.records.len());
-        for record in self.records {
-            let stored = decode_stored(record).map_err(EncodeError::new)?;
-            if seen.insert(stored.uuid) {
-                events.push(DecodedEvent { stored });
-            }
-        }
-        Ok(events)
+        self.read_each_key_once(
+            |record| decode_stored(record).map(|stored| DecodedEvent { stored }),
+            |event| event.stored.uuid,
+        )
     }
 
     /// The events read in place (no `Value` tree), in order, each idempotency key once, as
@@ -247,12 +242,24 @@ impl<'a> Batch<'a> {
     /// # Errors
     /// [`EncodeError`] when a record is not in the canonical form.
     pub(crate) fn views(&self) -> Result<Vec<StoredView<'a>>, EncodeError> {
+        self.read_each_key_once(StoredView::read, StoredView::uuid)
+    }
+
+    /// Every record read with `read`, in order, keeping the first event of each idempotency key.
+    fn read_each_key_once<T, E>(
+        &self,
+        read: impl Fn(&'a [u8]) -> Result<T, E>,
+        key: impl Fn(&T) -> Uuid,
+    ) -> Result<Vec<T>, EncodeError>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
         let mut seen = std::collections::HashSet::with_capacity(self.records.len());
         let mut events = Vec::with_capacity(self.records.len());
         for record in self.records {
-            let view = StoredView::read(record).map_err(EncodeError::new)?;
-            if seen.insert(view.uuid()) {
-                events.push(view);
+            let event = read(record).map_err(EncodeError::new)?;
+            if seen.insert(key(&event)) {
+                events.push(event);
             }
         }
         Ok(events)
