@@ -22,12 +22,19 @@
 //! room and no work of an earlier chunk runs during it: the SDK's providers `force_flush` (the queue is exported, or
 //! dropped when the export fails); flush-core's reporters `checkpoint` (the queue is in the spool) and, with a
 //! healthy server, `flush` (it is delivered; with the server down nothing can be); `tracing-appender`'s writer is
-//! left to drain on its own thread. Criterion reports the mean of its samples; a second loop times each of 20 000
-//! calls (500 in smoke mode) alone, chunked and settled the same way, and prints its mean and percentiles on a
-//! `PERCENTILES` line (the timer's own cost, `timer_overhead_ns`, included). `bench-report` takes the `otel` ratios
-//! from those means: where settling takes long (the SDK's `force_flush` with the server down), criterion measures
-//! only a few short chunks, whose first calls after a settle are cold. What is timed is the call on the application's thread, with each pipeline's own
-//! threads (flush-core's spooler, woken at 50 queued events, keying and serializing) running beside it as they do.
+//! left to drain on its own thread. What is timed is the call on the application's thread, with each pipeline's own
+//! threads running beside it as they do (flush-core's spooler polls every 20 ms; a chunk never queues the 512 events
+//! that would wake it).
+//!
+//! Criterion times each pipeline in turn and reports the mean of its samples. The ratios come from a second loop:
+//! every pipeline of a state is built first, then each of them times about 20 000 calls (500 in smoke mode) one by
+//! one, the pipelines taking turns in blocks of [`CHUNKS_PER_BLOCK`] chunks ([`benches::alternating`]), so that
+//! each meets the same machine conditions. Inside its block a pipeline runs alone, settled by its own settle; the
+//! first chunk of a block, which follows another pipeline's settle, is not counted. Each pipeline's mean and
+//! percentiles are printed on a `PERCENTILES` line (the timer's own cost, `timer_overhead_ns`, included), and
+//! `bench-report` takes the `otel` ratios from those means. Criterion's means are not used for the ratios: where
+//! settling takes long (the SDK's `force_flush` with the server down) it measures only a few short chunks, whose first
+//! calls after a settle are cold, and its pipelines are measured minutes apart.
 
 mod common;
 
@@ -35,16 +42,17 @@ use std::hint::black_box;
 use std::net::TcpListener;
 use std::time::Duration;
 
+use benches::alternating::{Blocks, Contender, record_alternately, time_call};
 use benches::flush::{bench_spool_config, spool_with_backlog};
 use benches::util::{
-    latency_histogram, print_load, print_percentiles, record_latencies, selected, size, temp_dir,
-    time_in_chunks, timer_overhead_nanos,
+    print_load, print_percentiles, selected, size, temp_dir, time_in_chunks, timer_overhead_nanos,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flush_core::sink::{OtlpLogs, OtlpTraces};
 use flush_core::{
     Config, FlushOutcome, OtelLogProcessor, OtelSpanProcessor, Reporter, Sink, TracingLayer,
 };
+use hdrhistogram::Histogram;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
@@ -56,6 +64,8 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 /// Calls per timed chunk: well under every queue's bound (the SDK's 2,048, flush-core's 8,192).
 const CHUNK: usize = 256;
+/// Chunks per block of the alternating measurement (the first not counted).
+const CHUNKS_PER_BLOCK: usize = 8;
 /// How long settling waits for the healthy server to acknowledge a chunk (far more than it takes).
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -178,43 +188,73 @@ fn info() {
     tracing::info!(tool = "grep", ok = true, n = 12_u64, "tool call finished");
 }
 
-/// Times `info()` under `dispatch`, settling with `settle` between chunks.
+/// One pipeline of a state: how its calls are made (a `tracing` dispatch, or a tracer provider), what settles it
+/// between chunks, and what ends it.
+struct Pipeline<C> {
+    /// The measurement's name, e.g. `info/ours_layer/healthy`.
+    name: String,
+    calls: C,
+    settle: Box<dyn Fn()>,
+    /// Our reporter, whose state is printed after the measurement.
+    ours: Option<Reporter>,
+    /// Shuts the pipeline down, and drops what it kept alive (its spool directory, its writer's guard).
+    end: Box<dyn FnOnce()>,
+}
+
+impl<C> Pipeline<C> {
+    fn finish(self) {
+        if let Some(ours) = &self.ours {
+            print_state(&self.name, ours);
+        }
+        (self.end)();
+    }
+}
+
+/// Times `info()` under the pipeline's dispatch with criterion, settling between chunks.
 fn bench_info(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    name: &str,
-    dispatch: &tracing::Dispatch,
-    settle: impl Fn(),
+    pipeline: &Pipeline<tracing::Dispatch>,
 ) {
-    if !selected(&format!("otel/{name}")) {
-        return;
-    }
-    group.bench_function(name, |b| {
+    group.bench_function(&pipeline.name, |b| {
         b.iter_custom(|iters| {
-            tracing::dispatcher::with_default(dispatch, || {
+            tracing::dispatcher::with_default(&pipeline.calls, || {
                 time_in_chunks(
                     &mut (),
                     iters,
                     CHUNK,
                     |n| vec![(); n],
                     |_, _| info(),
-                    |_| settle(),
+                    |_| (pipeline.settle)(),
                 )
             })
         });
     });
-    let mut histogram = latency_histogram();
-    tracing::dispatcher::with_default(dispatch, || {
-        record_latencies(
-            &mut (),
-            &mut histogram,
-            percentile_calls(),
-            CHUNK,
-            |n| vec![(); n],
-            |_, _| info(),
-            |_| settle(),
-        );
-    });
-    print_percentiles(&format!("otel/{name}"), &histogram);
+}
+
+/// Times each of [`percentile_calls`] calls of every pipeline of a state on its own, the pipelines alternating block
+/// by block ([`record_alternately`]), and prints one `PERCENTILES` line per pipeline. `chunk` makes `n` calls of one
+/// pipeline, timing each.
+fn measure_alternately<C>(
+    pipelines: &[Pipeline<C>],
+    chunk: impl Fn(&Pipeline<C>, usize, &mut Histogram<u64>),
+) {
+    let chunk = &chunk;
+    let mut contenders: Vec<Contender<'_>> = pipelines
+        .iter()
+        .map(|pipeline| Contender {
+            chunk: Box::new(move |n, histogram: &mut Histogram<u64>| chunk(pipeline, n, histogram)),
+            settle: Box::new(|| (pipeline.settle)()),
+        })
+        .collect();
+    let blocks = Blocks {
+        chunk: CHUNK,
+        chunks_per_block: size(CHUNKS_PER_BLOCK, 2),
+        calls: percentile_calls(),
+    };
+    let histograms = record_alternately(&mut contenders, blocks);
+    for (pipeline, histogram) in pipelines.iter().zip(&histograms) {
+        print_percentiles(&format!("otel/{}", pipeline.name), histogram);
+    }
 }
 
 /// Calls timed one by one for the `PERCENTILES` line of each measurement.
@@ -222,45 +262,55 @@ fn percentile_calls() -> u64 {
     size(20_000, 500) as u64
 }
 
-fn info_group(c: &mut Criterion) {
-    let mut group = c.benchmark_group("otel");
-    group.throughput(Throughput::Elements(1));
-    for state in Server::ALL {
-        let endpoint = Endpoint::start(state);
+/// The `info` pipelines of `state` that the command line selects: flush-core's layer and log processor, and (with
+/// a server) the SDK's batch log processor and (healthy) `tracing-appender`.
+fn info_pipelines(endpoint: &Endpoint, state: Server) -> Vec<Pipeline<tracing::Dispatch>> {
+    let mut pipelines = Vec::new();
+    let name = format!("info/ours_layer/{}", state.name());
+    if selected(&format!("otel/{name}")) {
+        let (ours, dir) = reporter(
+            format!("{}/ingest", endpoint.url),
+            state,
+            flush_core::sink::Ingest,
+        );
+        let layer = TracingLayer::new(ours.clone());
+        let settled = ours.clone();
+        let ended = ours.clone();
+        pipelines.push(Pipeline {
+            name,
+            calls: tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
+            settle: Box::new(move || settle(&settled, state)),
+            ours: Some(ours),
+            end: Box::new(move || {
+                let _ = ended.shutdown(Duration::from_secs(1));
+                drop(dir);
+            }),
+        });
+    }
 
-        let name = format!("info/ours_layer/{}", state.name());
-        if selected(&format!("otel/{name}")) {
-            let (ours, _dir) = reporter(
-                format!("{}/ingest", endpoint.url),
-                state,
-                flush_core::sink::Ingest,
-            );
-            let layer = TracingLayer::new(ours.clone());
-            let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-            bench_info(&mut group, &name, &dispatch, || settle(&ours, state));
-            print_state(&name, &ours);
-            let _ = ours.shutdown(Duration::from_secs(1));
-        }
-
-        let name = format!("info/ours_log_processor/{}", state.name());
-        if selected(&format!("otel/{name}")) {
-            let (ours, _dir) = reporter(endpoint.url.clone(), state, OtlpLogs::new());
-            let provider = SdkLoggerProvider::builder()
-                .with_log_processor(OtelLogProcessor::new(ours.clone()))
-                .build();
-            let dispatch = tracing::Dispatch::new(
+    let name = format!("info/ours_log_processor/{}", state.name());
+    if selected(&format!("otel/{name}")) {
+        let (ours, dir) = reporter(endpoint.url.clone(), state, OtlpLogs::new());
+        let provider = SdkLoggerProvider::builder()
+            .with_log_processor(OtelLogProcessor::new(ours.clone()))
+            .build();
+        let settled = ours.clone();
+        pipelines.push(Pipeline {
+            name,
+            calls: tracing::Dispatch::new(
                 tracing_subscriber::registry().with(OpenTelemetryTracingBridge::new(&provider)),
-            );
-            bench_info(&mut group, &name, &dispatch, || settle(&ours, state));
-            print_state(&name, &ours);
-            let _ = provider.shutdown_with_timeout(Duration::from_secs(1));
-        }
+            ),
+            settle: Box::new(move || settle(&settled, state)),
+            ours: Some(ours),
+            end: Box::new(move || {
+                let _ = provider.shutdown_with_timeout(Duration::from_secs(1));
+                drop(dir);
+            }),
+        });
+    }
 
-        if !state.has_peers() {
-            endpoint.stop();
-            continue;
-        }
-
+    let name = format!("info/sdk_batch_log_processor/{}", state.name());
+    if state.has_peers() && selected(&format!("otel/{name}")) {
         let exporter = LogExporter::builder()
             .with_http()
             .with_protocol(Protocol::HttpBinary)
@@ -271,103 +321,129 @@ fn info_group(c: &mut Criterion) {
         let provider = SdkLoggerProvider::builder()
             .with_batch_exporter(exporter)
             .build();
-        let dispatch = tracing::Dispatch::new(
-            tracing_subscriber::registry().with(OpenTelemetryTracingBridge::new(&provider)),
-        );
-        bench_info(
-            &mut group,
-            &format!("info/sdk_batch_log_processor/{}", state.name()),
-            &dispatch,
-            || {
-                let _ = provider.force_flush();
-            },
-        );
-        let _ = provider.shutdown_with_timeout(Duration::from_secs(1));
+        let flushed = provider.clone();
+        pipelines.push(Pipeline {
+            name,
+            calls: tracing::Dispatch::new(
+                tracing_subscriber::registry().with(OpenTelemetryTracingBridge::new(&provider)),
+            ),
+            settle: Box::new(move || {
+                let _ = flushed.force_flush();
+            }),
+            ours: None,
+            end: Box::new(move || {
+                let _ = provider.shutdown_with_timeout(Duration::from_secs(1));
+            }),
+        });
+    }
 
-        if state == Server::Healthy {
-            let dir = temp_dir("tracing-appender");
-            let file = tracing_appender::rolling::never(dir.path(), "app.log");
-            let (writer, guard) = tracing_appender::non_blocking(file);
-            let layer = tracing_subscriber::fmt::layer()
-                .with_writer(writer)
-                .with_ansi(false);
-            let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-            bench_info(
-                &mut group,
-                "info/tracing_appender_file/healthy",
-                &dispatch,
-                || {},
-            );
-            drop(guard);
+    let name = "info/tracing_appender_file/healthy".to_owned();
+    if state == Server::Healthy && selected(&format!("otel/{name}")) {
+        let dir = temp_dir("tracing-appender");
+        let file = tracing_appender::rolling::never(dir.path(), "app.log");
+        let (writer, guard) = tracing_appender::non_blocking(file);
+        let layer = tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .with_ansi(false);
+        pipelines.push(Pipeline {
+            name,
+            calls: tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
+            settle: Box::new(|| {}),
+            ours: None,
+            end: Box::new(move || {
+                drop(guard);
+                drop(dir);
+            }),
+        });
+    }
+    pipelines
+}
+
+fn info_group(c: &mut Criterion) {
+    let mut group = c.benchmark_group("otel");
+    group.throughput(Throughput::Elements(1));
+    for state in Server::ALL {
+        let endpoint = Endpoint::start(state);
+        let pipelines = info_pipelines(&endpoint, state);
+        for pipeline in &pipelines {
+            bench_info(&mut group, pipeline);
         }
+        measure_alternately(&pipelines, |pipeline, n, histogram| {
+            tracing::dispatcher::with_default(&pipeline.calls, || {
+                for _ in 0..n {
+                    time_call(histogram, info);
+                }
+            });
+        });
+        pipelines.into_iter().for_each(Pipeline::finish);
         endpoint.stop();
     }
     group.finish();
 }
 
-/// Times ending spans of `provider`'s tracer, settling with `settle` between chunks.
-fn bench_span_end(
-    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    name: &str,
-    provider: &SdkTracerProvider,
-    settle: impl Fn(),
-) {
-    if !selected(&format!("otel/{name}")) {
-        return;
-    }
+/// `n` spans of `provider`'s tracer, started (two attributes each) and not yet ended.
+fn started_spans(provider: &SdkTracerProvider, n: usize) -> Vec<opentelemetry_sdk::trace::Span> {
     let tracer = provider.tracer("bench");
-    let started = |n| {
-        (0..n)
-            .map(|_| {
-                let mut span = tracer.start("tool_call");
-                span.set_attribute(KeyValue::new("tool", "grep"));
-                span.set_attribute(KeyValue::new("n", 12_i64));
-                span
-            })
-            .collect()
-    };
-    let end = |_: &mut (), mut span: opentelemetry_sdk::trace::Span| {
-        span.end();
-        black_box(span);
-    };
-    group.bench_function(name, |b| {
-        b.iter_custom(|iters| time_in_chunks(&mut (), iters, CHUNK, started, end, |_| settle()));
-    });
-    let mut histogram = latency_histogram();
-    record_latencies(
-        &mut (),
-        &mut histogram,
-        percentile_calls(),
-        CHUNK,
-        started,
-        end,
-        |_| settle(),
-    );
-    print_percentiles(&format!("otel/{name}"), &histogram);
+    (0..n)
+        .map(|_| {
+            let mut span = tracer.start("tool_call");
+            span.set_attribute(KeyValue::new("tool", "grep"));
+            span.set_attribute(KeyValue::new("n", 12_i64));
+            span
+        })
+        .collect()
 }
 
-fn span_end_group(c: &mut Criterion) {
-    let mut group = c.benchmark_group("otel");
-    group.throughput(Throughput::Elements(1));
-    for state in Server::ALL {
-        let endpoint = Endpoint::start(state);
+fn end_span(mut span: opentelemetry_sdk::trace::Span) {
+    span.end();
+    black_box(span);
+}
 
-        let name = format!("span_end/ours/{}", state.name());
-        if selected(&format!("otel/{name}")) {
-            let (ours, _dir) = reporter(endpoint.url.clone(), state, OtlpTraces::new());
-            let provider = SdkTracerProvider::builder()
-                .with_span_processor(OtelSpanProcessor::new(ours.clone()))
-                .build();
-            bench_span_end(&mut group, &name, &provider, || settle(&ours, state));
-            print_state(&name, &ours);
-            let _ = provider.shutdown_with_timeout(Duration::from_secs(1));
-        }
+/// Times ending spans of the pipeline's tracer with criterion, settling between chunks.
+fn bench_span_end(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    pipeline: &Pipeline<SdkTracerProvider>,
+) {
+    group.bench_function(&pipeline.name, |b| {
+        b.iter_custom(|iters| {
+            time_in_chunks(
+                &mut (),
+                iters,
+                CHUNK,
+                |n| started_spans(&pipeline.calls, n),
+                |_, span| end_span(span),
+                |_| (pipeline.settle)(),
+            )
+        });
+    });
+}
 
-        if !state.has_peers() {
-            endpoint.stop();
-            continue;
-        }
+/// The `span_end` pipelines of `state` that the command line selects: flush-core's span processor and (with a
+/// server) the SDK's batch span processor.
+fn span_pipelines(endpoint: &Endpoint, state: Server) -> Vec<Pipeline<SdkTracerProvider>> {
+    let mut pipelines = Vec::new();
+    let name = format!("span_end/ours/{}", state.name());
+    if selected(&format!("otel/{name}")) {
+        let (ours, dir) = reporter(endpoint.url.clone(), state, OtlpTraces::new());
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(OtelSpanProcessor::new(ours.clone()))
+            .build();
+        let settled = ours.clone();
+        let ended = provider.clone();
+        pipelines.push(Pipeline {
+            name,
+            calls: provider,
+            settle: Box::new(move || settle(&settled, state)),
+            ours: Some(ours),
+            end: Box::new(move || {
+                let _ = ended.shutdown_with_timeout(Duration::from_secs(1));
+                drop(dir);
+            }),
+        });
+    }
 
+    let name = format!("span_end/sdk_batch/{}", state.name());
+    if state.has_peers() && selected(&format!("otel/{name}")) {
         let exporter = SpanExporter::builder()
             .with_http()
             .with_protocol(Protocol::HttpBinary)
@@ -378,15 +454,38 @@ fn span_end_group(c: &mut Criterion) {
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .build();
-        bench_span_end(
-            &mut group,
-            &format!("span_end/sdk_batch/{}", state.name()),
-            &provider,
-            || {
-                let _ = provider.force_flush();
-            },
-        );
-        let _ = provider.shutdown_with_timeout(Duration::from_secs(1));
+        let flushed = provider.clone();
+        let ended = provider.clone();
+        pipelines.push(Pipeline {
+            name,
+            calls: provider,
+            settle: Box::new(move || {
+                let _ = flushed.force_flush();
+            }),
+            ours: None,
+            end: Box::new(move || {
+                let _ = ended.shutdown_with_timeout(Duration::from_secs(1));
+            }),
+        });
+    }
+    pipelines
+}
+
+fn span_end_group(c: &mut Criterion) {
+    let mut group = c.benchmark_group("otel");
+    group.throughput(Throughput::Elements(1));
+    for state in Server::ALL {
+        let endpoint = Endpoint::start(state);
+        let pipelines = span_pipelines(&endpoint, state);
+        for pipeline in &pipelines {
+            bench_span_end(&mut group, pipeline);
+        }
+        measure_alternately(&pipelines, |pipeline, n, histogram| {
+            for span in started_spans(&pipeline.calls, n) {
+                time_call(histogram, || end_span(span));
+            }
+        });
+        pipelines.into_iter().for_each(Pipeline::finish);
         endpoint.stop();
     }
     group.finish();

@@ -10,6 +10,7 @@
 //!   axum handler, a plain "serialize and POST" loop.
 //! - [`flush`]: flush-core set up for the benchmarks (a reporter in a given state, spool backlogs).
 //! - [`util`]: smoke-mode detection, temporary directories, chunked timing, percentiles, memory.
+//! - [`alternating`]: latencies of several pipelines measured in alternating blocks (the `otel` group).
 //! - [`scaling_chart`]: the SVG chart of the cost per event as the backlog and the batch grow (`bench-report`).
 //!
 //! The groups (one file each in `benches/benches/`): `record`, `spool_append`, `spool_read`, `backlog`,
@@ -22,6 +23,7 @@
 //! assert!(bytes.len() > 250);
 //! ```
 
+pub mod alternating;
 pub mod floors;
 pub mod flush;
 pub mod peers;

@@ -239,8 +239,11 @@ fn is_own(name: &str) -> bool {
 
 impl LogProcessor for OtelLogProcessor {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
-        let target = record.target().cloned();
-        if is_own(target.as_deref().unwrap_or(scope.name())) {
+        if is_own(
+            record
+                .target()
+                .map_or(scope.name(), |target| target.as_ref()),
+        ) {
             return;
         }
         if record.observed_timestamp().is_none() {
@@ -248,7 +251,7 @@ impl LogProcessor for OtelLogProcessor {
             record.set_observed_timestamp(SystemTime::now());
         }
         let record = &*record;
-        self.calls.record(|| log_event(record, scope, target));
+        self.calls.record(|| log_event(record, scope));
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -291,19 +294,16 @@ impl SpanProcessor for OtelSpanProcessor {
 /// The event of a log record emitted under `scope`: named on the caller's thread; the record cloned (the SDK keeps
 /// its own, as it does for its batch processor) into its deferred properties, which time it and convert it on the
 /// spooler thread.
-fn log_event(
-    record: &SdkLogRecord,
-    scope: &InstrumentationScope,
-    target: Option<Cow<'static, str>>,
-) -> Event {
+fn log_event(record: &SdkLogRecord, scope: &InstrumentationScope) -> Event {
     let name = otlp_form::log_event_name(
         Cow::Borrowed(record.event_name().unwrap_or_default()),
-        target.as_deref().unwrap_or(scope.name()),
+        record
+            .target()
+            .map_or(scope.name(), |target| target.as_ref()),
     );
     Event::new(name).with_deferred(Arc::new(DeferredLog {
         record: record.clone(),
         scope: scope.clone(),
-        target,
     }))
 }
 
@@ -346,7 +346,6 @@ impl DeferredProperties for DeferredSpan {
 struct DeferredLog {
     record: SdkLogRecord,
     scope: InstrumentationScope,
-    target: Option<Cow<'static, str>>,
 }
 
 impl DeferredProperties for DeferredLog {
@@ -355,7 +354,7 @@ impl DeferredProperties for DeferredLog {
     }
 
     fn build(&self) -> Result<Vec<(&'static str, DeferredValue)>, serde_json::Error> {
-        let scope = ProtoScope::from((&self.scope, self.target.clone()));
+        let scope = ProtoScope::from((&self.scope, self.record.target().cloned()));
         otlp_form::log_properties(&ProtoLogRecord::from(&self.record), &scope)
     }
 
@@ -420,12 +419,9 @@ mod tests {
         let mut record = provider.logger("app").create_log_record();
         let scope = InstrumentationScope::builder("app").build();
         record.set_observed_timestamp(at(2_000));
-        assert_eq!(
-            log_event(&record, &scope, None).timestamp(),
-            Some(at(2_000))
-        );
+        assert_eq!(log_event(&record, &scope).timestamp(), Some(at(2_000)));
         record.set_timestamp(at(1_000));
-        let event = log_event(&record, &scope, None);
+        let event = log_event(&record, &scope);
         assert_eq!(event.timestamp(), Some(at(1_000)));
         assert_eq!(event.name(), "app", "no event name: the scope's");
     }
