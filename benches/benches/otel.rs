@@ -359,26 +359,37 @@ fn info_pipelines(endpoint: &Endpoint, state: Server) -> Vec<Pipeline<tracing::D
     pipelines
 }
 
-fn info_group(c: &mut Criterion) {
+/// For each state: builds its pipelines with `build`, measures each with criterion (`bench`), then all of them in
+/// alternating blocks (`chunk` makes `n` timed calls of one pipeline), and ends them.
+fn measure_states<C>(
+    c: &mut Criterion,
+    build: impl Fn(&Endpoint, Server) -> Vec<Pipeline<C>>,
+    bench: impl Fn(&mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, &Pipeline<C>),
+    chunk: impl Fn(&Pipeline<C>, usize, &mut Histogram<u64>),
+) {
     let mut group = c.benchmark_group("otel");
     group.throughput(Throughput::Elements(1));
     for state in Server::ALL {
         let endpoint = Endpoint::start(state);
-        let pipelines = info_pipelines(&endpoint, state);
+        let pipelines = build(&endpoint, state);
         for pipeline in &pipelines {
-            bench_info(&mut group, pipeline);
+            bench(&mut group, pipeline);
         }
-        measure_alternately(&pipelines, |pipeline, n, histogram| {
-            tracing::dispatcher::with_default(&pipeline.calls, || {
-                for _ in 0..n {
-                    time_call(histogram, info);
-                }
-            });
-        });
+        measure_alternately(&pipelines, &chunk);
         pipelines.into_iter().for_each(Pipeline::finish);
         endpoint.stop();
     }
     group.finish();
+}
+
+fn info_group(c: &mut Criterion) {
+    measure_states(c, info_pipelines, bench_info, |pipeline, n, histogram| {
+        tracing::dispatcher::with_default(&pipeline.calls, || {
+            for _ in 0..n {
+                time_call(histogram, info);
+            }
+        });
+    });
 }
 
 /// `n` spans of `provider`'s tracer, started (two attributes each) and not yet ended.
@@ -472,23 +483,16 @@ fn span_pipelines(endpoint: &Endpoint, state: Server) -> Vec<Pipeline<SdkTracerP
 }
 
 fn span_end_group(c: &mut Criterion) {
-    let mut group = c.benchmark_group("otel");
-    group.throughput(Throughput::Elements(1));
-    for state in Server::ALL {
-        let endpoint = Endpoint::start(state);
-        let pipelines = span_pipelines(&endpoint, state);
-        for pipeline in &pipelines {
-            bench_span_end(&mut group, pipeline);
-        }
-        measure_alternately(&pipelines, |pipeline, n, histogram| {
+    measure_states(
+        c,
+        span_pipelines,
+        bench_span_end,
+        |pipeline, n, histogram| {
             for span in started_spans(&pipeline.calls, n) {
                 time_call(histogram, || end_span(span));
             }
-        });
-        pipelines.into_iter().for_each(Pipeline::finish);
-        endpoint.stop();
-    }
-    group.finish();
+        },
+    );
 }
 
 fn start(_: &mut Criterion) {
