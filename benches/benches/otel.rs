@@ -202,6 +202,29 @@ struct Pipeline<C> {
 }
 
 impl<C> Pipeline<C> {
+    /// A pipeline of ours: `calls` record into `ours`, whose spool is in `dir`; settled by [`settle`], ended by
+    /// `shutdown` (then the spool directory is removed).
+    fn ours(
+        name: String,
+        calls: C,
+        ours: Reporter,
+        dir: TempDir,
+        state: Server,
+        shutdown: impl FnOnce() + 'static,
+    ) -> Self {
+        let settled = ours.clone();
+        Self {
+            name,
+            calls,
+            settle: Box::new(move || settle(&settled, state)),
+            ours: Some(ours),
+            end: Box::new(move || {
+                shutdown();
+                drop(dir);
+            }),
+        }
+    }
+
     fn finish(self) {
         if let Some(ours) = &self.ours {
             print_state(&self.name, ours);
@@ -274,18 +297,17 @@ fn info_pipelines(endpoint: &Endpoint, state: Server) -> Vec<Pipeline<tracing::D
             flush_core::sink::Ingest,
         );
         let layer = TracingLayer::new(ours.clone());
-        let settled = ours.clone();
         let ended = ours.clone();
-        pipelines.push(Pipeline {
+        pipelines.push(Pipeline::ours(
             name,
-            calls: tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
-            settle: Box::new(move || settle(&settled, state)),
-            ours: Some(ours),
-            end: Box::new(move || {
+            tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
+            ours,
+            dir,
+            state,
+            move || {
                 let _ = ended.shutdown(Duration::from_secs(1));
-                drop(dir);
-            }),
-        });
+            },
+        ));
     }
 
     let name = format!("info/ours_log_processor/{}", state.name());
@@ -294,19 +316,18 @@ fn info_pipelines(endpoint: &Endpoint, state: Server) -> Vec<Pipeline<tracing::D
         let provider = SdkLoggerProvider::builder()
             .with_log_processor(OtelLogProcessor::new(ours.clone()))
             .build();
-        let settled = ours.clone();
-        pipelines.push(Pipeline {
+        pipelines.push(Pipeline::ours(
             name,
-            calls: tracing::Dispatch::new(
+            tracing::Dispatch::new(
                 tracing_subscriber::registry().with(OpenTelemetryTracingBridge::new(&provider)),
             ),
-            settle: Box::new(move || settle(&settled, state)),
-            ours: Some(ours),
-            end: Box::new(move || {
+            ours,
+            dir,
+            state,
+            move || {
                 let _ = provider.shutdown_with_timeout(Duration::from_secs(1));
-                drop(dir);
-            }),
-        });
+            },
+        ));
     }
 
     let name = format!("info/sdk_batch_log_processor/{}", state.name());
@@ -439,18 +460,17 @@ fn span_pipelines(endpoint: &Endpoint, state: Server) -> Vec<Pipeline<SdkTracerP
         let provider = SdkTracerProvider::builder()
             .with_span_processor(OtelSpanProcessor::new(ours.clone()))
             .build();
-        let settled = ours.clone();
         let ended = provider.clone();
-        pipelines.push(Pipeline {
+        pipelines.push(Pipeline::ours(
             name,
-            calls: provider,
-            settle: Box::new(move || settle(&settled, state)),
-            ours: Some(ours),
-            end: Box::new(move || {
+            provider,
+            ours,
+            dir,
+            state,
+            move || {
                 let _ = ended.shutdown_with_timeout(Duration::from_secs(1));
-                drop(dir);
-            }),
-        });
+            },
+        ));
     }
 
     let name = format!("span_end/sdk_batch/{}", state.name());
