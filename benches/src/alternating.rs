@@ -41,8 +41,8 @@ impl Blocks {
     }
 
     /// Rounds of blocks, each pipeline running one block per round.
-    fn rounds(self) -> u64 {
-        self.calls.div_ceil(self.counted_per_block())
+    fn rounds(self) -> usize {
+        usize::try_from(self.calls.div_ceil(self.counted_per_block())).unwrap_or(usize::MAX)
     }
 }
 
@@ -61,7 +61,7 @@ pub fn record_alternately(contenders: &mut [Contender<'_>], blocks: Blocks) -> V
     let count = contenders.len();
     for round in 0..blocks.rounds() {
         for offset in 0..count {
-            let index = (usize::try_from(round).unwrap_or(0) + offset) % count;
+            let index = (round % count + offset) % count;
             let contender = &mut contenders[index];
             for chunk in 0..blocks.chunks_per_block {
                 let histogram = if chunk == 0 {
@@ -92,8 +92,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pipelines_alternate_by_block_with_a_rotating_start_and_count_all_but_each_blocks_first_chunk()
-     {
+    fn blocks_rotate_their_first_pipeline_and_leave_their_first_chunk_uncounted() {
         let log = RefCell::new(Vec::new());
         let contender = |name: char| Contender {
             chunk: Box::new({
