@@ -239,11 +239,7 @@ fn is_own(name: &str) -> bool {
 
 impl LogProcessor for OtelLogProcessor {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
-        if is_own(
-            record
-                .target()
-                .map_or(scope.name(), |target| target.as_ref()),
-        ) {
+        if is_own(origin_name(record, scope)) {
             return;
         }
         if record.observed_timestamp().is_none() {
@@ -291,15 +287,21 @@ impl SpanProcessor for OtelSpanProcessor {
     }
 }
 
+/// Where a log record emitted under `scope` comes from: its target (a `tracing` callsite's, through the bridge),
+/// else the scope's name.
+fn origin_name<'a>(record: &'a SdkLogRecord, scope: &'a InstrumentationScope) -> &'a str {
+    record
+        .target()
+        .map_or(scope.name(), |target| target.as_ref())
+}
+
 /// The event of a log record emitted under `scope`: named on the caller's thread; the record cloned (the SDK keeps
 /// its own, as it does for its batch processor) into its deferred properties, which time it and convert it on the
 /// spooler thread.
 fn log_event(record: &SdkLogRecord, scope: &InstrumentationScope) -> Event {
     let name = otlp_form::log_event_name(
         Cow::Borrowed(record.event_name().unwrap_or_default()),
-        record
-            .target()
-            .map_or(scope.name(), |target| target.as_ref()),
+        origin_name(record, scope),
     );
     Event::new(name).with_deferred(Arc::new(DeferredLog {
         record: record.clone(),
